@@ -1,0 +1,1 @@
+"""faceleads.casework package."""

@@ -1,0 +1,1 @@
+"""faceleads.cli package."""

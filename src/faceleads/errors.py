@@ -1,0 +1,35 @@
+"""Error hierarchy: every refusal names the problem in words a user can act on."""
+
+from __future__ import annotations
+
+
+class FaceleadsError(Exception):
+    """Base class for all expected, user-facing errors."""
+
+
+class ConfigurationError(FaceleadsError):
+    """The settings are unsafe or incomplete for the chosen mode."""
+
+
+class ImageError(FaceleadsError):
+    """An image was refused by the safe intake (format, size, corruption...)."""
+
+
+class ModelError(FaceleadsError):
+    """A face model file is missing or unusable."""
+
+
+class NoFaceError(FaceleadsError):
+    """No usable face was found where one was required."""
+
+
+class PermissionDenied(FaceleadsError):
+    """The central policy refused the action."""
+
+
+class NotFound(FaceleadsError):
+    """A record does not exist or is not visible to the caller."""
+
+
+class ValidationError(FaceleadsError):
+    """Input data is malformed or violates a business rule."""

@@ -1,0 +1,1 @@
+"""faceleads.governance package."""

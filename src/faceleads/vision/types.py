@@ -1,0 +1,103 @@
+"""Typed contracts of the face engine: images, detections, quality and faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+ImageArray = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image accepted by the safe intake.
+
+    ``pixels``: uint8 array of shape (H, W, 3), RGB, EXIF orientation already applied.
+    ``sha256``: hex digest of the original bytes exactly as received (evidence integrity).
+    """
+
+    pixels: ImageArray
+    sha256: str
+    format: str  # "JPEG", "PNG", "BMP", "TIFF" or "WEBP"
+    size_bytes: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A raw detector output in image coordinates.
+
+    ``box``: float32 (4,) as x1, y1, x2, y2. ``landmarks``: float32 (5, 2) as x, y for
+    left eye, right eye, nose tip, left mouth corner, right mouth corner (subject's left is image right).
+    """
+
+    box: FloatArray
+    landmarks: FloatArray
+    score: float
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Per-face quality measures and the documented overall score in [0, 1] (see docs/quality.md)."""
+
+    inter_eye_px: float
+    yaw: float  # degrees, estimated from landmarks; 0 = frontal
+    pitch: float  # degrees
+    roll: float  # degrees
+    sharpness: float  # variance of the Laplacian of the aligned face crop
+    brightness: float  # mean luminance of the aligned crop, 0..255
+    contrast: float  # standard deviation of luminance of the aligned crop
+    detector_score: float
+    overall: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "overall": self.overall,
+            "inter_eye_px": self.inter_eye_px,
+            "yaw": self.yaw,
+            "pitch": self.pitch,
+            "roll": self.roll,
+            "sharpness": self.sharpness,
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "detector_score": self.detector_score,
+        }
+
+
+@dataclass
+class Face:
+    """A detected face with its quality and, when asked for, its embedding.
+
+    ``embedding``: float32 (512,), L2-normalised. ``embedding_norm``: the raw norm before
+    normalisation (low for poor or non-face crops: a quality signal).
+    """
+
+    box: FloatArray
+    landmarks: FloatArray
+    score: float
+    quality: Quality
+    embedding: FloatArray | None = None
+    embedding_norm: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = (float(v) for v in self.box)
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape used by the CLI and API."""
+        data: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "quality": {k: round(v, 4) for k, v in self.quality.as_dict().items()},
+        }
+        if self.embedding_norm is not None:
+            data["embedding_norm"] = round(float(self.embedding_norm), 4)
+        return data
