@@ -33,3 +33,15 @@ class NotFound(FaceleadsError):
 
 class ValidationError(FaceleadsError):
     """Input data is malformed or violates a business rule."""
+
+
+class IntegrityError(FaceleadsError):
+    """Encrypted data failed authentication: tampered, truncated, swapped or bound to another record."""
+
+
+class KeyDestroyedError(FaceleadsError):
+    """A subject's data key was destroyed (crypto-shredded); its encrypted data can never be read again."""
+
+
+class AuthenticationError(FaceleadsError):
+    """Sign-in refused (wrong credentials, locked account, missing second factor) or session invalid/expired."""
