@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     det_size: int = Field(default=640, ge=128, le=2048)
     det_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     nms_threshold: float = Field(default=0.4, gt=0.0, lt=1.0)
+    # Largest enlargement of a small photo before detection (1.0 = never enlarge; tight crops are padded instead).
+    det_max_upscale: float = Field(default=1.0, ge=0.25, le=8.0)
     ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only).
@@ -62,8 +64,19 @@ class Settings(BaseSettings):
     master_key: str | None = Field(default=None, repr=False)
     master_key_file: Path | None = None
 
+    # Sign-in and sessions (docs/security.md).
+    lockout_threshold: int = Field(default=5, ge=1, le=100)  # consecutive failed sign-ins before lockout
+    lockout_minutes: int = Field(default=15, ge=1, le=10080)  # or until an administrator unlocks
+    session_idle_minutes: int = Field(default=30, ge=1, le=1440)  # sliding idle timeout
+    session_max_hours: int = Field(default=12, ge=1, le=168)  # absolute session lifetime
+    session_file: Path | None = None  # CLI token file; default <data_dir>/.session (FACELEADS_SESSION = token)
+    session: str | None = Field(default=None, repr=False)  # FACELEADS_SESSION: a session token (overrides the file)
+
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)
+
+    # Agency code the dev-mode CLI acts for when no --agency is given.
+    agency: str = Field(default="DEV", min_length=1, max_length=32)
 
     @field_validator("data_dir", mode="after")
     @classmethod
