@@ -48,11 +48,11 @@ class FaceEngine:
         self.settings = settings or get_settings()
         s = self.settings
         threads = s.effective_threads
-        emb_path = model_path(s, s.embedder_file) if embedder_runner is None else None
         if detector_runner is None:
             detector_runner = OrtRunner(model_path(s, s.detector_file), threads)
-        if embedder_runner is None:
-            embedder_runner = OrtRunner(model_path(s, s.embedder_file), threads)
+        emb_path = model_path(s, s.embedder_file) if embedder_runner is None else None
+        if emb_path is not None:
+            embedder_runner = OrtRunner(emb_path, threads)
         self.detector = ScrfdDetector(
             detector_runner,
             det_size=s.det_size,
