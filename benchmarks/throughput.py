@@ -46,8 +46,12 @@ def main() -> None:
     faces_found = 0
     started = time.perf_counter()
     with Progress(
-        TextColumn("detect+align+embed"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=args.json,
+        TextColumn("detect+align+embed"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.json,
     ) as progress:
         task = progress.add_task("images", total=len(paths))
         for start in range(0, len(paths), args.batch):

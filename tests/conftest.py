@@ -17,7 +17,9 @@ WEB_DIR = FACES_DIR / "web-photos"
 
 def pytest_configure(config: pytest.Config) -> None:
     if not LFW_DIR.is_dir():
-        raise pytest.UsageError(f"test data not found at {FACES_DIR} (the shared faces folder must sit beside the repo)")
+        raise pytest.UsageError(
+            f"test data not found at {FACES_DIR} (the shared faces folder must sit beside the repo)"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,9 @@ def test_every_command_has_help() -> None:
 
 def test_faces_json_shape_and_annotation(lfw_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "annotated.png"
-    result = runner.invoke(app, ["faces", str(lfw_dir / "images/Al_Gore/Al_Gore_0003.jpg"), "--json", "--annotate", str(out)])
+    result = runner.invoke(
+        app, ["faces", str(lfw_dir / "images/Al_Gore/Al_Gore_0003.jpg"), "--json", "--annotate", str(out)]
+    )
     assert result.exit_code == 0, result.output
     faces = json.loads(result.stdout)
     assert isinstance(faces, list) and len(faces) >= 1
@@ -63,10 +65,24 @@ def test_faces_json_shape_and_annotation(lfw_dir: Path, tmp_path: Path) -> None:
 
 
 def test_compare_json_same_and_different(lfw_dir: Path) -> None:
-    same = runner.invoke(app, ["compare", str(lfw_dir / "images/Al_Gore/Al_Gore_0001.jpg"),
-                               str(lfw_dir / "images/Al_Gore/Al_Gore_0003.jpg"), "--json"])
-    different = runner.invoke(app, ["compare", str(lfw_dir / "images/Al_Gore/Al_Gore_0001.jpg"),
-                                    str(lfw_dir / "images/AJ_Cook/AJ_Cook_0001.jpg"), "--json"])
+    same = runner.invoke(
+        app,
+        [
+            "compare",
+            str(lfw_dir / "images/Al_Gore/Al_Gore_0001.jpg"),
+            str(lfw_dir / "images/Al_Gore/Al_Gore_0003.jpg"),
+            "--json",
+        ],
+    )
+    different = runner.invoke(
+        app,
+        [
+            "compare",
+            str(lfw_dir / "images/Al_Gore/Al_Gore_0001.jpg"),
+            str(lfw_dir / "images/AJ_Cook/AJ_Cook_0001.jpg"),
+            "--json",
+        ],
+    )
     for result in (same, different):
         assert result.exit_code == 0, result.output
     s, d = json.loads(same.stdout), json.loads(different.stdout)
@@ -110,7 +126,12 @@ def test_faceless_photo_gives_empty_list_and_compare_names_it(tmp_path: Path, lf
 
 def test_selfcheck_runs_as_an_installed_command(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "faceleads"
-    completed = subprocess.run([str(exe), "selfcheck"], capture_output=True, text=True, timeout=300,
-                               env={"FACELEADS_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    completed = subprocess.run(
+        [str(exe), "selfcheck"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"FACELEADS_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert completed.returncode == 0, completed.stderr
     assert "self-check passed" in completed.stdout

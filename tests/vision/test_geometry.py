@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -23,7 +24,9 @@ def test_anchor_grid_is_row_major_with_two_anchors_per_cell() -> None:
 
 def test_anchor_counts_match_each_stride() -> None:
     for stride in scrfd.STRIDES:
-        assert scrfd.anchor_centers(640 // stride, 480 // stride, stride).shape[0] == (640 // stride) * (480 // stride) * 2
+        assert (
+            scrfd.anchor_centers(640 // stride, 480 // stride, stride).shape[0] == (640 // stride) * (480 // stride) * 2
+        )
 
 
 def test_distance_to_box_and_keypoints() -> None:
@@ -135,7 +138,7 @@ def test_tile_origins_cover_the_length_with_overlap() -> None:
     assert tile_origins(500, 640, 0.25) == [0]
     origins = tile_origins(2000, 640, 0.25)
     assert origins[0] == 0 and origins[-1] == 2000 - 640
-    assert all(b - a <= 640 * 0.75 + 1 for a, b in zip(origins, origins[1:], strict=False))
+    assert all(b - a <= 640 * 0.75 + 1 for a, b in itertools.pairwise(origins))
 
 
 def test_l2_normalise_keeps_norms_and_zero_rows() -> None:

@@ -19,7 +19,13 @@ def annotate(image: ImageArray, faces: Sequence[Face]) -> ImageArray:
     thickness = max(1, round(2 * scale))
     for number, face in enumerate(faces, start=1):
         x1, y1, x2, y2 = (round(float(v)) for v in face.box)
-        colour = (0, 220, 0) if face.quality.overall >= 0.5 else (255, 170, 0) if face.quality.overall >= 0.25 else (230, 0, 0)
+        colour = (
+            (0, 220, 0)
+            if face.quality.overall >= 0.5
+            else (255, 170, 0)
+            if face.quality.overall >= 0.25
+            else (230, 0, 0)
+        )
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
         for (x, y), dot in zip(face.landmarks, LANDMARK_COLOURS, strict=True):
             cv2.circle(canvas, (round(float(x)), round(float(y))), thickness + 1, dot, -1)
@@ -28,5 +34,7 @@ def annotate(image: ImageArray, faces: Sequence[Face]) -> ImageArray:
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         ty = y1 - 4 if y1 - th - 6 > 0 else y2 + th + 4
         cv2.rectangle(canvas, (x1, ty - th - 3), (x1 + tw + 4, ty + 3), colour, -1)
-        cv2.putText(canvas, label, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas, label, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness, cv2.LINE_AA
+        )
     return canvas

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -50,8 +51,9 @@ class FaceEngine:
         threads = s.effective_threads
         if detector_runner is None:
             detector_runner = OrtRunner(model_path(s, s.detector_file), threads)
-        emb_path = model_path(s, s.embedder_file) if embedder_runner is None else None
-        if emb_path is not None:
+        emb_path: Path | None = None
+        if embedder_runner is None:
+            emb_path = model_path(s, s.embedder_file)
             embedder_runner = OrtRunner(emb_path, threads)
         self.detector = ScrfdDetector(
             detector_runner,
