@@ -1,0 +1,309 @@
+"""Sign-in, lockout and sessions.
+
+- :func:`authenticate` checks username, password (argon2id) and, when the user enrolled TOTP, a TOTP code or a
+  single-use recovery code, and returns a new session token. Every attempt is audited, success or failure.
+- After ``lockout_threshold`` (5) consecutive failures the account is locked for ``lockout_minutes`` (15) or until
+  an administrator unlocks it; while locked even the right password is refused (and audited as denied).
+- Sessions expire after ``session_idle_minutes`` (30) without use (sliding) and in any case ``session_max_hours``
+  (12) after sign-in. Only the SHA-256 of the token is stored.
+- :func:`actor_for_session` turns a token into the :class:`Actor` every policy decision is made for; analysts and
+  reviewers whose certification has expired lose those two roles there.
+
+Time comes from an injectable ``clock`` so that expiry is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from faceleads.config import Settings, get_settings
+from faceleads.db import Agency, transaction, utcnow
+from faceleads.errors import AuthenticationError
+from faceleads.governance import audit
+from faceleads.security import passwords, totp
+from faceleads.security.actor import Actor, Role
+from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
+
+Clock = Callable[[], datetime]
+
+# Roles that exist only for certified examiners: without a valid certification they are not effective.
+CERTIFIED_ROLES: frozenset[Role] = frozenset({Role.ANALYST, Role.REVIEWER})
+_LAST_SEEN_GRANULARITY = timedelta(seconds=60)  # avoid a database write on every request
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime (SQLite returns naive values for UTC columns)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def hash_token(token: str) -> str:
+    """What the database stores for a session token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def has_valid_certification(session: Session, user_id: int, now: datetime) -> bool:
+    """Whether the user holds an unrevoked certification that has not expired at ``now``."""
+    for cert in session.scalars(select(Certification).where(Certification.user_id == user_id)):
+        if cert.revoked_at is None and as_utc(cert.expires_at) > now:
+            return True
+    return False
+
+
+def actor_for_user(session: Session, user: User, now: datetime | None = None) -> Actor:
+    """The effective identity of ``user`` at ``now``: granted roles minus analyst/reviewer when uncertified."""
+    now = as_utc(now or utcnow())
+    roles = {Role(grant.role) for grant in user.role_grants}
+    if roles & CERTIFIED_ROLES and not has_valid_certification(session, user.id, now):
+        roles -= CERTIFIED_ROLES
+    agency = session.get(Agency, user.agency_id)
+    return Actor(
+        username=user.username,
+        agency_id=user.agency_id,
+        roles=frozenset(roles),
+        user_id=user.id,
+        agency_code=agency.code if agency else "",
+    )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A successful sign-in: the bearer token (shown once) and who signed in."""
+
+    token: str
+    actor: Actor
+    expires_at: datetime
+    second_factor: str
+
+
+def _check_second_factor(
+    session: Session,
+    user: User,
+    code: str | None,
+    now: datetime,
+    master_key: bytes | None,
+    settings: Settings,
+) -> tuple[str | None, str]:
+    """(failure reason or None, factor used). Marks the TOTP step or recovery code as used on success."""
+    if not user.totp_enabled:
+        return None, "none"
+    if not code or not code.strip():
+        return "second factor missing", "none"
+    if totp.looks_like_recovery_code(code):
+        digest = totp.hash_recovery_code(code)
+        row = session.scalars(
+            select(RecoveryCode).where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash == digest,
+                RecoveryCode.used_at.is_(None),
+            )
+        ).first()
+        if row is None:
+            return "recovery code wrong or already used", "recovery"
+        row.used_at = now
+        return None, "recovery"
+    if user.totp_secret_enc is None:
+        return "TOTP enabled but no secret stored", "totp"
+    from faceleads.security.crypto import load_master_key
+
+    key = master_key if master_key is not None else load_master_key(settings)
+    secret = totp.open_secret(key, user.id, user.totp_secret_enc)
+    step = totp.match_step(secret, code, now, last_step=user.totp_last_step)
+    if step is None:
+        return "TOTP code wrong, expired or already used", "totp"
+    user.totp_last_step = step
+    return None, "totp"
+
+
+def authenticate(
+    session_factory: sessionmaker[Session],
+    username: str,
+    password: str,
+    second_factor: str | None = None,
+    *,
+    settings: Settings | None = None,
+    master_key: bytes | None = None,
+    clock: Clock = utcnow,
+    client: str = "cli",
+) -> SignIn:
+    """Sign a user in and return a new session token; raise :class:`AuthenticationError` otherwise.
+
+    Failures are committed (counter, lockout, audit entry) before the error is raised. The message does not say
+    whether the username exists or which factor was wrong; the audit entry does.
+    """
+    settings = settings or get_settings()
+    now = as_utc(clock())
+    failure: str | None = None
+    result: SignIn | None = None
+    with transaction(session_factory) as session:
+        user = session.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            passwords.burn_time(password)
+            audit.record(
+                session,
+                None,
+                audit.AuditAction.LOGIN,
+                "user:(unknown)",
+                audit.Outcome.FAILED,
+                details={
+                    "attempted_username": username[:150],
+                    "reason": "unknown user",
+                    "client": client[:100],
+                },
+                at=now,
+            )
+            failure = "invalid username or password"
+        else:
+            actor = actor_for_user(session, user, now)
+            ref = f"user:{user.id}"
+            locked_until = as_utc(user.locked_until) if user.locked_until else None
+            if not user.active:
+                passwords.burn_time(password)
+                audit.record(
+                    session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
+                    details={"reason": "account deactivated", "client": client[:100]}, at=now,
+                )  # fmt: skip
+                failure = "invalid username or password"
+            elif locked_until is not None and locked_until > now:
+                audit.record(
+                    session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
+                    details={"reason": "account locked", "locked_until": locked_until.isoformat(),
+                             "client": client[:100]},
+                    at=now,
+                )  # fmt: skip
+                failure = (
+                    f"account locked after repeated failed sign-ins until {locked_until:%Y-%m-%d %H:%M} UTC, "
+                    "or until an administrator unlocks it"
+                )
+            else:
+                reason: str | None = None
+                factor = "none"
+                if not passwords.verify_password(user.password_hash, password):
+                    reason = "wrong password"
+                else:
+                    reason, factor = _check_second_factor(session, user, second_factor, now, master_key, settings)
+                if reason is not None:
+                    failure = _record_failure(session, user, actor, reason, now, settings, client)
+                else:
+                    result = _open_session(session, user, actor, password, factor, now, settings, client)
+    if failure is not None:
+        raise AuthenticationError(failure)
+    assert result is not None
+    return result
+
+
+def _record_failure(
+    session: Session, user: User, actor: Actor, reason: str, now: datetime, settings: Settings, client: str
+) -> str:
+    """Count a failed attempt, lock the account at the threshold, audit; return the message for the user."""
+    # Increment in SQL so that concurrent failures are all counted.
+    session.execute(update(User).where(User.id == user.id).values(failed_attempts=User.failed_attempts + 1))
+    session.refresh(user, ["failed_attempts"])
+    attempts = user.failed_attempts
+    audit.record(
+        session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.FAILED,
+        details={"reason": reason, "consecutive_failures": attempts, "client": client[:100]}, at=now,
+    )  # fmt: skip
+    if attempts >= settings.lockout_threshold:
+        user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+        user.failed_attempts = 0  # a fresh allowance once the lock ends
+        audit.record(
+            session, actor, "account_locked", f"user:{user.id}", audit.Outcome.OK,
+            details={"consecutive_failures": attempts, "minutes": settings.lockout_minutes}, at=now,
+        )  # fmt: skip
+        return (
+            f"invalid credentials; the account is now locked for {settings.lockout_minutes} minutes "
+            "(or until an administrator unlocks it)"
+        )
+    return "invalid username, password or second factor"
+
+
+def _open_session(
+    session: Session,
+    user: User,
+    actor: Actor,
+    password: str,
+    factor: str,
+    now: datetime,
+    settings: Settings,
+    client: str,
+) -> SignIn:
+    user.failed_attempts = 0
+    user.locked_until = None
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(hours=settings.session_max_hours)
+    session.add(
+        AuthSession(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires_at,
+            client=client[:100],
+            second_factor=factor,
+        )
+    )
+    audit.record(
+        session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.OK,
+        details={"second_factor": factor, "client": client[:100]}, at=now,
+    )  # fmt: skip
+    return SignIn(token=token, actor=actor, expires_at=expires_at, second_factor=factor)
+
+
+def actor_for_session(
+    session: Session, token: str, *, settings: Settings | None = None, clock: Clock = utcnow
+) -> Actor:
+    """The identity behind a session token, sliding its idle timeout; AuthenticationError if invalid or expired."""
+    settings = settings or get_settings()
+    now = as_utc(clock())
+    if not token:
+        raise AuthenticationError("not signed in: run 'faceleads login'")
+    row = session.scalars(select(AuthSession).where(AuthSession.token_hash == hash_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError("not signed in (session unknown or ended): run 'faceleads login'")
+    if now - as_utc(row.last_seen_at) > timedelta(minutes=settings.session_idle_minutes):
+        raise AuthenticationError(
+            f"session expired after {settings.session_idle_minutes} minutes without use: sign in again"
+        )
+    if now >= as_utc(row.expires_at):
+        raise AuthenticationError(
+            f"session reached its maximum lifetime of {settings.session_max_hours} hours: sign in again"
+        )
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise AuthenticationError("account deactivated")
+    if now - as_utc(row.last_seen_at) >= _LAST_SEEN_GRANULARITY:
+        row.last_seen_at = now
+    return actor_for_user(session, user, now)
+
+
+def logout(session: Session, token: str, *, clock: Clock = utcnow) -> bool:
+    """End a session (audited). Returns False when the token was unknown or already ended."""
+    now = as_utc(clock())
+    row = session.scalars(select(AuthSession).where(AuthSession.token_hash == hash_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = now
+    user = session.get(User, row.user_id)
+    actor = actor_for_user(session, user, now) if user else None
+    audit.record(session, actor, audit.AuditAction.LOGOUT, f"user:{row.user_id}", at=now)
+    return True
+
+
+def revoke_user_sessions(session: Session, user_id: int, now: datetime | None = None) -> int:
+    """End every open session of a user (password reset, deactivation, role change). Returns how many."""
+    now = as_utc(now or utcnow())
+    rows = session.scalars(
+        select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    ).all()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)

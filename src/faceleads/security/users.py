@@ -1,0 +1,494 @@
+"""Administration of agencies, users, roles and certifications, and each user's own account (password, TOTP).
+
+Every function takes a session factory and the acting :class:`Actor`, asks the central policy
+(:func:`faceleads.security.policy.enforce`, which audits refusals), does its work in one transaction and audits it
+in that same transaction, so that a change and its audit entry commit together.
+
+Separation of duties: nobody changes their own roles or certifications (an administrator cannot make themselves an
+analyst and so reach biometric content), and administrators act only on users of their own agency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from faceleads.db import Agency, transaction, utcnow
+from faceleads.errors import NotFound, PermissionDenied, ValidationError
+from faceleads.governance import audit
+from faceleads.security import passwords, totp
+from faceleads.security.actor import Actor, Role
+from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
+from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
+from faceleads.security.policy import Action, enforce
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
+_AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+
+
+def parse_roles(names: Iterable[str]) -> frozenset[Role]:
+    """Role names to roles; ValidationError naming an unknown one."""
+    roles = set()
+    for name in names:
+        try:
+            roles.add(Role(name.strip().lower().replace("-", "_").replace(" ", "_")))
+        except ValueError:
+            raise ValidationError(f"unknown role {name!r}: choose from {', '.join(r.value for r in Role)}") from None
+    return frozenset(roles)
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def agency_by_code(session: Session, code: str) -> Agency:
+    """The agency with ``code``; NotFound otherwise."""
+    agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    if agency is None:
+        raise NotFound(f"no agency with code {code!r}")
+    return agency
+
+
+def _target_agency_id(session_factory: sessionmaker[Session], username: str) -> int:
+    """The agency of the user an admin action is about (looked up before the policy decision)."""
+    with session_factory() as session:
+        return _user(session, username).agency_id
+
+
+def _not_self(actor: Actor, username: str, what: str) -> None:
+    if actor.username == username:
+        raise PermissionDenied(f"nobody may {what} themselves; another administrator must do it")
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """What administration screens show about a user (never secrets)."""
+
+    id: int
+    username: str
+    display_name: str
+    agency_code: str
+    roles: tuple[str, ...]
+    effective_roles: tuple[str, ...]
+    active: bool
+    locked_until: datetime | None
+    totp_enabled: bool
+    certified_until: datetime | None
+
+
+# --- agencies and users ----------------------------------------------------------------------------------------
+
+
+def bootstrap(
+    session_factory: sessionmaker[Session], agency_code: str, agency_name: str, username: str, password: str
+) -> int:
+    """Create the first agency and its first administrator; refused once any user exists. Returns the user id."""
+    _check_agency_code(agency_code)
+    _check_username(username)
+    passwords.check_password_rules(password, username=username)
+    with transaction(session_factory) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            raise PermissionDenied("the system is already set up: bootstrap only creates the very first user")
+        agency = session.scalars(select(Agency).where(Agency.code == agency_code)).first()
+        if agency is None:
+            agency = Agency(code=agency_code, name=agency_name)
+            session.add(agency)
+            session.flush()
+        user = User(agency_id=agency.id, username=username, password_hash=passwords.hash_password(password))
+        session.add(user)
+        session.flush()
+        session.add(RoleGrant(user_id=user.id, role=Role.ADMINISTRATOR.value))
+        audit.record(
+            session, None, "bootstrap", f"user:{user.id}",
+            details={"agency_code": agency_code, "username": username, "role": Role.ADMINISTRATOR.value},
+        )  # fmt: skip
+        return user.id
+
+
+def _check_agency_code(code: str) -> None:
+    if not _AGENCY_CODE.match(code):
+        raise ValidationError(f"agency code {code!r} must be 1-32 upper-case letters, digits, '-' or '_'")
+
+
+def _check_username(username: str) -> None:
+    if not _USERNAME.match(username):
+        raise ValidationError(
+            f"username {username!r} must be 3-64 lower-case letters, digits, '.', '-' or '_', "
+            "starting and ending with a letter or digit"
+        )
+
+
+def create_agency(session_factory: sessionmaker[Session], actor: Actor, code: str, name: str) -> int:
+    """Create an agency; returns its id."""
+    enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{code}")
+    _check_agency_code(code)
+    if not name.strip() or len(name) > 200:
+        raise ValidationError("agency name must be 1-200 characters")
+    with transaction(session_factory) as session:
+        if session.scalars(select(Agency).where(Agency.code == code)).first() is not None:
+            raise ValidationError(f"an agency with code {code!r} already exists")
+        agency = Agency(code=code, name=name.strip())
+        session.add(agency)
+        session.flush()
+        audit.record(session, actor, "agency_create", f"agency:{agency.id}", details={"code": code, "name": name})
+        return agency.id
+
+
+def create_user(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    agency_code: str,
+    username: str,
+    password: str,
+    *,
+    display_name: str = "",
+    roles: Iterable[str] = (),
+) -> int:
+    """Create a user in ``agency_code`` (the administrator's own agency) with initial roles; returns the id."""
+    with session_factory() as session:
+        agency_id = agency_by_code(session, agency_code).id
+    enforce(session_factory, actor, Action.ADMIN_USERS, f"user:{username}", agency_id)
+    role_set = parse_roles(roles)
+    if role_set:
+        enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}", agency_id)
+    _check_username(username)
+    passwords.check_password_rules(password, username=username)
+    with transaction(session_factory) as session:
+        if session.scalars(select(User).where(User.username == username)).first() is not None:
+            raise ValidationError(f"username {username!r} is already taken")
+        user = User(
+            agency_id=agency_id,
+            username=username,
+            display_name=display_name[:200],
+            password_hash=passwords.hash_password(password),
+        )
+        session.add(user)
+        session.flush()
+        for role in sorted(role_set):
+            session.add(RoleGrant(user_id=user.id, role=role.value, granted_by=actor.user_id))
+        audit.record(
+            session, actor, "user_create", f"user:{user.id}",
+            details={"username": username, "agency_code": agency_code, "roles": ",".join(sorted(role_set))},
+        )  # fmt: skip
+        return user.id
+
+
+def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: str, role: str) -> bool:
+    """Grant a role; False when the user already held it."""
+    (parsed,) = parse_roles([role])
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_ROLES,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    _not_self(actor, username, "change the roles of")
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        if any(grant.role == parsed.value for grant in user.role_grants):
+            return False
+        session.add(RoleGrant(user_id=user.id, role=parsed.value, granted_by=actor.user_id))
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "grant_role", "role": parsed.value, "username": username},
+        )  # fmt: skip
+        return True
+
+
+def revoke_role(session_factory: sessionmaker[Session], actor: Actor, username: str, role: str) -> bool:
+    """Revoke a role; False when the user did not hold it."""
+    (parsed,) = parse_roles([role])
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_ROLES,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    _not_self(actor, username, "change the roles of")
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        grant = next((g for g in user.role_grants if g.role == parsed.value), None)
+        if grant is None:
+            return False
+        user.role_grants.remove(grant)
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "revoke_role", "role": parsed.value, "username": username},
+        )  # fmt: skip
+        return True
+
+
+def certify(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    username: str,
+    expires_at: datetime,
+    *,
+    reference: str = "",
+    clock: Clock = utcnow,
+) -> int:
+    """Record a facial-comparison certification valid until ``expires_at``; returns its id."""
+    enforce(
+        session_factory, actor, Action.ADMIN_CERTIFICATIONS, f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )  # fmt: skip
+    _not_self(actor, username, "certify")
+    now = as_utc(clock())
+    expires_at = as_utc(expires_at)
+    if expires_at <= now:
+        raise ValidationError(f"certification expiry {expires_at:%Y-%m-%d} is not in the future")
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        cert = Certification(
+            user_id=user.id,
+            reference=reference[:200],
+            issued_at=now,
+            expires_at=expires_at,
+            issued_by=actor.user_id,
+        )
+        session.add(cert)
+        session.flush()
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "certify", "certification_id": cert.id, "expires": expires_at.isoformat(),
+                     "reference": reference[:200]},
+        )  # fmt: skip
+        return cert.id
+
+
+def revoke_certifications(
+    session_factory: sessionmaker[Session], actor: Actor, username: str, *, clock: Clock = utcnow
+) -> int:
+    """Revoke every current certification of a user (e.g. failed proficiency test); returns how many."""
+    enforce(
+        session_factory, actor, Action.ADMIN_CERTIFICATIONS, f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )  # fmt: skip
+    _not_self(actor, username, "revoke the certification of")
+    now = as_utc(clock())
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        count = 0
+        for cert in user.certifications:
+            if cert.revoked_at is None:
+                cert.revoked_at = now
+                count += 1
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "revoke_certifications", "count": count},
+        )  # fmt: skip
+        return count
+
+
+def reset_password(session_factory: sessionmaker[Session], actor: Actor, username: str, new_password: str) -> None:
+    """Set a new password for a user (their sessions end); tell them out of band."""
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_USERS,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    passwords.check_password_rules(new_password, username=username)
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        user.password_hash = passwords.hash_password(new_password)
+        user.password_changed_at = utcnow()
+        ended = revoke_user_sessions(session, user.id)
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "reset_password", "sessions_ended": ended},
+        )  # fmt: skip
+
+
+def unlock(session_factory: sessionmaker[Session], actor: Actor, username: str) -> None:
+    """Lift a lockout and reset the failure counter."""
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_USERS,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        user.locked_until = None
+        user.failed_attempts = 0
+        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": username})
+
+
+def set_active(session_factory: sessionmaker[Session], actor: Actor, username: str, active: bool) -> None:
+    """Deactivate (sessions end, sign-in refused) or reactivate a user. Users are never deleted: the audit trail
+    refers to them."""
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_USERS,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    _not_self(actor, username, "deactivate or reactivate")
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        user.active = active
+        ended = 0 if active else revoke_user_sessions(session, user.id)
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "activate" if active else "deactivate", "sessions_ended": ended},
+        )  # fmt: skip
+
+
+def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: str) -> None:
+    """Remove a user's TOTP and recovery codes (lost device); they enrol again at next sign-in."""
+    enforce(
+        session_factory,
+        actor,
+        Action.ADMIN_USERS,
+        f"user:{username}",
+        _target_agency_id(session_factory, username),
+    )
+    with transaction(session_factory) as session:
+        user = _user(session, username)
+        user.totp_enabled = False
+        user.totp_secret_enc = None
+        user.totp_last_step = None
+        for code in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+            session.delete(code)
+        ended = revoke_user_sessions(session, user.id)
+        audit.record(
+            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+            details={"change": "reset_totp", "sessions_ended": ended},
+        )  # fmt: skip
+
+
+def list_users(session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow) -> list[UserInfo]:
+    """The users of the actor's own agency."""
+    enforce(session_factory, actor, Action.VIEW_USERS, f"agency:{actor.agency_id}/users", actor.agency_id)
+    now = as_utc(clock())
+    out = []
+    with session_factory() as session:
+        for user in session.scalars(select(User).where(User.agency_id == actor.agency_id).order_by(User.username)):
+            effective = actor_for_user(session, user, now)
+            expiries = [as_utc(c.expires_at) for c in user.certifications if c.revoked_at is None]
+            out.append(
+                UserInfo(
+                    id=user.id,
+                    username=user.username,
+                    display_name=user.display_name,
+                    agency_code=effective.agency_code,
+                    roles=tuple(sorted(g.role for g in user.role_grants)),
+                    effective_roles=tuple(sorted(effective.roles)),
+                    active=user.active,
+                    locked_until=as_utc(user.locked_until) if user.locked_until else None,
+                    totp_enabled=user.totp_enabled,
+                    certified_until=max(expiries) if expiries else None,
+                )
+            )
+    return out
+
+
+# --- own account -----------------------------------------------------------------------------------------------
+
+
+def change_own_password(
+    session_factory: sessionmaker[Session], actor: Actor, old_password: str, new_password: str
+) -> None:
+    """Change the actor's own password (needs the old one). Other sessions stay open."""
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    passwords.check_password_rules(new_password, username=actor.username)
+    with transaction(session_factory) as session:
+        user = _user(session, actor.username)
+        if not passwords.verify_password(user.password_hash, old_password):
+            raise PermissionDenied("the current password is wrong")
+        user.password_hash = passwords.hash_password(new_password)
+        user.password_changed_at = utcnow()
+        audit.record(session, actor, "password_change", f"user:{user.id}")
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """What the user needs to add the account to an authenticator app."""
+
+    secret: str
+    uri: str
+    qr_png: bytes
+
+
+def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, master_key: bytes) -> TotpEnrolment:
+    """Store a new (not yet active) TOTP secret for the actor and return it with its QR code.
+
+    Refused when TOTP is already enabled (an administrator resets it first), so that a stolen session cannot
+    silently replace the second factor.
+    """
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    secret = totp.new_secret()
+    with transaction(session_factory) as session:
+        user = _user(session, actor.username)
+        if user.totp_enabled:
+            raise ValidationError("TOTP is already enabled; an administrator must reset it before re-enrolling")
+        user.totp_secret_enc = totp.seal_secret(master_key, user.id, secret)
+        user.totp_last_step = None
+        audit.record(session, actor, "totp_enrol_begin", f"user:{user.id}")
+    uri = totp.provisioning_uri(secret, actor.username, actor.agency_code or str(actor.agency_id))
+    return TotpEnrolment(secret=secret, uri=uri, qr_png=totp.qr_png(uri))
+
+
+def confirm_totp_enrolment(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    code: str,
+    master_key: bytes,
+    *,
+    clock: Clock = utcnow,
+) -> list[str]:
+    """Enable TOTP once the user proves their app shows the right code; returns the recovery codes (shown once)."""
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    now = as_utc(clock())
+    with transaction(session_factory) as session:
+        user = _user(session, actor.username)
+        if user.totp_enabled:
+            raise ValidationError("TOTP is already enabled")
+        if user.totp_secret_enc is None:
+            raise ValidationError("no TOTP enrolment in progress: run 'faceleads account totp-enrol' first")
+        secret = totp.open_secret(master_key, user.id, user.totp_secret_enc)
+        step = totp.match_step(secret, code, now)
+        if step is None:
+            raise ValidationError("the code does not match: check the authenticator app's clock and try again")
+        user.totp_enabled = True
+        user.totp_last_step = step
+        codes = _replace_recovery_codes(session, user, now)
+        audit.record(session, actor, "totp_enabled", f"user:{user.id}", details={"recovery_codes": len(codes)})
+        return codes
+
+
+def regenerate_recovery_codes(
+    session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow
+) -> list[str]:
+    """Replace the actor's recovery codes with fresh ones (the old ones stop working)."""
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    with transaction(session_factory) as session:
+        user = _user(session, actor.username)
+        if not user.totp_enabled:
+            raise ValidationError("recovery codes exist only once TOTP is enabled")
+        codes = _replace_recovery_codes(session, user, as_utc(clock()))
+        audit.record(session, actor, "recovery_codes_regenerated", f"user:{user.id}")
+        return codes
+
+
+def _replace_recovery_codes(session: Session, user: User, now: datetime) -> list[str]:
+    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        session.delete(old)
+    codes = totp.new_recovery_codes()
+    for code in codes:
+        session.add(RecoveryCode(user_id=user.id, code_hash=totp.hash_recovery_code(code), created_at=now))
+    return codes
