@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     det_max_upscale: float = Field(default=1.0, ge=0.25, le=8.0)
     ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
-    # Cosine similarity at which two faces are called the same person (1:1 decisions only).
-    # Calibrated on LFW pairsDevTrain with benchmarks/lfw_verification.py.
+    # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
+    # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
+    # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
     similarity_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
 
     # Safe image intake.
@@ -59,6 +60,16 @@ class Settings(BaseSettings):
     candidate_list_length: int = Field(default=20, ge=2, le=50)
     score_fusion: ScoreFusion = ScoreFusion.BEST
     quality_floor: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    # Casework (docs/casework.md): retention of case data and probes by offence category, in days from opening
+    # (FACELEADS_RETENTION_DAYS='{"serious": 3650, ...}'); categories not listed use retention_default_days.
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: {"serious": 3650, "standard": 2190, "minor": 730}
+    )
+    retention_default_days: int = Field(default=2190, ge=1, le=36500)
+    max_video_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1)
+    video_sample_seconds: float = Field(default=0.5, gt=0.0, le=60.0)  # one sampled frame per interval
+    video_max_frames: int = Field(default=1200, ge=1, le=100_000)  # sampled frames analysed per video
 
     # Encryption: master key (32 bytes, base64) from the environment or a key file.
     master_key: str | None = Field(default=None, repr=False)
@@ -74,6 +85,13 @@ class Settings(BaseSettings):
 
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)
+
+    # Web application and REST API (docs/web.md).
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+    web_inference_threads: int = Field(default=2, ge=1, le=64)  # concurrent face inference in the web app
+    web_max_request_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # largest request body (bulk zips)
+    admin_password: str | None = Field(default=None, repr=False)  # first administrator's password (first start)
 
     # Agency code the dev-mode CLI acts for when no --agency is given.
     agency: str = Field(default="DEV", min_length=1, max_length=32)
