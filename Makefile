@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench clean install
+.PHONY: run demo test lint typecheck check bench clean install
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Start the main job on the embedded default (SQLite + local encrypted store under ./data).
+## Start the web app at http://127.0.0.1:8000 on the embedded default (SQLite + local encrypted store under ./data).
 run: $(STAMP)
-	$(BIN)/faceleads selfcheck
+	$(BIN)/faceleads serve
+
+## The web app with demo users and a demo gallery from the model wheel's sample photos (passwords printed once).
+demo: $(STAMP)
+	$(BIN)/faceleads serve --demo
 
 ## Install test extras and run the whole test suite.
 test: $(STAMP)

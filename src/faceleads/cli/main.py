@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from faceleads.cli import vision_cmds
+from faceleads.cli import (
+    casework_cmds,
+    evaluate_cmds,
+    gallery_cmds,
+    governance_cmds,
+    security_cmds,
+    vision_cmds,
+    web_cmds,
+)
 
 app = typer.Typer(
     name="faceleads",
@@ -15,6 +23,12 @@ app = typer.Typer(
 )
 
 vision_cmds.register(app)
+evaluate_cmds.register(app)
+security_cmds.register(app)
+gallery_cmds.register(app)
+casework_cmds.register(app)
+web_cmds.register(app)
+governance_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,152 @@
+"""Administered lists: each agency's approved offences (with their retention category) and the purposes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from faceleads.casework.common import authorise, clean_text
+from faceleads.casework.models import Offence, Purpose
+from faceleads.db import transaction
+from faceleads.errors import NotFound, ValidationError
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance import audit
+from faceleads.security.actor import Actor
+from faceleads.security.policy import Action
+
+_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class OffenceInfo:
+    id: int
+    code: str
+    title: str
+    category: str
+    retention_days: int
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PurposeInfo:
+    id: int
+    code: str
+    title: str
+    requires_authorisation: bool
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _code(value: str, what: str, limit: int) -> str:
+    code = clean_text(value, f"{what} code", limit)
+    if not _CODE_RE.fullmatch(code):
+        raise ValidationError(f"{what} code {code!r}: use letters, digits, '.', '_' and '-'")
+    return code
+
+
+def retention_days(rt: GalleryRuntime, category: str) -> int:
+    """Retention period (days from opening) of cases whose offence has ``category``."""
+    return rt.settings.retention_days.get(category, rt.settings.retention_default_days)
+
+
+def _offence_info(rt: GalleryRuntime, o: Offence) -> OffenceInfo:
+    return OffenceInfo(o.id, o.code, o.title, o.category, retention_days(rt, o.category), o.active)
+
+
+def add_offence(rt: GalleryRuntime, actor: Actor, code: str, title: str, category: str) -> OffenceInfo:
+    """Add an offence to the actor's agency's approved list. ``category`` must be a configured retention category."""
+    authorise(rt.session_factory, actor, Action.ADMIN_OFFENCES, f"offence:{code}", actor.agency_id)
+    code = _code(code, "offence", 50)
+    title = clean_text(title, "offence title", 200)
+    category = clean_text(category, "offence category", 50)
+    known = sorted(rt.settings.retention_days)
+    if category not in rt.settings.retention_days:
+        raise ValidationError(f"unknown offence category {category!r}; configured categories: {', '.join(known)}")
+    with transaction(rt.session_factory) as session:
+        if session.scalars(
+            select(Offence).where(Offence.agency_id == actor.agency_id, Offence.code == code)
+        ).first():
+            raise ValidationError(f"offence {code!r} is already on the list")
+        offence = Offence(agency_id=actor.agency_id, code=code, title=title, category=category)
+        session.add(offence)
+        session.flush()
+        audit.record(session, actor, "offence_add", f"offence:{offence.id}", audit.Outcome.OK,
+                     details={"code": code, "category": category})
+        return _offence_info(rt, offence)
+
+
+def set_offence_active(rt: GalleryRuntime, actor: Actor, code: str, active: bool) -> OffenceInfo:
+    """Withdraw an offence from (or restore it to) the approved list; existing cases keep it."""
+    authorise(rt.session_factory, actor, Action.ADMIN_OFFENCES, f"offence:{code}", actor.agency_id)
+    with transaction(rt.session_factory) as session:
+        offence = session.scalars(
+            select(Offence).where(Offence.agency_id == actor.agency_id, Offence.code == code.strip())
+        ).first()
+        if offence is None:
+            raise NotFound(f"no offence {code!r} on the list")
+        offence.active = active
+        audit.record(session, actor, "offence_update", f"offence:{offence.id}", audit.Outcome.OK,
+                     details={"code": offence.code, "active": active})
+        return _offence_info(rt, offence)
+
+
+def list_offences(rt: GalleryRuntime, actor: Actor) -> list[OffenceInfo]:
+    """The actor's agency's offence list (active and withdrawn)."""
+    with rt.session_factory() as session:
+        rows = session.scalars(select(Offence).where(Offence.agency_id == actor.agency_id).order_by(Offence.code))
+        return [_offence_info(rt, o) for o in rows]
+
+
+def add_purpose(
+    rt: GalleryRuntime, actor: Actor, code: str, title: str, *, requires_authorisation: bool = False
+) -> PurposeInfo:
+    """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for."""
+    authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
+    code = _code(code, "purpose", 64)
+    title = clean_text(title, "purpose title", 200)
+    with transaction(rt.session_factory) as session:
+        if session.scalars(select(Purpose).where(Purpose.code == code)).first():
+            raise ValidationError(f"purpose {code!r} already exists")
+        purpose = Purpose(code=code, title=title, requires_authorisation=requires_authorisation)
+        session.add(purpose)
+        session.flush()
+        audit.record(session, actor, "purpose_add", f"purpose:{purpose.id}", audit.Outcome.OK,
+                     details={"code": code, "requires_authorisation": requires_authorisation})
+        return PurposeInfo(purpose.id, code, title, requires_authorisation, True)
+
+
+def set_purpose(
+    rt: GalleryRuntime, actor: Actor, code: str, *, requires_authorisation: bool | None = None,
+    active: bool | None = None,
+) -> PurposeInfo:
+    """Change whether a purpose needs a supervisor's authorisation, or withdraw it."""
+    authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
+    with transaction(rt.session_factory) as session:
+        purpose = session.scalars(select(Purpose).where(Purpose.code == code.strip())).first()
+        if purpose is None:
+            raise NotFound(f"no purpose {code!r}")
+        if requires_authorisation is not None:
+            purpose.requires_authorisation = requires_authorisation
+        if active is not None:
+            purpose.active = active
+        audit.record(session, actor, "purpose_update", f"purpose:{purpose.id}", audit.Outcome.OK,
+                     details={"code": purpose.code, "requires_authorisation": purpose.requires_authorisation,
+                              "active": purpose.active})
+        return PurposeInfo(purpose.id, purpose.code, purpose.title, purpose.requires_authorisation, purpose.active)
+
+
+def list_purposes(rt: GalleryRuntime) -> list[PurposeInfo]:
+    """Every purpose (active and withdrawn)."""
+    with rt.session_factory() as session:
+        return [
+            PurposeInfo(p.id, p.code, p.title, p.requires_authorisation, p.active)
+            for p in session.scalars(select(Purpose).order_by(Purpose.code))
+        ]

@@ -1,0 +1,235 @@
+"""Running a search for a request: every precondition of a lawful search, single or fused probes, and the link
+between the casework request and the gallery's stored search record (whose candidate list is never changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceleads.casework import edits as edit_ops
+from faceleads.casework.common import (
+    as_utc,
+    authorise,
+    clean_text,
+    get_case_search,
+    get_request,
+    require_certified,
+    require_open,
+)
+from faceleads.casework.fusion import fuse_templates
+from faceleads.casework.models import Case, CaseRequest, CaseSearch, Probe, RequestStatus
+from faceleads.casework.probes import probe_template
+from faceleads.db import transaction, utcnow
+from faceleads.errors import PermissionDenied, ValidationError
+from faceleads.gallery.models import SearchRecord
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.search import SearchResult, search_embedding
+from faceleads.gallery.visibility import visible_gallery_ids
+from faceleads.governance import audit
+from faceleads.security.actor import Actor
+from faceleads.security.policy import Action
+
+
+@dataclass(frozen=True)
+class CaseSearchInfo:
+    """A search made for a request, with the probes (and edits) it used and its stored candidate list."""
+
+    id: int
+    case_id: int
+    request_id: int
+    search_id: int
+    status: str
+    analyst: str
+    created_at: datetime
+    probes_used: list[dict[str, Any]]
+    fused: bool
+    result: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def run_search(
+    rt: GalleryRuntime,
+    actor: Actor,
+    request_id: int,
+    probe_ids: Sequence[int],
+    *,
+    top: int | None = None,
+    floor: float | None = None,
+    at: datetime | date | None = None,
+) -> CaseSearchInfo:
+    """Search the gallery for a request with one probe, or several probes of the same person fused by quality.
+
+    Refused when: the actor may not search (role, or certification expired); the case lacks an offence,
+    investigator or justification, or the request a justification; the purpose awaits (or was refused) a
+    supervisor's authorisation; no gallery may be searched for the purpose; a probe has no face chosen; a probe
+    is below the quality floor without a supervisor's recorded override.
+    """
+    if not probe_ids:
+        raise ValidationError("a search needs at least one probe")
+    ids = list(dict.fromkeys(int(p) for p in probe_ids))
+    with rt.session_factory() as session:
+        req, case = get_request(session, request_id)
+        authorise(rt.session_factory, actor, Action.SEARCH, f"request:{request_id}", case.agency_id,
+                  case.occurrence_number)
+        try:
+            prepared = _prepare(rt, session, actor, req, case, ids, at)
+        except (PermissionDenied, ValidationError) as exc:
+            # A refused search is audited like any other refusal, with the reason (never the probe).
+            outcome = audit.Outcome.DENIED if isinstance(exc, PermissionDenied) else "refused"
+            audit.record_now(rt.session_factory, actor, audit.AuditAction.SEARCH, f"request:{request_id}", outcome,
+                             case=case.occurrence_number, purpose=req.purpose.code,
+                             details={"reason": str(exc)[:400]})
+            raise
+    vectors, qualities, used, overrides, occurrence, offence_code, justification, purpose_code, face_index, \
+        faces_found = prepared
+    case_id = case.id
+    if len(vectors) == 1:
+        vector, weights = vectors[0], [1.0]
+    else:
+        fused = fuse_templates(vectors, qualities)
+        vector, weights = fused.vector, fused.weights
+    for entry, weight in zip(used, weights, strict=True):
+        entry["weight"] = round(weight, 6)
+    result: SearchResult = search_embedding(
+        rt, actor, vector,
+        probe_sha256=used[0]["evidence_sha256"], face_index=face_index, faces_found=faces_found,
+        probe_quality=float(sum(w * q for w, q in zip(weights, qualities, strict=True))),
+        case=occurrence, offence=offence_code, reason=justification, purpose=purpose_code,
+        top=top, floor=floor, at=at,
+    )
+    with transaction(rt.session_factory) as session:
+        cs = CaseSearch(case_id=case_id, request_id=request_id, search_id=result.search_id, probes_used=used,
+                        quality_override_ids=overrides, analyst=actor.username, analyst_user_id=actor.user_id)
+        session.add(cs)
+        session.flush()
+        audit.record(session, actor, "case_search", f"case_search:{cs.id}", audit.Outcome.OK, case=occurrence,
+                     purpose=purpose_code,
+                     details={"search_id": result.search_id, "probe_count": len(used),
+                              "fused": len(used) > 1, "candidate_count": len(result.candidates),
+                              "override_count": len(overrides)})
+        return CaseSearchInfo(cs.id, case_id, request_id, result.search_id, cs.status, actor.username,
+                              as_utc(cs.created_at), used, len(used) > 1, result.to_json())
+
+
+Prepared = tuple[list[Any], list[float], list[dict[str, Any]], list[int], str, str, str, str, int, int]
+
+
+def _prepare(
+    rt: GalleryRuntime,
+    session: Session,
+    actor: Actor,
+    req: CaseRequest,
+    case: Case,
+    ids: list[int],
+    at: datetime | date | None,
+) -> Prepared:
+    """Check every precondition of a lawful search and decrypt the probe templates."""
+    require_certified(session, actor, as_utc(utcnow()))
+    require_open(case)
+    # Belt and braces: these are required at creation, but a search must never run without them.
+    for name, value in (("occurrence number", case.occurrence_number), ("investigator", case.investigator),
+                        ("case justification", case.justification),
+                        ("request justification", req.justification)):
+        clean_text(value, name, 4000)
+    if case.offence is None or not case.offence.code:
+        raise ValidationError("the case has no offence")
+    purpose = req.purpose
+    if req.status == RequestStatus.AWAITING_AUTHORISATION.value:
+        raise PermissionDenied(
+            f"purpose {purpose.code!r} requires a supervisor's authorisation before the search can run"
+        )
+    if req.status != RequestStatus.READY.value:
+        raise PermissionDenied(f"request {req.id} is {req.status}; it cannot be searched")
+    if not purpose.active:
+        raise ValidationError(f"purpose {purpose.code!r} has been withdrawn")
+    if not visible_gallery_ids(session, actor.agency_id, purpose.code, at):
+        raise PermissionDenied(
+            f"no gallery may be searched for purpose {purpose.code!r} by agency "
+            f"{actor.agency_code or actor.agency_id}"
+        )
+    probes: list[Probe] = []
+    for pid in ids:
+        probe = session.get(Probe, pid)
+        if probe is None or probe.case_id != case.id:
+            raise ValidationError(f"probe {pid} is not evidence of case {case.occurrence_number}")
+        probes.append(probe)
+    floor_q = rt.settings.quality_floor
+    vectors, qualities, used, overrides = [], [], [], []
+    for probe in probes:
+        vector = probe_template(rt, case, probe)  # refuses a probe without a chosen face
+        if probe.model_version != rt.model_version:
+            raise ValidationError(f"probe {probe.id} was made with another model: pick its face again")
+        q = float(probe.quality_overall or 0.0)
+        if q < floor_q and probe.quality_override_id is None:
+            raise PermissionDenied(
+                f"probe {probe.id} quality {q:.3f} is below the floor {floor_q}: a supervisor must record an "
+                "override reason before it can be searched"
+            )
+        if probe.quality_override_id is not None:
+            overrides.append(probe.quality_override_id)
+        vectors.append(vector)
+        qualities.append(q)
+        used.append({
+            "probe_id": probe.id,
+            "evidence_id": probe.evidence_id,
+            "evidence_sha256": probe.evidence.sha256,
+            "frame_index": probe.frame_index,
+            "frame_time_s": probe.frame_time_s,
+            "track_number": probe.track_number,
+            "edits": list(probe.edits or []),
+            "edits_version": probe.edits_version,
+            "edits_described": edit_ops.describe(edit_ops.parse_edits(probe.edits or [])),
+            "face_source": probe.face_source,
+            "face_index": probe.face_index,
+            "face_box": probe.face_box,
+            "quality": q,
+        })
+    first = probes[0]
+    return (vectors, qualities, used, overrides, case.occurrence_number, case.offence.code,
+            req.justification, purpose.code, first.face_index or 0, first.faces_found or 1)
+
+
+def show_case_search(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> CaseSearchInfo:
+    """A recorded case search with its stored candidate list (analysts of the agency; the view is audited)."""
+    with transaction(rt.session_factory) as session:
+        cs, case = get_case_search(session, case_search_id)
+        authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
+                  case.occurrence_number)
+        record = session.get(SearchRecord, cs.search_id)
+        assert record is not None
+        result = {
+            "search_id": record.id,
+            "model_version": record.model_version,
+            "gallery_size": record.gallery_size,
+            "k": record.k,
+            "candidates": [{"rank": c.rank, "score": round(c.score, 4), "subject_id": c.subject_id,
+                            "encounter_id": c.encounter_id, "image_id": c.image_id} for c in record.candidates],
+        }
+        audit.record(session, actor, "view_candidates", f"case_search:{cs.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"search_id": record.id})
+        return CaseSearchInfo(cs.id, cs.case_id, cs.request_id, cs.search_id, cs.status, cs.analyst,
+                              as_utc(cs.created_at), list(cs.probes_used), len(cs.probes_used) > 1, result)
+
+
+def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[str, Any]]:
+    """The searches of a case (ids, status, analyst, time; no candidates)."""
+    from faceleads.casework.common import get_case
+
+    with rt.session_factory() as session:
+        case = get_case(session, case_id)
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
+                  case.occurrence_number)
+        rows = session.scalars(select(CaseSearch).where(CaseSearch.case_id == case_id).order_by(CaseSearch.id))
+        return [{"id": r.id, "request_id": r.request_id, "search_id": r.search_id, "status": r.status,
+                 "analyst": r.analyst, "created_at": as_utc(r.created_at).isoformat(),
+                 "probe_ids": [u["probe_id"] for u in r.probes_used]} for r in rows]

@@ -1,0 +1,339 @@
+"""Gallery commands: ``enroll record|bulk|nist``, ``reindex``, ``search`` and ``gallery create|list|share``."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.context import cli_actor, runtime
+from faceleads.gallery.bulk import BatchReport, ProgressCallback, enrol_manifest, write_error_report
+from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
+from faceleads.gallery.visibility import DEFAULT_PURPOSE
+
+AgencyOpt = Annotated[
+    str | None,
+    typer.Option("--agency", help="Agency code to act for (dev mode without sign-in; default FACELEADS_AGENCY)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=0, max=256, help="Worker processes (default one per core; 0 = in-process)."),
+]
+ErrorsOpt = Annotated[
+    Path | None,
+    typer.Option("--errors", help="Write the error report CSV here (default: next to the input)."),
+]
+
+enroll_app = typer.Typer(
+    help="Enrol booking records (one record, a CSV manifest, or ANSI/NIST-ITL files).", no_args_is_help=True
+)
+gallery_app = typer.Typer(help="Galleries and their sharing agreements.", no_args_is_help=True)
+
+
+@contextmanager
+def _progress(description: str, enabled: bool = True):  # type: ignore[no-untyped-def]
+    """A Rich progress bar on stderr with count, rate and ETA; yields a (done, total) callback."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
+        task = bar.add_task(description, total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            speed = bar.tasks[0].speed
+            bar.update(task, completed=done, total=total, rate=f"{speed:.1f} photos/s" if speed else "")
+
+        yield update
+
+
+def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) -> None:
+    if errors_path is not None:
+        write_error_report(report, errors_path)
+    if as_json:
+        data = report.as_dict()
+        data["error_report"] = str(errors_path) if errors_path else None
+        print_json(data)
+        return
+    err_console.print(
+        f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
+        f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
+        f"{report.processed_this_run} processed in this run"
+    )
+    if errors_path is not None and report.error_rows:
+        err_console.print(f"error report: {errors_path}")
+
+
+@enroll_app.command("record")
+def enroll_record_cmd(
+    photos: Annotated[list[Path], typer.Argument(help="The record's photo file(s).")],
+    subject: Annotated[str, typer.Option("--subject", help="The agency's subject (person) number.")],
+    booking: Annotated[str, typer.Option("--booking", help="Booking number (unique within the agency).")],
+    booking_date: Annotated[str, typer.Option("--date", help="Booking date, YYYY-MM-DD.")],
+    authority: Annotated[str, typer.Option("--authority", help="Legal authority for holding the photos.")],
+    charge: Annotated[str, typer.Option("--charge", help="Charge text.")] = "",
+    gallery: Annotated[str | None, typer.Option("--gallery", help="Gallery name (default: bookings).")] = None,
+    sex: Annotated[str | None, typer.Option("--sex", help="M, F or X (fairness measurement only).")] = None,
+    birth_year: Annotated[int | None, typer.Option("--birth-year", help="Year of birth (fairness only).")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Population group (fairness only).")] = None,
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol one booking record with its photos (all or nothing)."""
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        rec = RecordInput(
+            subject_number=subject.strip(),
+            booking_number=booking.strip(),
+            booking_date=parse_date(booking_date, "booking date"),
+            legal_authority=authority.strip(),
+            charge=charge.strip(),
+            gallery=gallery,
+            sex=parse_sex(sex),
+            birth_year=parse_birth_year(str(birth_year) if birth_year is not None else None),
+            population_group=group,
+        )
+        result = enrol_record(rt, actor, rec, photos)
+        rows = [
+            {
+                "photo": str(p),
+                "status": o.status,
+                "image_id": o.image_id,
+                "template_id": o.template_id,
+                "warning": o.warning,
+            }
+            for p, o in zip(photos, result.photos, strict=True)
+        ]
+        if as_json:
+            print_json({"subject_id": result.subject_id, "booking": result.encounter_booking, "photos": rows})
+            return
+        for row in rows:
+            note = f"  [yellow]{row['warning']}[/]" if row["warning"] else ""
+            console.print(f"{row['photo']}: {row['status']} (image {row['image_id']}){note}")
+
+
+@enroll_app.command("bulk")
+def enroll_bulk_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV (columns in docs/gallery.md).")],
+    workers: WorkersOpt = None,
+    errors: ErrorsOpt = None,
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol every row of a manifest CSV; resumable (re-run after an interruption) and idempotent.
+
+    Columns: agency, subject, booking, date, authority, photo (relative to the manifest), and optionally sex,
+    birth_year, group, charge, gallery, capture_date. Row problems go to the error report and never stop the batch.
+    """
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        errors_path = errors or manifest.with_name(manifest.stem + ".errors.csv")
+        with _progress(f"enrolling {manifest.name}", enabled=not as_json) as update:
+            report = enrol_manifest(rt, actor, manifest, workers=workers, progress=update)
+        _print_report(report, errors_path, as_json)
+
+
+@enroll_app.command("nist")
+def enroll_nist_cmd(
+    files: Annotated[list[Path], typer.Argument(help="ANSI/NIST-ITL transaction file(s) (Type-2 + Type-10).")],
+    authority: Annotated[str, typer.Option("--authority", help="Legal authority for holding the photos.")],
+    gallery: Annotated[str | None, typer.Option("--gallery", help="Gallery name (default: bookings).")] = None,
+    workers: WorkersOpt = None,
+    errors: ErrorsOpt = None,
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details."""
+    from faceleads.gallery.nist import enrol_nist
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        errors_path = errors or files[0].with_name(files[0].stem + ".errors.csv")
+        with _progress("enrolling NIST files", enabled=not as_json) as update:
+            report = enrol_nist(
+                rt, actor, files, authority=authority, gallery=gallery, workers=workers, progress=update
+            )
+        _print_report(report, errors_path, as_json)
+
+
+def reindex_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-embed the agency's templates made by another model version (decrypt original, detect, embed)."""
+    from faceleads.gallery.reindex import reindex
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        with _progress(f"re-embedding for {rt.model_version}", enabled=not as_json) as update:
+            report = reindex(rt, actor, progress=update)
+        if as_json:
+            print_json(report.as_dict())
+            return
+        err_console.print(
+            f"{report.reembedded} template(s) re-embedded with {report.model_version}, "
+            f"{report.no_face} without a face now, {report.failed} failed"
+        )
+        for problem in report.problems:
+            err_console.print(f"  [yellow]{problem}[/]")
+
+
+def search_cmd(
+    probe: Annotated[Path, typer.Argument(help="Probe photo (never enrolled; only its SHA-256 is recorded).")],
+    case: Annotated[str, typer.Option("--case", help="Case / occurrence number.")],
+    offence: Annotated[str, typer.Option("--offence", help="Offence code.")],
+    reason: Annotated[str, typer.Option("--reason", help="Justification for the search.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of the search.")] = DEFAULT_PURPOSE,
+    face: Annotated[int | None, typer.Option("--face", help="Which face of the probe (1 = most prominent).")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Candidate list length, 2-50 (default 20).")] = None,
+    floor: Annotated[float | None, typer.Option("--floor", help="Leave out candidates scoring below this.")] = None,
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a probe face against the galleries your agency may see; the search is recorded with its result.
+
+    Candidates are investigative leads, never identifications.
+    """
+    from faceleads.gallery.search import search
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        result = search(
+            rt,
+            actor,
+            probe,
+            case=case,
+            offence=offence,
+            reason=reason,
+            purpose=purpose,
+            face=face,
+            top=top,
+            floor=floor,
+        )
+        if as_json:
+            print_json(result.to_json())
+            return
+        table = Table(
+            title=f"search {result.search_id}: {len(result.candidates)} candidate(s) "
+            f"from {result.gallery_size} template(s) — leads, not identifications"
+        )
+        for column in ("rank", "score", "agency", "subject", "booking", "date", "image", "other photos"):
+            table.add_column(column, justify="right" if column in ("rank", "score", "image") else "left")
+        for c in result.candidates:
+            table.add_row(
+                str(c.rank),
+                f"{c.score:.3f}",
+                c.agency,
+                c.subject_number,
+                c.booking_number,
+                c.booking_date.isoformat(),
+                str(c.image_id),
+                str(len(c.other_image_ids)),
+            )
+        console.print(table)
+        console.print(
+            f"probe face {result.face_index} of {result.faces_found}, quality "
+            f"{(result.probe_quality or 0):.2f}; model {result.model_version}; fusion {result.score_fusion}"
+        )
+
+
+@gallery_app.command("create")
+def gallery_create_cmd(
+    name: Annotated[str, typer.Argument(help="Gallery name (unique within the agency).")],
+    authority: Annotated[str, typer.Option("--authority", help="Legal authority the gallery is held under.")],
+    purposes: Annotated[
+        list[str] | None, typer.Option("--purpose", help="Purpose it may be searched for (repeat).")
+    ] = None,
+    agency: AgencyOpt = None,
+) -> None:
+    """Create a gallery of your agency."""
+    from faceleads.gallery.galleries import create_gallery
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        gallery_id = create_gallery(rt, actor, name, authority, purposes or [DEFAULT_PURPOSE])
+        console.print(f"gallery {name!r} created (id {gallery_id})")
+
+
+@gallery_app.command("list")
+def gallery_list_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
+    """List your agency's galleries and the galleries shared with it."""
+    from faceleads.gallery.galleries import list_galleries
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        rows = list_galleries(rt, actor)
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(title="galleries")
+        for column in ("id", "agency", "name", "purposes", "templates", "shared with / by"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                r["agency"],
+                r["name"],
+                ", ".join(r["purposes"]),
+                str(r["templates"]),
+                "; ".join(r["shares"]),
+            )
+        console.print(table)
+
+
+@gallery_app.command("share")
+def gallery_share_cmd(
+    name: Annotated[str, typer.Argument(help="Your gallery to share.")],
+    with_agency: Annotated[str, typer.Option("--with", help="Agency code to share with.")],
+    purposes: Annotated[list[str], typer.Option("--purpose", help="Purpose the share allows (repeat).")],
+    start: Annotated[str | None, typer.Option("--start", help="First day, YYYY-MM-DD (default today).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="End day (exclusive), YYYY-MM-DD.")] = None,
+    agreement: Annotated[str, typer.Option("--agreement", help="Reference of the sharing agreement.")] = "",
+    agency: AgencyOpt = None,
+) -> None:
+    """Share one of your galleries with another agency for listed purposes and dates."""
+    from faceleads.gallery.galleries import share_gallery
+
+    with cli_errors():
+        rt = runtime()
+        actor = cli_actor(rt, agency)
+        starts = parse_date(start, "start date") if start else date.today()
+        ends = parse_date(end, "end date") if end else None
+        share_id = share_gallery(rt, actor, name, with_agency, purposes, starts, ends, agreement)
+        console.print(f"gallery {name!r} shared with {with_agency.upper()} (share {share_id})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the gallery commands to the main app."""
+    app.add_typer(enroll_app, name="enroll")
+    app.add_typer(gallery_app, name="gallery")
+    app.command("reindex")(reindex_cmd)
+    app.command("search")(search_cmd)
+
+
+__all__ = ["ProgressCallback", "register"]

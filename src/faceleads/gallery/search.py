@@ -1,0 +1,490 @@
+"""1:N search: a probe face against every template the searching agency may see, consolidated per subject.
+
+Each subject appears at most once in the candidate list, at its best-matching photo, with the encounter that
+photo came from and the ids of the subject's other photos. The subject's score is either its best single photo
+(``ScoreFusion.BEST``) or the cosine similarity to the mean of its photos' templates
+(``ScoreFusion.MEAN_TEMPLATE``); see docs/gallery.md for the measurement behind the default.
+
+Every search is recorded with its case, offence, reason and purpose and its full result. The probe's SHA-256 is
+recorded; the probe itself is never stored or enrolled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceleads.config import ScoreFusion
+from faceleads.db import Agency, transaction
+from faceleads.errors import ImageError, KeyDestroyedError, NoFaceError, NotFound, ValidationError
+from faceleads.gallery.models import (
+    Encounter,
+    FaceTemplate,
+    Image,
+    SearchCandidate,
+    SearchRecord,
+    Subject,
+    SubjectStatus,
+)
+from faceleads.gallery.runtime import EMBEDDING_DIM, GalleryRuntime, template_context
+from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
+from faceleads.governance import audit
+from faceleads.security.actor import Actor
+from faceleads.security.crypto import decrypt_embedding
+from faceleads.security.policy import Action, require
+
+MIN_LENGTH, MAX_LENGTH = 2, 50
+
+
+@dataclass
+class Candidate:
+    """One subject in a candidate list: an investigative lead, never an identification."""
+
+    rank: int
+    score: float
+    subject_id: int
+    subject_number: str
+    agency: str
+    gallery_id: int
+    encounter_id: int
+    booking_number: str
+    booking_date: date
+    image_id: int
+    template_id: int
+    other_image_ids: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["score"] = round(self.score, 4)
+        data["booking_date"] = self.booking_date.isoformat()
+        return data
+
+
+@dataclass
+class SearchResult:
+    """A recorded search and its candidate list (best first)."""
+
+    search_id: int
+    case_number: str
+    offence_code: str
+    reason: str
+    purpose: str
+    probe_sha256: str
+    face_index: int  # 1-based, in the engine's order (most prominent first)
+    faces_found: int
+    probe_quality: float | None
+    model_version: str
+    score_fusion: str
+    gallery_ids: list[int]
+    gallery_size: int
+    k: int
+    score_floor: float | None
+    created_at: datetime
+    candidates: list[Candidate]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["candidates"] = [c.to_json() for c in self.candidates]
+        data["notice"] = "Candidates are investigative leads, not identifications; corroborate independently."
+        return data
+
+
+@dataclass(frozen=True)
+class RankedSubject:
+    """A subject's place in a ranking before the record metadata is attached."""
+
+    subject_id: int
+    template_id: int
+    score: float
+
+
+def check_length(k: int | None, default: int) -> int:
+    """The candidate list length: ``default`` when None; refused outside 2..50."""
+    value = default if k is None else k
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_LENGTH <= value <= MAX_LENGTH:
+        raise ValidationError(f"candidate list length must be between {MIN_LENGTH} and {MAX_LENGTH}, got {value!r}")
+    return value
+
+
+def _destroyed_subjects(rt: GalleryRuntime, session: Session, subject_ids: list[int]) -> set[int]:
+    """Subjects among ``subject_ids`` that were destroyed (status or key) since the index was built."""
+    if not subject_ids:
+        return set()
+    rows = session.execute(select(Subject.id, Subject.status, Subject.key_id).where(Subject.id.in_(subject_ids))).all()
+    # ``exists`` is one indexed lookup: a destroyed key is gone from the keystore table in every process at once.
+    gone = {
+        sid for sid, status, key_id in rows if status != SubjectStatus.ACTIVE.value or not rt.keystore.exists(key_id)
+    }
+    return gone | (set(subject_ids) - {r[0] for r in rows})
+
+
+def _best_per_subject(rt: GalleryRuntime, vector: np.ndarray, gallery_ids: list[int], k: int) -> list[RankedSubject]:
+    index = rt.template_index()
+    total = rt.partition_size(gallery_ids)
+    if total == 0:
+        return []
+    kt = min(total, k * 4 + 16)
+    while True:
+        ids, scores = index.search(vector, kt, gallery_ids)
+        best: dict[int, RankedSubject] = {}
+        subjects = rt.subjects_of(ids[0]).tolist()
+        for tid, subject_id, score in zip(ids[0].tolist(), subjects, scores[0].tolist(), strict=True):
+            if subject_id < 0 or subject_id in best:
+                continue
+            best[subject_id] = RankedSubject(subject_id, int(tid), float(score))
+            if len(best) == k:
+                break
+        if len(best) >= k or kt >= total:
+            return list(best.values())
+        # Many photos per subject crowded the top: look further down.
+        kt = min(total, kt * 4)
+
+
+def _decrypt_subject_templates(
+    rt: GalleryRuntime, session: Session, subject_ids: list[int]
+) -> dict[int, list[tuple[int, np.ndarray]]]:
+    rows = session.execute(
+        select(
+            FaceTemplate.id,
+            FaceTemplate.subject_id,
+            FaceTemplate.embedding,
+            FaceTemplate.model_version,
+            Subject.key_id,
+            Image.sha256,
+        )
+        .join(Subject, Subject.id == FaceTemplate.subject_id)
+        .join(Image, Image.id == FaceTemplate.image_id)
+        .where(FaceTemplate.subject_id.in_(subject_ids), FaceTemplate.model_version == rt.model_version)
+    ).all()
+    out: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for tid, sid, blob, model_version, key_id, sha in rows:
+        if tid not in rt.subject_template_ids(sid):
+            continue
+        try:
+            key = rt.keystore.get(key_id)
+        except (KeyDestroyedError, NotFound):
+            continue  # destroyed since indexing: dropped by rank_subjects
+        out.setdefault(sid, []).append(
+            (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version)))
+        )
+    return out
+
+
+def _fused(rt: GalleryRuntime, vector: np.ndarray, gallery_ids: list[int], k: int) -> list[RankedSubject]:
+    sidx = rt.subject_index()
+    ids, scores = sidx.search(vector, k, gallery_ids)
+    subjects = [int(s) for s in ids[0].tolist()]
+    if not subjects:
+        return []
+    with rt.session_factory() as session:
+        templates = _decrypt_subject_templates(rt, session, subjects)
+    ranked = []
+    for sid, score in zip(subjects, scores[0].tolist(), strict=True):
+        options = templates.get(sid)
+        if not options:
+            continue
+        # The photo shown for the subject is its single best-matching one.
+        tid = max(options, key=lambda t: float(np.dot(t[1], vector)))[0]
+        ranked.append(RankedSubject(sid, tid, float(score)))
+    return ranked
+
+
+def rank_subjects(
+    rt: GalleryRuntime,
+    vector: np.ndarray,
+    gallery_ids: list[int],
+    k: int,
+    *,
+    fusion: ScoreFusion | None = None,
+    floor: float | None = None,
+) -> list[RankedSubject]:
+    """The top ``k`` subjects for a unit-norm probe embedding within ``gallery_ids`` (no authorisation, no
+    recording: callers are :func:`search` and the measurement tools).
+
+    Subjects destroyed since the index was last synchronised are dropped from the index on the way.
+    """
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    method = fusion or rt.fusion
+    while True:
+        ranked = (_fused if method is ScoreFusion.MEAN_TEMPLATE else _best_per_subject)(rt, vector, gallery_ids, k)
+        with rt.session_factory() as session:
+            gone = _destroyed_subjects(rt, session, [r.subject_id for r in ranked])
+        if not gone:
+            break
+        for sid in gone:
+            rt.remove_subject(sid)
+    ranked.sort(key=lambda r: (-r.score, r.subject_id))
+    if floor is not None:
+        ranked = [r for r in ranked if r.score >= floor]
+    return ranked
+
+
+def _probe_face(rt: GalleryRuntime, probe: Path | bytes, face: int | None) -> tuple[str, np.ndarray, int, int, float]:
+    from faceleads.vision.imaging import load_image
+
+    image = load_image(probe, rt.settings)
+    engine = rt.face_engine
+    faces = engine.detect(image.pixels)
+    if not faces:
+        raise NoFaceError("no face found in the probe: crop it closer or draw a box around the face")
+    index = 1 if face is None else face
+    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= len(faces):
+        raise ValidationError(f"--face must be between 1 and {len(faces)} (faces found in the probe), got {face!r}")
+    chosen = faces[index - 1]
+    engine.embed_faces(image.pixels, [chosen])
+    assert chosen.embedding is not None
+    return image.sha256, np.asarray(chosen.embedding, np.float32), index, len(faces), chosen.quality.overall
+
+
+def search(
+    rt: GalleryRuntime,
+    actor: Actor,
+    probe: Path | bytes,
+    *,
+    case: str,
+    offence: str,
+    reason: str,
+    purpose: str = DEFAULT_PURPOSE,
+    face: int | None = None,
+    top: int | None = None,
+    floor: float | None = None,
+    at: datetime | date | None = None,
+) -> SearchResult:
+    """Search a probe photo and record the search with its result.
+
+    ``face`` picks a face (1-based, most prominent first) when the probe holds several; default the most
+    prominent. ``top``: candidate list length (default ``Settings.candidate_list_length``, 2..50). ``floor``:
+    drop candidates scoring below it. Raises :class:`ValidationError` for missing justification or bad
+    parameters, :class:`ImageError` for an unreadable probe and :class:`NoFaceError` when it shows no face.
+    """
+    _check_request(rt, actor, case, offence, reason, purpose, top, floor)
+    if isinstance(probe, Path) and not probe.exists():
+        raise ImageError(f"probe {probe} does not exist")
+    sha256, vector, face_index, faces_found, quality = _probe_face(rt, probe, face)
+    return search_embedding(
+        rt,
+        actor,
+        vector,
+        probe_sha256=sha256,
+        face_index=face_index,
+        faces_found=faces_found,
+        probe_quality=quality,
+        case=case,
+        offence=offence,
+        reason=reason,
+        purpose=purpose,
+        top=top,
+        floor=floor,
+        at=at,
+    )
+
+
+def _check_request(
+    rt: GalleryRuntime,
+    actor: Actor,
+    case: str,
+    offence: str,
+    reason: str,
+    purpose: str,
+    top: int | None,
+    floor: float | None,
+) -> int:
+    """Authorise and validate a search's justification and parameters; returns the candidate list length."""
+    require(actor, Action.SEARCH)
+    fields = {"case": case, "offence": offence, "reason": reason, "purpose": purpose}
+    for name, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"a search needs a {name} (--{name})")
+    for name, value, limit in (("case", case, 100), ("offence", offence, 50), ("purpose", purpose, 64)):
+        if len(value.strip()) > limit:
+            raise ValidationError(f"{name} is limited to {limit} characters")
+    k = check_length(top, rt.settings.candidate_list_length)
+    if floor is not None and not -1.0 <= floor <= 1.0:
+        raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
+    return k
+
+
+def search_embedding(
+    rt: GalleryRuntime,
+    actor: Actor,
+    vector: np.ndarray,
+    *,
+    probe_sha256: str,
+    face_index: int,
+    faces_found: int,
+    probe_quality: float | None,
+    case: str,
+    offence: str,
+    reason: str,
+    purpose: str = DEFAULT_PURPOSE,
+    top: int | None = None,
+    floor: float | None = None,
+    at: datetime | date | None = None,
+) -> SearchResult:
+    """Search an already computed probe template (an edited probe, a drawn box, several fused images) and record
+    the search with its result exactly like :func:`search`. ``vector``: unit-norm embedding of the current model.
+    """
+    k = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
+        raise ValidationError(f"a probe template must be {EMBEDDING_DIM} finite numbers")
+    sha256, quality = probe_sha256, probe_quality
+    with rt.session_factory() as session:
+        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose.strip(), at)
+    ranked = rank_subjects(rt, vector, gallery_ids, k, floor=floor) if gallery_ids else []
+    gallery_size = rt.partition_size(gallery_ids) if gallery_ids else 0
+    with transaction(rt.session_factory) as session:
+        record = SearchRecord(
+            agency_id=actor.agency_id,
+            username=actor.username,
+            user_id=actor.user_id,
+            case_number=case.strip(),
+            offence_code=offence.strip(),
+            reason=reason.strip(),
+            purpose=purpose.strip(),
+            probe_sha256=sha256,
+            face_index=face_index,
+            probe_quality=quality,
+            model_version=rt.model_version,
+            score_fusion=rt.fusion.value,
+            gallery_ids=gallery_ids,
+            gallery_size=gallery_size,
+            k=k,
+            score_floor=floor,
+        )
+        session.add(record)
+        session.flush()
+        candidates = _describe(session, ranked)
+        for c in candidates:
+            session.add(
+                SearchCandidate(
+                    search_id=record.id,
+                    rank=c.rank,
+                    subject_id=c.subject_id,
+                    encounter_id=c.encounter_id,
+                    image_id=c.image_id,
+                    template_id=c.template_id,
+                    score=c.score,
+                )
+            )
+        audit.record(
+            session,
+            actor,
+            audit.AuditAction.SEARCH,
+            f"search:{record.id}",
+            audit.Outcome.OK,
+            case=record.case_number,
+            purpose=record.purpose,
+            details={
+                "offence": record.offence_code,
+                "candidate_count": len(candidates),
+                "gallery_count": gallery_size,
+                "k": k,
+            },
+        )
+        session.flush()
+        return SearchResult(
+            search_id=record.id,
+            case_number=record.case_number,
+            offence_code=record.offence_code,
+            reason=record.reason,
+            purpose=record.purpose,
+            probe_sha256=sha256,
+            face_index=face_index,
+            faces_found=faces_found,
+            probe_quality=quality,
+            model_version=record.model_version,
+            score_fusion=record.score_fusion,
+            gallery_ids=gallery_ids,
+            gallery_size=gallery_size,
+            k=k,
+            score_floor=floor,
+            created_at=record.created_at,
+            candidates=candidates,
+        )
+
+
+def _describe(session: Session, ranked: list[RankedSubject]) -> list[Candidate]:
+    """Attach subject, encounter and photo details to a ranking."""
+    if not ranked:
+        return []
+    tids = [r.template_id for r in ranked]
+    sids = [r.subject_id for r in ranked]
+    rows = session.execute(
+        select(
+            FaceTemplate.id,
+            Image.id,
+            Image.gallery_id,
+            Encounter.id,
+            Encounter.booking_number,
+            Encounter.booking_date,
+        )
+        .join(Image, Image.id == FaceTemplate.image_id)
+        .join(Encounter, Encounter.id == Image.encounter_id)
+        .where(FaceTemplate.id.in_(tids))
+    ).all()
+    by_template = {r[0]: r for r in rows}
+    subjects = {
+        s.id: (s.subject_number, code)
+        for s, code in session.execute(
+            select(Subject, Agency.code).join(Agency, Agency.id == Subject.agency_id).where(Subject.id.in_(sids))
+        ).all()
+    }
+    photos: dict[int, list[int]] = {}
+    for sid, iid in session.execute(
+        select(Image.subject_id, Image.id).where(Image.subject_id.in_(sids)).order_by(Image.id)
+    ).all():
+        photos.setdefault(sid, []).append(iid)
+    out: list[Candidate] = []
+    for r in ranked:
+        row = by_template.get(r.template_id)
+        if row is None or r.subject_id not in subjects:
+            continue  # deleted between ranking and description
+        _, image_id, gallery_id, encounter_id, booking, booking_date = row
+        number, code = subjects[r.subject_id]
+        out.append(
+            Candidate(
+                rank=len(out) + 1,
+                score=r.score,
+                subject_id=r.subject_id,
+                subject_number=number,
+                agency=code,
+                gallery_id=gallery_id,
+                encounter_id=encounter_id,
+                booking_number=booking,
+                booking_date=booking_date,
+                image_id=image_id,
+                template_id=r.template_id,
+                other_image_ids=[i for i in photos.get(r.subject_id, []) if i != image_id],
+            )
+        )
+    return out
+
+
+def load_search(rt: GalleryRuntime, actor: Actor, search_id: int) -> SearchRecord:
+    """A recorded search of the actor's agency (NotFound otherwise)."""
+    require(actor, Action.SEARCH)
+    with rt.session_factory() as session:
+        record = session.get(SearchRecord, search_id)
+        if record is None or record.agency_id != actor.agency_id:
+            raise NotFound(f"no search {search_id}")
+        _ = list(record.candidates)
+        return record
+
+
+__all__ = [
+    "Candidate",
+    "RankedSubject",
+    "SearchResult",
+    "check_length",
+    "rank_subjects",
+    "search",
+    "search_embedding",
+]

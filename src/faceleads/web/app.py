@@ -1,0 +1,120 @@
+"""The web application and REST API: :func:`create_app` builds one FastAPI app serving both.
+
+- ``/api/v1/...``: the REST API (JSON; bearer-token sessions; errors as problem details); OpenAPI schema at
+  ``/api/v1/openapi.json``.
+- ``/...``: server-rendered pages (Jinja2, our own CSS and JavaScript under ``/static``; session cookie + CSRF).
+
+The app's lifespan owns the heavy resources: the :class:`~faceleads.gallery.runtime.GalleryRuntime` (database,
+keystore, blob store, face models, search index), the bounded inference thread pool, the job runner and the
+in-memory probe workspaces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from faceleads import __version__
+from faceleads.config import Settings, get_settings
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.web import errors
+from faceleads.web.jobs import JobRunner
+from faceleads.web.media import ProbeWorkspace
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, SignInLimiter
+
+log = logging.getLogger("faceleads.web")
+
+WEB_DIR = Path(__file__).resolve().parent
+API_PREFIX = "/api/v1"
+
+
+def api_routers() -> list[APIRouter]:
+    """The REST API's routers (imported here, not at module level: they import the app's dependencies)."""
+    import faceleads.web.api.admin
+    import faceleads.web.api.audit_routes
+    import faceleads.web.api.auth_routes
+    import faceleads.web.api.casework
+    import faceleads.web.api.destruction
+    import faceleads.web.api.faces
+    import faceleads.web.api.gallery
+    import faceleads.web.api.jobs
+    import faceleads.web.api.search
+
+    api = faceleads.web.api
+    return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
+            api.audit_routes.router, api.admin.router, api.casework.router,
+            api.destruction.router]  # fmt: skip
+
+
+def pages_routers() -> list[APIRouter]:
+    """The web pages' routers."""
+    import faceleads.web.case_pages
+    import faceleads.web.pages
+
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: GalleryRuntime | None = None,
+    warm: bool = False,
+) -> FastAPI:
+    """Build the application.
+
+    ``runtime``: an existing runtime to serve (tests share one face engine); otherwise the lifespan creates one
+    from ``settings`` and closes it at shutdown. ``warm``: load the face models and build the search index at
+    start-up instead of on the first request.
+    """
+    settings = settings or (runtime.settings if runtime else get_settings())
+    settings.check_safe()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or GalleryRuntime(settings)
+        app.state.rt = rt
+        app.state.jobs = JobRunner(rt)
+        if warm:
+            await anyio.to_thread.run_sync(rt.template_index)
+        try:
+            yield
+        finally:
+            app.state.jobs.close()
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="faceleads",
+        version=__version__,
+        description=(
+            "Retrospective facial recognition for investigations. Every candidate is an investigative lead, "
+            "never an identification. Authenticate with POST /api/v1/auth/sign-in and send "
+            "`Authorization: Bearer <token>`."
+        ),
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        # The interactive docs pages load scripts from a CDN, which the Content-Security-Policy (rightly) forbids.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.inference_limiter = anyio.CapacityLimiter(settings.web_inference_threads)
+    app.state.sign_in_limiter = SignInLimiter()
+    app.state.probes = ProbeWorkspace()
+
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev)
+
+    for router in api_routers():
+        app.include_router(router, prefix=API_PREFIX)
+    for router in pages_routers():
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    return app

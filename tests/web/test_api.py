@@ -1,0 +1,364 @@
+"""REST API: every route, with a role x route authorisation matrix, real searches and enrolments, problem details."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from typing import Any
+
+import pytest
+
+from faceleads.governance.audit import AuditEntry
+from tests.security.identity_helpers import PASSWORD
+from tests.web.conftest import PEOPLE, ROLE_USERS, WebEnv
+
+SEARCH_FORM = {"case": "OCC-1", "offence": "ROB", "reason": "robbery on CCTV"}
+
+
+def photo(name: str, index: int = 0) -> tuple[str, bytes, str]:
+    return (f"{name}.jpg", PEOPLE[name][index].read_bytes(), "image/jpeg")
+
+
+# --- authorisation matrix --------------------------------------------------------------------------------------
+
+# (method, path, request kwargs factory, roles allowed). Allowed roles must get past the policy (not 401/403);
+# every other role must get 403 with a problem document.
+def _routes(web: WebEnv) -> list[tuple[str, str, dict[str, Any], set[str]]]:
+    img = web.image_ids["AJ_Cook"]
+    sid = web.subject_ids["AJ_Cook"]
+    return [
+        ("GET", "/api/v1/gallery/galleries", {}, {"analyst", "reviewer", "supervisor", "records"}),
+        ("GET", "/api/v1/gallery/subjects", {}, {"analyst", "reviewer", "supervisor", "records"}),
+        ("GET", f"/api/v1/gallery/subjects/{sid}", {}, {"analyst", "reviewer", "supervisor", "records"}),
+        ("GET", f"/api/v1/gallery/images/{img}", {}, {"analyst", "reviewer", "records"}),
+        ("GET", f"/api/v1/gallery/images/{img}/landmarks", {}, {"analyst", "reviewer", "supervisor", "records"}),
+        ("POST", "/api/v1/faces/detect", {"files": {"image": photo("AJ_Cook")}}, {"analyst"}),
+        ("POST", "/api/v1/searches", {"files": {"probe": photo("Aaron_Peirsol", 1)}, "data": SEARCH_FORM}, {"analyst"}),
+        ("GET", "/api/v1/jobs", {}, {"records"}),
+        ("GET", "/api/v1/audit/entries", {}, {"auditor"}),
+        ("POST", "/api/v1/audit/verify", {}, {"auditor", "admin"}),
+        ("GET", "/api/v1/audit/stats", {}, {"auditor", "supervisor"}),
+        ("GET", "/api/v1/admin/agencies", {}, {"admin"}),
+        ("GET", "/api/v1/admin/users", {}, {"admin", "supervisor"}),
+        ("POST", "/api/v1/admin/users/records/unlock", {}, {"admin"}),
+    ]
+
+
+def test_role_route_matrix(web: WebEnv) -> None:
+    checked = 0
+    for method, path, kwargs, allowed in _routes(web):
+        for user in ROLE_USERS:
+            response = web.client.request(method, path, headers=web.headers(user), **kwargs)
+            if user in allowed:
+                assert response.status_code < 400, (user, method, path, response.status_code, response.text)
+            else:
+                assert response.status_code == 403, (user, method, path, response.status_code, response.text)
+                body = response.json()
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert body["status"] == 403 and user in body["detail"]
+            checked += 1
+    assert checked == len(_routes(web)) * len(ROLE_USERS)
+    # Every refusal is in the audit log.
+    with web.rt.session_factory() as session:
+        denied = session.query(AuditEntry).filter(AuditEntry.outcome == "denied").count()
+    assert denied >= checked // 2
+
+
+def test_every_api_route_needs_a_session(web: WebEnv) -> None:
+    schema = web.client.get("/api/v1/openapi.json").json()
+    public = {"/api/v1/auth/sign-in"}
+    count = 0
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            concrete = path.replace("{subject_id}", "1").replace("{image_id}", "1").replace("{job_id}", "x")
+            concrete = concrete.replace("{username}", "analyst").replace("{role}", "analyst")
+            response = web.client.request(method.upper(), concrete)
+            if path in public:
+                continue
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.headers["www-authenticate"] == "Bearer"
+            count += 1
+    assert count >= 20
+    bad = web.client.get("/api/v1/auth/me", headers={"Authorization": "Bearer not-a-real-token"})
+    assert bad.status_code == 401 and "not signed in" in bad.json()["detail"]
+
+
+# --- auth ------------------------------------------------------------------------------------------------------
+
+
+def test_sign_in_me_sign_out(web: WebEnv) -> None:
+    token = web.sign_in("reviewer")
+    me = web.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    assert me.json() == {"user_id": me.json()["user_id"], "username": "reviewer", "agency_id": web.agency_ids["AGA"],
+                         "agency_code": "AGA", "roles": ["reviewer"]}  # fmt: skip
+    out = web.client.post("/api/v1/auth/sign-out", headers={"Authorization": f"Bearer {token}"})
+    assert out.status_code == 204
+    again = web.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 401
+
+
+def test_sign_in_failures_and_rate_limit(web: WebEnv) -> None:
+    wrong = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor", "password": "nope-nope-nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "invalid username, password or second factor"
+    missing = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor"})
+    assert missing.status_code == 422 and "password" in missing.json()["detail"]
+    # The per-(address, username) bucket holds 5 attempts: the next ones are refused before the password check.
+    statuses = [
+        web.client.post("/api/v1/auth/sign-in", json={"username": "nobody-here", "password": "x" * 12}).status_code
+        for _ in range(7)
+    ]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+    limited = web.client.post("/api/v1/auth/sign-in", json={"username": "nobody-here", "password": PASSWORD})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    # Another username from the same address still works.
+    other = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor", "password": PASSWORD})
+    assert other.status_code == 200
+
+
+# --- faces, gallery, search ------------------------------------------------------------------------------------
+
+
+def test_detect_faces(web: WebEnv) -> None:
+    response = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
+                               files={"image": photo("AJ_Cook")})  # fmt: skip
+    assert response.status_code == 200
+    body = response.json()
+    assert body["width"] == 250 and len(body["faces"]) >= 1
+    face = body["faces"][0]
+    assert face["number"] == 1 and len(face["landmarks"]) == 5 and 0 <= face["quality"]["overall"] <= 1
+    bad = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
+                          files={"image": ("x.jpg", b"this is not an image", "image/jpeg")})  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["title"] == "Image refused"
+    empty = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
+                            files={"image": ("x.jpg", b"", "image/jpeg")})  # fmt: skip
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+
+
+def test_search_and_stored_result(web: WebEnv) -> None:
+    response = web.client.post(
+        "/api/v1/searches", headers=web.headers("analyst"), files={"probe": photo("Abdullah_Gul", 1)},
+        data={**SEARCH_FORM, "top": "3"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["candidates"][0]["subject_number"] == "Abdullah_Gul"
+    assert len(result["candidates"]) == 3 and "not identifications" in result["notice"]
+    stored = web.client.get(f"/api/v1/searches/{result['search_id']}", headers=web.headers("analyst"))
+    assert stored.status_code == 200
+    assert [c["subject_id"] for c in stored.json()["candidates"]] == [c["subject_id"] for c in result["candidates"]]
+    # Another agency's analyst cannot read it (404, not 403: its existence is not revealed).
+    other = web.client.get(f"/api/v1/searches/{result['search_id']}", headers=web.headers("analyst-b"))
+    assert other.status_code == 404
+    # Bad input is a 422 naming the problem, never a 500.
+    for data, files, needle in (
+        ({**SEARCH_FORM, "top": "99"}, {"probe": photo("AJ_Cook")}, "top"),
+        ({"case": "C", "offence": "O"}, {"probe": photo("AJ_Cook")}, "reason"),
+        (SEARCH_FORM, {"probe": ("p.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}, ""),
+        ({**SEARCH_FORM, "face": "7"}, {"probe": photo("AJ_Cook")}, "face"),
+    ):
+        bad = web.client.post("/api/v1/searches", headers=web.headers("analyst"), files=files, data=data)
+        assert bad.status_code == 422, bad.text
+        assert needle in bad.json()["detail"]
+
+
+def test_agency_scope_of_gallery(web: WebEnv) -> None:
+    # AGB's analyst sees none of AGA's subjects (no sharing agreement) and cannot open their photos.
+    page = web.client.get("/api/v1/gallery/subjects", headers=web.headers("analyst-b")).json()
+    assert page["total"] == 0
+    image = web.client.get(f"/api/v1/gallery/images/{web.image_ids['AJ_Cook']}", headers=web.headers("analyst-b"))
+    assert image.status_code == 403
+    subject = web.client.get(f"/api/v1/gallery/subjects/{web.subject_ids['AJ_Cook']}",
+                             headers=web.headers("analyst-b"))  # fmt: skip
+    assert subject.status_code == 403
+    search = web.client.post("/api/v1/searches", headers=web.headers("analyst-b"), files={"probe": photo("AJ_Cook")},
+                             data=SEARCH_FORM)  # fmt: skip
+    assert search.status_code == 201 and search.json()["candidates"] == []
+
+
+def test_gallery_images_are_audited_and_never_cached(web: WebEnv) -> None:
+    image_id = web.image_ids["Ai_Sugiyama"]
+    with web.rt.session_factory() as session:
+        before = session.query(AuditEntry).filter(AuditEntry.action == "view_gallery_image",
+                                                  AuditEntry.object_ref == f"image:{image_id}").count()  # fmt: skip
+    original = web.client.get(f"/api/v1/gallery/images/{image_id}?case=OCC-9", headers=web.headers("reviewer"))
+    assert original.status_code == 200
+    assert original.content == PEOPLE["Ai_Sugiyama"][0].read_bytes(), "decrypted original, byte for byte"
+    assert original.headers["cache-control"] == "no-store" and original.headers["content-type"] == "image/jpeg"
+    aligned = web.client.get(f"/api/v1/gallery/images/{image_id}?view=aligned", headers=web.headers("reviewer"))
+    assert aligned.status_code == 200 and aligned.content[:2] == b"\xff\xd8"
+    with web.rt.session_factory() as session:
+        entries = session.query(AuditEntry).filter(AuditEntry.action == "view_gallery_image",
+                                                   AuditEntry.object_ref == f"image:{image_id}").all()  # fmt: skip
+    assert len(entries) == before + 2
+    assert entries[-2].case_ref == "OCC-9" and entries[-2].username == "reviewer"
+    marks = web.client.get(f"/api/v1/gallery/images/{image_id}/landmarks", headers=web.headers("reviewer")).json()
+    assert len(marks["landmarks"]) == 5
+    missing = web.client.get("/api/v1/gallery/images/999999", headers=web.headers("reviewer"))
+    assert missing.status_code == 404
+
+
+def test_enrol_record(web: WebEnv) -> None:
+    form = {"subject_number": "API-1", "booking_number": "API-B1", "booking_date": "2022-02-03",
+            "legal_authority": "PACE s.64A", "sex": "F"}  # fmt: skip
+    files = [("photos", photo("Adam_Sandler", 1)), ("photos", photo("Adam_Sandler", 2))]
+    response = web.client.post("/api/v1/gallery/records", headers=web.headers("records"), data=form, files=files)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [p["status"] for p in body["photos"]] == ["enrolled", "enrolled"]
+    detail = web.client.get(f"/api/v1/gallery/subjects/{body['subject_id']}", headers=web.headers("records")).json()
+    assert detail["subject_number"] == "API-1" and len(detail["encounters"][0]["image_ids"]) == 2
+    conflict = web.client.post("/api/v1/gallery/records", headers=web.headers("records"),
+                               data={**form, "booking_date": "2022-02-04"},
+                               files=[("photos", photo("Adam_Sandler", 3))])  # fmt: skip
+    assert conflict.status_code == 409 and "duplicate booking number" in conflict.json()["detail"]
+    bad_date = web.client.post("/api/v1/gallery/records", headers=web.headers("records"),
+                               data={**form, "booking_date": "03/02/2022"}, files=[("photos", photo("AJ_Cook"))])
+    assert bad_date.status_code == 422 and "YYYY-MM-DD" in bad_date.json()["detail"]
+    denied = web.client.post("/api/v1/gallery/records", headers=web.headers("analyst"), data=form, files=files)
+    assert denied.status_code == 403
+
+
+def _wait_job(web: WebEnv, user: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        status = web.client.get(f"/api/v1/jobs/{job_id}", headers=web.headers(user)).json()
+        if status["status"] in ("done", "failed"):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+
+
+def test_bulk_enrolment_job(web: WebEnv) -> None:
+    names = ["Abdullah_Gul", "Aaron_Peirsol"]
+    manifest = io.StringIO()
+    writer = csv.writer(manifest)
+    writer.writerow(["agency", "subject", "booking", "date", "authority", "photo"])
+    for i, name in enumerate(names):
+        writer.writerow(["AGA", f"JOB-{i}", f"JOB-B{i}", "2021-01-01", "PACE", f"photos/{name}.jpg"])
+    writer.writerow(["AGA", "JOB-X", "JOB-BX", "2021-01-01", "PACE", "photos/none.jpg"])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in names:
+            zf.write(PEOPLE[name][2 if name == "Abdullah_Gul" else 1], f"photos/{name}.jpg")
+    files = {"manifest": ("m.csv", manifest.getvalue().encode(), "text/csv"),
+             "photos": ("p.zip", archive.getvalue(), "application/zip")}  # fmt: skip
+    started = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"), files=files)
+    assert started.status_code == 202, started.text
+    job = _wait_job(web, "records", started.json()["job_id"])
+    assert job["status"] == "done" and job["report"]["enrolled"] == 2 and job["report"]["errors"] == 1
+    assert job["progress"] == 1.0 and job["total"] == 3
+    errors = web.client.get(f"/api/v1/jobs/{job['job_id']}/errors.csv", headers=web.headers("records"))
+    assert errors.status_code == 200 and "photos/none.jpg" in errors.text
+    listed = web.client.get("/api/v1/jobs", headers=web.headers("records")).json()
+    assert job["job_id"] in [j["job_id"] for j in listed]
+    # Another agency cannot see the job.
+    other = web.client.get(f"/api/v1/jobs/{job['job_id']}", headers=web.headers("records-b"))
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("member", "needle"),
+    [("../evil.jpg", "unsafe path"), ("/abs.jpg", "unsafe path")],
+)
+def test_bulk_upload_refuses_unsafe_zips(web: WebEnv, member: str, needle: str) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(member, b"x")
+    files = {"manifest": ("m.csv", b"agency,subject,booking,date,authority,photo\n", "text/csv"),
+             "photos": ("p.zip", archive.getvalue(), "application/zip")}  # fmt: skip
+    response = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"), files=files)
+    assert response.status_code == 422 and needle in response.json()["detail"]
+
+
+def test_bulk_server_path_confined_to_imports(web: WebEnv) -> None:
+    response = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"),
+                               data={"server_path": "../../../etc/passwd"})  # fmt: skip
+    assert response.status_code == 422 and "import folder" in response.json()["detail"]
+    neither = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"), data={})
+    assert neither.status_code == 422
+
+
+# --- audit and admin -------------------------------------------------------------------------------------------
+
+
+def test_audit_entries_verify_stats(web: WebEnv) -> None:
+    page = web.client.get("/api/v1/audit/entries?action=login&limit=5", headers=web.headers("auditor")).json()
+    assert 1 <= len(page["entries"]) <= 5 and page["total"] >= len(page["entries"])
+    assert all(e["action"] == "login" and e["agency_code"] == "AGA" for e in page["entries"])
+    seqs = [e["seq"] for e in page["entries"]]
+    assert seqs == sorted(seqs, reverse=True), "newest first"
+    denied = web.client.get("/api/v1/audit/entries?outcome=denied", headers=web.headers("auditor")).json()
+    assert all(e["outcome"] == "denied" for e in denied["entries"])
+    bad = web.client.get("/api/v1/audit/entries?since=yesterday", headers=web.headers("auditor"))
+    assert bad.status_code == 422 and "since" in bad.json()["detail"]
+    verified = web.client.post("/api/v1/audit/verify", headers=web.headers("auditor")).json()
+    assert verified["ok"] is True and verified["entries"] >= 10
+    stats = web.client.get("/api/v1/audit/stats", headers=web.headers("auditor")).json()
+    assert any(row["searches"] >= 1 for row in stats)
+
+
+def test_admin_user_lifecycle(web: WebEnv) -> None:
+    admin = web.headers("admin")
+    created = web.client.post("/api/v1/admin/users", headers=admin, json={
+        "username": "new.analyst", "password": "a-Long-pa55word", "roles": ["analyst"]})  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert web.client.post("/api/v1/admin/users/new.analyst/certifications", headers=admin,
+                           json={"expires_on": "2099-01-01"}).status_code == 201  # fmt: skip
+    assert web.client.post("/api/v1/admin/users/new.analyst/roles", headers=admin,
+                           json={"role": "reviewer"}).json() == {"changed": True}  # fmt: skip
+    listed = {u["username"]: u for u in web.client.get("/api/v1/admin/users", headers=admin).json()}
+    assert listed["new.analyst"]["effective_roles"] == ["analyst", "reviewer"]
+    assert web.client.delete("/api/v1/admin/users/new.analyst/roles/reviewer", headers=admin).json()["changed"]
+    assert web.client.post("/api/v1/admin/users/new.analyst/password", headers=admin,
+                           json={"password": "another-Pa55word"}).status_code == 204  # fmt: skip
+    assert web.client.post("/api/v1/admin/users/new.analyst/active", headers=admin,
+                           json={"active": False}).status_code == 204  # fmt: skip
+    assert web.client.post("/api/v1/admin/users/new.analyst/totp-reset", headers=admin).status_code == 204
+    assert web.client.delete("/api/v1/admin/users/new.analyst/certifications", headers=admin).json()["revoked"] == 1
+    # Separation of duties: nobody changes their own roles.
+    own = web.client.post("/api/v1/admin/users/admin/roles", headers=admin, json={"role": "analyst"})
+    assert own.status_code == 403
+    weak = web.client.post("/api/v1/admin/users", headers=admin, json={"username": "weak", "password": "short"})
+    assert weak.status_code == 422 and "at least" in weak.json()["detail"]
+    agency = web.client.post("/api/v1/admin/agencies", headers=admin, json={"code": "AGC", "name": "C police"})
+    assert agency.status_code == 201
+    assert "AGC" in [a["code"] for a in web.client.get("/api/v1/admin/agencies", headers=admin).json()]
+    unknown = web.client.post("/api/v1/admin/users/ghost/unlock", headers=admin)
+    assert unknown.status_code == 404
+
+
+def test_openapi_schema(web: WebEnv) -> None:
+    schema = web.client.get("/api/v1/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for expected in ("/api/v1/auth/sign-in", "/api/v1/searches", "/api/v1/gallery/records",
+                     "/api/v1/jobs/bulk-enrolment", "/api/v1/audit/verify", "/api/v1/admin/users"):  # fmt: skip
+        assert expected in paths
+    assert not any(p.startswith("/probes") or p == "/" for p in paths), "pages are not part of the API schema"
+
+
+def test_sign_in_with_totp_second_factor(web: WebEnv) -> None:
+    import pyotp
+
+    from faceleads.security import users
+    from faceleads.security.auth import actor_for_user
+    from faceleads.security.crypto import load_master_key
+    from faceleads.security.models import User
+
+    key = load_master_key(web.settings)
+    with web.rt.session_factory() as session:
+        actor = actor_for_user(session, session.query(User).filter(User.username == "analyst2").one())
+    enrolment = users.begin_totp_enrolment(web.rt.session_factory, actor, key)
+    codes = users.confirm_totp_enrolment(web.rt.session_factory, actor, pyotp.TOTP(enrolment.secret).now(), key)
+    without = web.client.post("/api/v1/auth/sign-in", json={"username": "analyst2", "password": PASSWORD})
+    assert without.status_code == 401
+    recovery = web.client.post("/api/v1/auth/sign-in", json={"username": "analyst2", "password": PASSWORD,
+                                                              "second_factor": codes[0]})  # fmt: skip
+    assert recovery.status_code == 200 and recovery.json()["second_factor"] == "recovery"
+    reused = web.client.post("/api/v1/auth/sign-in", json={"username": "analyst2", "password": PASSWORD,
+                                                            "second_factor": codes[0]})  # fmt: skip
+    assert reused.status_code == 401, "a recovery code works once"
