@@ -83,14 +83,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema up to date.
-
-    Uses the Alembic migrations when they exist; until every domain's tables are migrated this
-    falls back to ``create_all`` so that development can proceed.
-    """
-    from faceleads import migrations, models
+    """Bring the schema up to date by applying the Alembic migrations (the only way tables are created)."""
+    from faceleads import migrations
 
     migrations.upgrade(engine)
-    # Interim: tables not yet covered by a migration are created directly. Removed once the
-    # initial migration is generated from the complete model set.
-    models.Base.metadata.create_all(engine)

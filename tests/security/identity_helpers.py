@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import faceleads.models  # noqa: F401  (every table registered on Base.metadata)
 from faceleads.config import Settings
-from faceleads.db import Agency, Base, make_engine, make_session_factory, transaction
+from faceleads.db import Agency, create_schema, make_engine, make_session_factory, transaction
 from faceleads.security import passwords
 from faceleads.security.actor import Role
 from faceleads.security.models import Certification, RoleGrant, User
@@ -30,7 +30,7 @@ def password_hash() -> str:
 def make_factory(tmp_path: Path) -> sessionmaker[Session]:
     """A fresh SQLite database (file, WAL, triggers) with the whole schema."""
     engine = make_engine(f"sqlite:///{tmp_path / 'faceleads.db'}")
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     return make_session_factory(engine)
 
 
