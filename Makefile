@@ -22,8 +22,9 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/faceleads serve --demo
 
-## Install test extras and run the whole test suite.
+## Install test extras (and Debian's chromium for the browser tests) and run the whole test suite.
 test: $(STAMP)
+	bash scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

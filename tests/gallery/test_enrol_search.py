@@ -131,6 +131,24 @@ def test_search_needs_justification_and_a_face(rt, tmp_path) -> None:  # type: i
         search(rt, actor, PEOPLE["AJ_Cook"][0], **SEARCH, face=2)
 
 
+def test_search_uses_the_administered_offence_and_purpose_lists(rt) -> None:  # type: ignore[no-untyped-def]
+    from faceleads.casework.models import Offence, Purpose
+    from faceleads.db import transaction
+
+    actor = cli_actor(rt, "MET")
+    _enrol_people(rt, actor, ["Al_Gore"])
+    probe = PEOPLE["Al_Gore"][1]
+    with transaction(rt.session_factory) as session:
+        session.add(Offence(agency_id=actor.agency_id, code="ROB", title="Robbery", category="serious"))
+    search(rt, actor, probe, **SEARCH)  # on the list
+    with pytest.raises(ValidationError, match="approved offence list"):
+        search(rt, actor, probe, **{**SEARCH, "offence": "LITTER"})
+    with transaction(rt.session_factory) as session:
+        session.add(Purpose(code="exigent", title="Exigent threat to life"))
+    with pytest.raises(ValidationError, match="administered purpose"):
+        search(rt, actor, probe, **SEARCH, purpose="curiosity")
+
+
 def test_score_floor_drops_weak_candidates(rt) -> None:  # type: ignore[no-untyped-def]
     actor = cli_actor(rt, "MET")
     _enrol_people(rt, actor, ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama"])

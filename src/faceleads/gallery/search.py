@@ -305,10 +305,26 @@ def _check_request(
     for name, value, limit in (("case", case, 100), ("offence", offence, 50), ("purpose", purpose, 64)):
         if len(value.strip()) > limit:
             raise ValidationError(f"{name} is limited to {limit} characters")
+    _check_administered_lists(rt, actor, offence.strip(), purpose.strip())
     k = check_length(top, rt.settings.candidate_list_length)
     if floor is not None and not -1.0 <= floor <= 1.0:
         raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
     return k
+
+
+def _check_administered_lists(rt: GalleryRuntime, actor: Actor, offence: str, purpose: str) -> None:
+    """Once an agency has an approved offence list (and the system a purpose list), searches must use them."""
+    from faceleads.casework.models import Offence, Purpose  # casework builds on the gallery, not the reverse
+
+    with rt.session_factory() as session:
+        offences = set(
+            session.scalars(select(Offence.code).where(Offence.agency_id == actor.agency_id, Offence.active)).all()
+        )
+        if offences and offence not in offences:
+            raise ValidationError(f"offence {offence!r} is not on your agency's approved offence list")
+        purposes = set(session.scalars(select(Purpose.code).where(Purpose.active)).all())
+        if purposes and purpose not in purposes:
+            raise ValidationError(f"purpose {purpose!r} is not an administered purpose")
 
 
 def search_embedding(
