@@ -160,7 +160,7 @@ def test_analyst_probe_search_compare(browser: Any, server: Server) -> None:
     shot(page, "03-probe")
 
     page.fill("input[name=case]", "OCC-2026-0042")
-    page.fill("input[name=offence]", "robbery")
+    page.fill("input[name=offence]", "ROB")
     page.fill("textarea[name=reason]", "street robbery captured on CCTV")
     page.click("#search-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/searches/\d+$"))
