@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allowed", type=int, default=3, help="galleries visible in the filtered search")
     ap.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for ours and FAISS")
-    ap.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    ap.add_argument("--dtype", choices=["float16", "bfloat16", "float32", "int8"], default="float16")
+    ap.add_argument("--rerank", type=int, default=8, help="int8: shortlist length as a multiple of k")
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--no-faiss", action="store_true", help="skip the FAISS comparison")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------------------------- build ours
     gc.collect()
     rss_before = rss_bytes()
-    index = TemplateIndex(dim=dim, dtype=args.dtype, threads=args.threads)
+    index = TemplateIndex(dim=dim, dtype=args.dtype, threads=args.threads, rerank=args.rerank)
     sources = np.empty((args.queries, dim), dtype=np.float32)
     build_s = 0.0
     with progress(console) as prog:
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             prog.advance(task)
     ours_ids = np.empty((args.queries, k), dtype=np.int64)
     faiss_ids = np.empty((args.queries, k), dtype=np.int64)
+    ours_scores = np.empty((args.queries, k), dtype=np.float32)
+    faiss_scores = np.empty((args.queries, k), dtype=np.float32)
+    load_start = os.getloadavg()[0]
     single: list[float] = []
     filtered: list[float] = []
     faiss_times: list[float] = []
@@ -165,14 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         task = prog.add_task("timing single queries (ours and FAISS interleaved)", total=args.queries)
         for i, q in enumerate(queries):
             t0 = time.perf_counter()
-            got, _ = index.search(q, k)
+            got, got_scores = index.search(q, k)
             single.append(time.perf_counter() - t0)
             ours_ids[i] = got[0]
+            ours_scores[i] = got_scores[0]
             if flat is not None:
                 t0 = time.perf_counter()
-                _, rows = flat.search(q[None, :], k)
+                f_scores, rows = flat.search(q[None, :], k)
                 faiss_times.append(time.perf_counter() - t0)
                 faiss_ids[i] = ids[rows[0]]
+                faiss_scores[i] = f_scores[0]
                 # FAISS's OpenMP threads busy-wait for a while after each search; let them go to sleep so
                 # they do not steal a core from the next search of ours.
                 time.sleep(0.02)
@@ -195,9 +201,16 @@ def main(argv: list[str] | None = None) -> int:
 
     faiss_p50 = float("nan")
     recall = float("nan")
+    score_error = float("nan")
     if faiss_times:
         faiss_p50 = percentile_ms(faiss_times, 50)
         recall = float(np.mean([np.intersect1d(a, b).size / k for a, b in zip(ours_ids, faiss_ids, strict=True)]))
+        # Largest |our score - FAISS float32 score| over the ids both returned.
+        errors = []
+        for i in range(args.queries):
+            _, mine, theirs = np.intersect1d(ours_ids[i], faiss_ids[i], return_indices=True)
+            errors.append(np.abs(ours_scores[i, mine] - faiss_scores[i, theirs]).max(initial=0.0))
+        score_error = float(max(errors))
 
     p50 = percentile_ms(single, 50)
     result = {
@@ -211,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         "faiss_p50_ms": round(faiss_p50, 2),
         "ratio": round(p50 / faiss_p50, 4) if faiss_p50 == faiss_p50 else None,
         "recall": round(recall, 4) if recall == recall else None,
+        # Extra context (the fields above are the contract): storage, score accuracy, machine load.
+        "dtype": args.dtype,
+        "max_score_error": round(score_error, 6) if score_error == score_error else None,
+        "load_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
     if args.json:
         print(json.dumps(result))
@@ -240,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     table.add_row("ours / FAISS", f"{result['ratio']}", "≤ 0.4")
     table.add_row(f"recall of FAISS top-{k}", f"{result['recall']}", "≥ 0.99")
+    table.add_row("max |score - FAISS score|", f"{result['max_score_error']}", "common ids")
     table.add_row("source template ranked first", f"{self_hit:.2f}", "noisy copies, cosine ≈ 0.78")
     table.add_row("load average (1/5/15 min)", " / ".join(f"{v:.2f}" for v in load), "shared machine")
     Console().print(table)

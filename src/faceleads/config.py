@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)
     score_fusion: ScoreFusion = ScoreFusion.BEST
+    # In-memory index storage (docs/search-index.md): int8 scan + 4-bit-residual re-rank, or float16/bfloat16/float32.
+    index_dtype: str = Field(default="int8", pattern="^(int8|float16|bfloat16|float32)$")
     quality_floor: float = Field(default=0.25, ge=0.0, le=1.0)
 
     # Casework (docs/casework.md): retention of case data and probes by offence category, in days from opening

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from faceleads.errors import ValidationError
-from faceleads.gallery.index import IndexInputError, TemplateIndex, _top_k_indices
+from faceleads.gallery.index import IndexInputError, TemplateIndex, _decode_int8, _encode_int8, _top_k_indices
 
 DIM = 64
 
@@ -50,7 +50,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16", "int8"])
 def test_matches_float32_brute_force(rng: np.random.Generator, dtype: str) -> None:
     n = 30000  # partitions of ~15000 > 4 * k * block length: the block-maximum selection path runs
     vecs = unit(rng, n)
@@ -64,7 +64,7 @@ def test_matches_float32_brute_force(rng: np.random.Generator, dtype: str) -> No
     ref_ids, ref_scores = brute_force(vecs, ids, queries, 10)
     assert got_ids.dtype == np.int64 and got_scores.dtype == np.float32
     by_id = dict(zip(ids.tolist(), vecs, strict=True))
-    tol = {"float16": 3e-3, "float32": 1e-5, "bfloat16": 1.5e-2}[dtype]
+    tol = {"float16": 3e-3, "float32": 1e-5, "bfloat16": 1.5e-2, "int8": 1e-3}[dtype]
     assert_same_topk(got_ids, got_scores, ref_ids, ref_scores, by_id, queries, tol)
     # The noisy copy's source is its best match.
     assert np.array_equal(got_ids[:20, 0], ids[:20])
@@ -106,9 +106,10 @@ def test_empty_index(rng: np.random.Generator) -> None:
     assert len(index) == 0
 
 
-def test_add_remove_replace(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_add_remove_replace(rng: np.random.Generator, dtype: str) -> None:
     vecs = unit(rng, 100)
-    index = TemplateIndex(dim=DIM)
+    index = TemplateIndex(dim=DIM, dtype=dtype)
     ids = np.arange(1000, 1100, dtype=np.int64)
     index.add(ids, vecs, (ids % 3).astype(np.int32))
     assert len(index) == 100 and 1050 in index and 5 not in index
@@ -141,9 +142,10 @@ def test_add_remove_replace(rng: np.random.Generator) -> None:
     assert 1000 in index and len(index) == 98
 
 
-def test_many_removals_and_readds_keep_map_consistent(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_many_removals_and_readds_keep_map_consistent(rng: np.random.Generator, dtype: str) -> None:
     """Exercise the id map's merge and tombstone paths against a dict model."""
-    index = TemplateIndex(dim=16)
+    index = TemplateIndex(dim=16, dtype=dtype)
     model: dict[int, np.ndarray] = {}
     next_id = 0
     for _round in range(30):
@@ -166,18 +168,21 @@ def test_many_removals_and_readds_keep_map_consistent(rng: np.random.Generator) 
     assert sorted(index.ids().tolist()) == sorted(model)
     all_ids = np.fromiter(model, np.int64)
     all_vecs = np.stack([model[i] for i in all_ids.tolist()])
-    got, _ = index.search(all_vecs[:200], 1)
+    got, scores = index.search(all_vecs[:200], 1)
     assert np.array_equal(got[:, 0], all_ids[:200])
+    # Swap-with-last moved every column (int8: codes, residuals and scales): each survivor scores ~1.
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=2e-3)
     assert all(int(i) in index for i in all_ids[:50])
     assert not any(int(i) in index for i in range(next_id, next_id + 50))
 
 
-def test_partition_filter_never_leaks(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_partition_filter_never_leaks(rng: np.random.Generator, dtype: str) -> None:
     n = 3000
     vecs = unit(rng, n)
     ids = np.arange(n, dtype=np.int64)
     parts = rng.integers(0, 10, n).astype(np.int32)
-    index = TemplateIndex(dim=DIM)
+    index = TemplateIndex(dim=DIM, dtype=dtype)
     index.add(ids, vecs, parts)
     allowed = {2, 5, 7}
     mask = np.isin(parts, list(allowed))
@@ -189,7 +194,7 @@ def test_partition_filter_never_leaks(rng: np.random.Generator) -> None:
     assert_same_topk(got, scores, ref_ids, ref_scores, by_id, queries)
 
     # k above the visible count: every visible id, nothing else, no padding.
-    small = TemplateIndex(dim=DIM)
+    small = TemplateIndex(dim=DIM, dtype=dtype)
     small.add(np.arange(12), vecs[:12], np.array([1] * 4 + [2] * 8, dtype=np.int32))
     got, scores = small.search(vecs[0], 100, allowed_partitions=[1, 99])
     assert got.shape == (1, 4) and sorted(got[0].tolist()) == [0, 1, 2, 3]
@@ -238,7 +243,10 @@ def test_bad_search_input(rng: np.random.Generator) -> None:
     with pytest.raises(IndexInputError, match="dim"):
         TemplateIndex(dim=0)
     with pytest.raises(IndexInputError, match="dtype"):
-        TemplateIndex(dtype="int8")
+        TemplateIndex(dtype="int4")
+    for bad_rerank in (0, 1.5, True):
+        with pytest.raises(IndexInputError, match="rerank"):
+            TemplateIndex(dtype="int8", rerank=bad_rerank)  # type: ignore[arg-type]
 
 
 def test_bfloat16_rounding_is_nearest() -> None:
@@ -272,12 +280,13 @@ def test_capacity_grows_geometrically(rng: np.random.Generator) -> None:
     assert got[0, 0] == 4950
 
 
-def test_concurrent_adds_and_searches(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_concurrent_adds_and_searches(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
     import faceleads.gallery.index as index_module
 
     monkeypatch.setattr(index_module, "_PIECE_ROWS", 128)  # several pieces per scan, shared with helpers
     base = unit(rng, 2000)
-    index = TemplateIndex(dim=DIM, threads=2)  # the helper pool is shared by the concurrent searches
+    index = TemplateIndex(dim=DIM, dtype=dtype, threads=2)  # the helper pool is shared by the concurrent searches
     index.add(np.arange(2000), base, (np.arange(2000) % 4).astype(np.int32))
     extra = unit(rng, 3000)
     errors: list[BaseException] = []
@@ -317,13 +326,14 @@ def test_concurrent_adds_and_searches(rng: np.random.Generator, monkeypatch: pyt
     assert index.partition_counts() == {0: 500, 1: 500, 2: 500, 3: 500, 5: 2700}
 
 
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
 def test_batches_and_scans_are_split_without_changing_results(
-    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
     import faceleads.gallery.index as index_module
 
     vecs = unit(rng, 3000)
-    index = TemplateIndex(dim=DIM)
+    index = TemplateIndex(dim=DIM, dtype=dtype)
     index.add(np.arange(3000), vecs, (np.arange(3000) % 3).astype(np.int32))
     queries = unit(rng, 40)
     whole_ids, whole_scores = index.search(queries, 20)
@@ -339,3 +349,46 @@ def test_batches_and_scans_are_split_without_changing_results(
         assert np.array_equal(whole_scores, piece_scores)
     single = np.vstack([index.search(q, 20)[0] for q in queries])
     assert np.array_equal(single, split_ids)
+
+
+@pytest.mark.parametrize("dim", [15, DIM, 512])
+def test_int8_codes_reconstruct_within_a_residual_step(rng: np.random.Generator, dim: int) -> None:
+    vecs = unit(rng, 200, dim)
+    vecs[0] = 0.0
+    vecs[0, 3] = 1.0  # one-hot: the scale comes from a single component
+    codes, packed, scales = _encode_int8(vecs)
+    assert codes.dtype == np.int8 and packed.dtype == np.uint8 and scales.dtype == np.float32
+    assert packed.shape == (200, (dim + 1) // 2)  # two 4-bit residuals per byte (odd dims padded)
+    assert int(np.abs(codes.astype(np.int16)).max()) == 127
+    back = _decode_int8(codes, packed, scales)
+    # Mid-rise 4-bit residual: the error is at most 1/32 of a code step (plus float32 rounding).
+    bound = scales[:, None] / 32 * 1.001 + 1e-7
+    assert np.all(np.abs(back - vecs) <= bound)
+    # int8 alone is 16x coarser: the residual really carries information.
+    coarse = codes.astype(np.float32) * scales[:, None]
+    coarse_steps = np.abs(coarse - vecs) / scales[:, None]  # mean 1/4 of a code step
+    fine_steps = np.abs(back - vecs) / scales[:, None]  # mean 1/64
+    assert coarse_steps.mean() > 8 * fine_steps.mean()
+
+
+def test_int8_two_stage_scores_and_memory(rng: np.random.Generator) -> None:
+    n = 20_000
+    vecs = unit(rng, n, 512)
+    ids = np.arange(n, dtype=np.int64) * 7
+    parts = rng.integers(0, 3, n).astype(np.int32)
+    index = TemplateIndex(dim=512, dtype="int8", threads=2, rerank=4)
+    index.add(ids, vecs, parts)
+    # 512 B codes + 256 B residuals + 4 B scale + 8 B id in the segments, 16 B in the id map.
+    assert index.nbytes <= index.capacity * (512 + 256 + 4 + 8) + 16 * n + 100 * 1024
+    queries = vecs[:8] + 0.05 * unit(rng, 8, 512)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    got, scores = index.search(queries, 50)
+    ref_ids, ref_scores = brute_force(vecs, ids, queries, 50)
+    by_id = dict(zip(ids.tolist(), vecs, strict=True))
+    assert_same_topk(got, scores, ref_ids, ref_scores, by_id, queries, tol=5e-4)
+    # Re-scored from codes + residuals: far closer to float32 than the int8 codes alone (~1e-3).
+    exact = np.array([[queries[i] @ by_id[j] for j in row] for i, row in enumerate(got.tolist())])
+    assert np.abs(scores - exact).max() < 2e-4
+    # A zero query (no direction) must not break the int8 quantisation of queries.
+    zero_ids, zero_scores = index.search(np.zeros(512, np.float32), 5)
+    assert zero_ids.shape == (1, 5) and np.allclose(zero_scores, 0.0)

@@ -1,11 +1,16 @@
-"""In-process exact (brute-force) inner-product index over face templates.
+"""In-process brute-force inner-product index over face templates (exact scan, or int8 scan + re-rank).
 
 Design (measured figures in ``docs/search-index.md``):
 
-* Templates are stored as float16 (1 KiB per 512-d template), **grouped by partition** (gallery id): each
-  partition owns a contiguous, geometrically growing matrix ("segment"). A search filtered to some galleries
-  therefore scans only the allowed segments; nothing is masked after the fact.
-* Scores come from SimSIMD's float16 dot-product kernel (``simsimd.cdist``, single-threaded calls on
+* Two storage families. ``float16``/``bfloat16``/``float32``: one exact scan. ``int8`` (the gallery's default,
+  ``Settings.index_dtype``): per-template symmetric int8 codes with a float32 scale are scanned with SimSIMD's
+  int8 dot kernel (half the bytes of float16: 19 ms vs 40 ms per 1M on the reference machine), every piece keeps
+  a shortlist of ``rerank * k`` rows by approximate score, and the best ``rerank * k`` overall are re-scored
+  from the codes plus a 4-bit residual (two per byte) — 772 B per 512-d template, scores within ~1e-4.
+* Templates are stored **grouped by partition** (gallery id): each partition owns contiguous, geometrically
+  growing arrays ("segment"). A search filtered to some galleries therefore scans only the allowed segments;
+  nothing is masked after the fact.
+* Scores come from SimSIMD's float16 (or int8) dot-product kernel (``simsimd.cdist``, single-threaded calls on
   pieces of <= 65,536 rows shared between the caller and helper threads, see ``_HelperPool``): 35 ms per
   1M templates on the quiet 2-core reference machine, reading half the bytes of a float32 scan.
   The ``out=`` argument of ``simsimd.cdist`` is deliberately *not* used: in simsimd 6.5 it returns ``None``
@@ -47,11 +52,15 @@ _ROW_BITS = 32  # location = segment slot << 32 | row
 _ROW_MASK = (1 << _ROW_BITS) - 1
 _NORM_TOLERANCE = 1e-3  # float32 unit vectors are within ~1e-6 of norm 1; 1e-3 catches unnormalised input
 _BLOCK = 256  # block length for the block-maximum top-k bound
+_MIN_BLOCK = 16
+_INT8_MAX = 127
+_RESIDUAL_STEPS = 16  # 4-bit residual: the int8 rounding error in sixteenths of a code step
 _MIN_CAPACITY = 64
 _MAX_SCORE_CELLS = 16 * 1024 * 1024  # 64 MB of float32 scores per kernel call
 _PIECE_ROWS = 65_536  # rows per work piece: ~4 ms of one core at 512-d, and >= 4 * 50 blocks for the bound
 _T = TypeVar("_T")
 _GROWTH = 2.0
+_DTYPES = ("float16", "float32", "bfloat16", "int8")
 
 
 _TRIM_BYTES = 16 * 1024 * 1024  # after an add moving at least this much, hand freed heap back to the OS
@@ -183,34 +192,58 @@ class _IdMap:
 
 
 class _Segment:
-    """The templates of one partition: a growable float16/float32 matrix plus their ids."""
+    """The templates of one partition: growable per-row arrays ("columns") plus their ids.
 
-    __slots__ = ("count", "ids", "partition", "vectors")
+    Column 0 is what the kernel scans (float16/float32/bfloat16 vectors, or int8 codes); the int8 storage adds
+    packed 4-bit residuals and per-template scales as further columns. Every column has one row per template,
+    so appending, swap-with-last removal and reallocation treat them all alike.
+    """
 
-    def __init__(self, partition: int, dim: int, dtype: np.dtype) -> None:
+    __slots__ = ("columns", "count", "ids", "partition")
+
+    def __init__(self, partition: int, specs: Sequence[tuple[tuple[int, ...], np.dtype]]) -> None:
         self.partition = partition
-        self.vectors = np.empty((0, dim), dtype=dtype)
+        self.columns = [np.empty((0, *tail), dtype=dtype) for tail, dtype in specs]
         self.ids = np.empty(0, dtype=np.int64)
         self.count = 0
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The scanned column."""
+        return self.columns[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + sum(c.nbytes for c in self.columns))
+
     def _reallocate(self, capacity: int) -> None:
         # np.empty maps fresh pages lazily, so reserved-but-unused capacity costs address space, not RAM.
-        vectors = np.empty((capacity, self.vectors.shape[1]), dtype=self.vectors.dtype)
+        columns = []
+        for old in self.columns:
+            new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: self.count] = old[: self.count]
+            columns.append(new)
         ids = np.empty(capacity, dtype=np.int64)
-        vectors[: self.count] = self.vectors[: self.count]
         ids[: self.count] = self.ids[: self.count]
-        self.vectors, self.ids = vectors, ids
+        self.columns, self.ids = columns, ids
 
-    def append(self, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    def append(self, ids: np.ndarray, columns: Sequence[np.ndarray]) -> np.ndarray:
         """Append rows (amortised O(1) each: capacity doubles) and return their row numbers."""
         needed = self.count + ids.size
         if needed > self.ids.size:
             self._reallocate(max(needed, int(self.ids.size * _GROWTH), _MIN_CAPACITY))
         rows = np.arange(self.count, needed, dtype=np.int64)
-        self.vectors[self.count : needed] = vectors
+        for mine, values in zip(self.columns, columns, strict=True):
+            mine[self.count : needed] = values
         self.ids[self.count : needed] = ids
         self.count = needed
         return rows
+
+    def move_row(self, src: int, dst: int) -> None:
+        """Copy row ``src`` over row ``dst`` in every column (ids included)."""
+        for column in self.columns:
+            column[dst] = column[src]
+        self.ids[dst] = self.ids[src]
 
     def maybe_shrink(self) -> None:
         """Give memory back after mass removal (hysteresis: shrink at 1/4 full to 1/2 full)."""
@@ -284,9 +317,12 @@ def _top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     m = scores.size
     if k >= m:
         return np.arange(m)
-    nblocks = m // _BLOCK
+    block = _BLOCK
+    while block > _MIN_BLOCK and m // block < 4 * k:
+        block //= 2  # large k (the int8 shortlist): shorter blocks keep the bound usable
+    nblocks = m // block
     if nblocks >= 4 * k:
-        block_max = scores[: nblocks * _BLOCK].reshape(nblocks, _BLOCK).max(axis=1)
+        block_max = scores[: nblocks * block].reshape(nblocks, block).max(axis=1)
         # k blocks have a maximum >= this value, so at least k scores are >= it: a safe threshold.
         threshold = np.partition(block_max, nblocks - k)[nblocks - k]
         candidates = np.flatnonzero(scores >= threshold)
@@ -295,27 +331,76 @@ def _top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(scores, m - k)[m - k :]
 
 
+def _int8_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric int8 codes of float32 rows with a per-row scale: ``x ~ scale * codes``.
+
+    Returns ``(codes, y, scales)`` where ``y = x / scale`` (the unrounded codes, for the residual).
+    An all-zero row (possible for a query) gets scale 1 and zero codes.
+    """
+    amax = np.abs(values).max(axis=1) if values.shape[1] else np.zeros(values.shape[0], np.float32)
+    scales = np.where(amax > 0, amax / _INT8_MAX, 1.0).astype(np.float32)
+    y = values / scales[:, None]
+    codes = np.clip(np.rint(y), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    return codes, y, scales
+
+
+def _encode_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 unit rows -> (int8 codes, packed 4-bit residuals, float32 scales).
+
+    The residual ``y - codes`` lies in [-1/2, 1/2]; it is stored as one of 16 uniform steps (mid-rise:
+    reconstructed at the step centre, so the error is at most 1/32 of a code step), two per byte.
+    """
+    codes, y, scales = _int8_codes(values)
+    steps = np.floor((y - codes) * _RESIDUAL_STEPS) + _RESIDUAL_STEPS // 2
+    nibbles = np.clip(steps, 0, _RESIDUAL_STEPS - 1).astype(np.uint8)
+    if nibbles.shape[1] % 2:
+        nibbles = np.concatenate([nibbles, np.zeros((nibbles.shape[0], 1), np.uint8)], axis=1)
+    packed = nibbles[:, 0::2] | (nibbles[:, 1::2] << np.uint8(4))
+    return codes, packed, scales
+
+
+def _decode_int8(codes: np.ndarray, packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_encode_int8` (up to the residual step): float32 rows."""
+    nibbles = np.empty((packed.shape[0], 2 * packed.shape[1]), dtype=np.float32)
+    nibbles[:, 0::2] = packed & np.uint8(0x0F)
+    nibbles[:, 1::2] = packed >> np.uint8(4)
+    dim = codes.shape[1]
+    residual = (nibbles[:, :dim] - (_RESIDUAL_STEPS // 2 - 0.5)) / _RESIDUAL_STEPS
+    return (codes.astype(np.float32) + residual) * scales[:, None]
+
+
 class TemplateIndex:
-    """Exact inner-product search over unit-norm templates, partitioned by gallery.
+    """Inner-product search over unit-norm templates, partitioned by gallery.
 
     Args:
         dim: template dimension.
-        dtype: storage type: ``"float16"`` (default; half the memory of float32, recall 1.0 at 1M),
-            ``"bfloat16"`` (same memory, half the kernel compute, recall 0.994 measured) or ``"float32"``.
+        dtype: storage type: ``"float16"`` (default; half the memory of float32, exact scan, recall 1.0 at
+            1M), ``"bfloat16"`` (same memory, half the kernel compute, recall 0.994 measured), ``"float32"``,
+            or ``"int8"`` (two-stage: an int8 scan of all visible templates picks a shortlist of
+            ``rerank * k`` candidates, which are re-scored from int8 codes plus 4-bit residuals; 772 B per
+            512-d template, scores within ~1e-4 of float32).
         threads: threads per search (the caller plus ``threads - 1`` shared helpers); default one per core.
+        rerank: int8 only: shortlist length as a multiple of ``k`` (>= 1).
     """
 
-    def __init__(self, dim: int = 512, dtype: str = "float16", threads: int | None = None) -> None:
+    def __init__(self, dim: int = 512, dtype: str = "float16", threads: int | None = None, rerank: int = 8) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise IndexInputError(f"dim must be a positive integer, got {dim!r}")
-        if dtype not in ("float16", "float32", "bfloat16"):
-            raise IndexInputError(f"dtype must be 'float16', 'float32' or 'bfloat16', got {dtype!r}")
+        if dtype not in _DTYPES:
+            raise IndexInputError(f"dtype must be one of {', '.join(map(repr, _DTYPES))}, got {dtype!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise IndexInputError(f"threads must be a positive integer or None, got {threads!r}")
+        if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 1:
+            raise IndexInputError(f"rerank must be a positive integer, got {rerank!r}")
         self.dim = dim
         self.dtype_name = dtype
+        self.rerank = rerank
         # numpy has no bfloat16: those are stored as their uint16 bit patterns and the kernel is told so.
         self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
+        self._two_stage = dtype == "int8"
+        self._specs: list[tuple[tuple[int, ...], np.dtype]] = [((dim,), self.dtype)]
+        if self._two_stage:
+            self._specs += [(((dim + 1) // 2,), np.dtype(np.uint8)), ((), np.dtype(np.float32))]
         self.threads = threads if threads is not None else max(1, os.cpu_count() or 1)
         self._segments: list[_Segment] = []
         self._slot_of: dict[int, int] = {}
@@ -327,11 +412,20 @@ class TemplateIndex:
         """Inner products (queries x rows) as float32, one thread (the callers share the pieces out)."""
         if self.dtype_name == "bfloat16":
             return simsimd.cdist(queries, rows, metric="dot", dtype="bf16", threads=1, out_dtype="float32")
+        # int8 x int8 -> exact integer dot products (|value| <= 127 * 127 * dim, exact in float32 for dim <= 1040).
         return simsimd.cdist(queries, rows, metric="dot", threads=1, out_dtype="float32")
+
+    def _encode(self, values: np.ndarray) -> tuple[np.ndarray, ...]:
+        """float32 unit rows -> the segment columns for this storage type."""
+        if self._two_stage:
+            return _encode_int8(values)
+        return (self._to_storage(values),)
 
     # ----------------------------------------------------------------------------------------- validation
     def _to_storage(self, values: np.ndarray) -> np.ndarray:
-        """float32 -> storage type; bfloat16 by round-to-nearest-even on the upper 16 bits."""
+        """float32 -> scanned type; bfloat16 by round-to-nearest-even on the upper 16 bits, int8 by per-row scale."""
+        if self._two_stage:
+            return _int8_codes(values)[0]
         if self.dtype_name != "bfloat16":
             return values.astype(self.dtype, copy=False)
         bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
@@ -396,7 +490,7 @@ class TemplateIndex:
             )
         if np.unique(id_arr).size != id_arr.size:
             raise IndexInputError("ids contain duplicates within one add() call")
-        stored = self._to_storage(vec)
+        stored = self._encode(vec)
 
         with self._lock:
             existing = id_arr[self._idmap.get_many(id_arr) >= 0]
@@ -412,13 +506,13 @@ class TemplateIndex:
                 slot = self._slot_of.get(partition)
                 if slot is None:
                     slot = len(self._segments)
-                    self._segments.append(_Segment(partition, self.dim, self.dtype))
+                    self._segments.append(_Segment(partition, self._specs))
                     self._slot_of[partition] = slot
                 seg_ids = id_arr[sel]
-                rows = self._segments[slot].append(seg_ids, stored[sel])
+                rows = self._segments[slot].append(seg_ids, [column[sel] for column in stored])
                 self._idmap.set_many(seg_ids, (np.int64(slot) << _ROW_BITS) | rows)
             self._count += id_arr.size
-        if stored.nbytes >= _TRIM_BYTES:
+        if sum(column.nbytes for column in stored) >= _TRIM_BYTES:
             del vec, stored
             _release_free_heap()
 
@@ -450,9 +544,8 @@ class TemplateIndex:
             last = seg.count - 1
             if row != last:
                 # Swap-with-last keeps each segment dense, so a scan never sees holes.
-                seg.vectors[row] = seg.vectors[last]
-                moved = int(seg.ids[last])
-                seg.ids[row] = moved
+                seg.move_row(last, row)
+                moved = int(seg.ids[row])
                 self._idmap.set(moved, (slot << _ROW_BITS) | row)
             seg.count = last
             self._idmap.delete(key)
@@ -510,9 +603,13 @@ class TemplateIndex:
                 n_pieces = -(-seg.count // _PIECE_ROWS)
                 bounds = np.linspace(0, seg.count, n_pieces + 1).astype(np.int64).tolist()
                 pieces += [(seg, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+            # int8: each piece keeps a shortlist of `shortlist` rows per query by approximate score, the
+            # best `shortlist` of all pieces are re-scored from codes + residuals, and the top kk of those win.
+            shortlist = min(self.rerank * kk, visible) if self._two_stage else kk
 
             def scan(seg: _Segment, lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
-                """Top-kk (ids, scores) of each query within rows lo:hi of one segment."""
+                """Per query, the best rows of rows lo:hi of one segment: (ids, scores), or for int8
+                (row numbers, approximate scores)."""
                 found = []
                 # Score matrices are (queries x rows) float32: cap them at _MAX_SCORE_CELLS by splitting
                 # large batches, so a 1,000-query batch over 1M templates does not allocate 4 GB.
@@ -520,16 +617,33 @@ class TemplateIndex:
                 for q0 in range(0, nq, step):
                     q1 = min(nq, q0 + step)
                     scores = np.asarray(self._kernel(q_kernel[q0:q1], seg.vectors[lo:hi])).reshape(q1 - q0, hi - lo)
-                    for row in scores:
-                        idx = _top_k_indices(row, kk)
-                        found.append((seg.ids[lo + idx], row[idx]))
+                    if self._two_stage:
+                        # Integer dot products times the template's scale: proportional to the score (the
+                        # query's own scale is common to all rows).
+                        scores *= seg.columns[2][lo:hi]
+                        for row in scores:
+                            idx = _top_k_indices(row, min(shortlist, hi - lo))
+                            found.append((lo + idx, row[idx]))
+                    else:
+                        for row in scores:
+                            idx = _top_k_indices(row, kk)
+                            found.append((seg.ids[lo + idx], row[idx]))
                 return found
 
             tasks = [functools.partial(scan, *piece) for piece in pieces]
-            for piece_found in _POOL.run(tasks, helpers=self.threads - 1):
-                for i, (piece_ids, piece_scores) in enumerate(piece_found):
-                    cand_ids[i].append(piece_ids)
-                    cand_scores[i].append(piece_scores)
+            results = _POOL.run(tasks, helpers=self.threads - 1)
+            if self._two_stage:
+                for i in range(nq):
+                    ids_i, sc_i = self._rerank(
+                        q[i], [(p[0], r[i]) for p, r in zip(pieces, results, strict=True)], shortlist
+                    )
+                    cand_ids[i].append(ids_i)
+                    cand_scores[i].append(sc_i)
+            else:
+                for piece_found in results:
+                    for i, (piece_ids, piece_scores) in enumerate(piece_found):
+                        cand_ids[i].append(piece_ids)
+                        cand_scores[i].append(piece_scores)
         for i in range(nq):
             ids_i = np.concatenate(cand_ids[i])
             sc_i = np.concatenate(cand_scores[i])
@@ -537,6 +651,38 @@ class TemplateIndex:
             out_ids[i] = ids_i[order]
             out_scores[i] = sc_i[order]
         return out_ids, out_scores
+
+    def _rerank(
+        self, query: np.ndarray, found: list[tuple[_Segment, tuple[np.ndarray, np.ndarray]]], shortlist: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """int8 second stage (lock held): re-score the best ``shortlist`` candidates of all pieces.
+
+        Args:
+            query: the float32 query.
+            found: per piece, its segment and (row numbers, approximate scores).
+            shortlist: how many candidates to re-score.
+
+        Returns:
+            ``(ids, scores)`` of the re-scored candidates, scores from the reconstructed templates.
+        """
+        approx = np.concatenate([sc for _seg, (_rows, sc) in found])
+        piece_of = np.repeat(np.arange(len(found)), [rows.size for _seg, (rows, _sc) in found])
+        offsets = np.r_[0, np.cumsum([rows.size for _seg, (rows, _sc) in found])]
+        best = _top_k_indices(approx, shortlist)
+        ids_out, scores_out = [], []
+        # Group the shortlist by segment, so that each segment's rows are gathered and decoded at once.
+        by_segment: dict[int, tuple[_Segment, list[np.ndarray]]] = {}
+        for p in np.unique(piece_of[best]).tolist():
+            seg, (rows, _sc) = found[p]
+            picked = best[piece_of[best] == p] - offsets[p]
+            by_segment.setdefault(id(seg), (seg, []))[1].append(rows[picked])
+        for seg, row_parts in by_segment.values():
+            # Sorted: the same shortlist gives bit-identical scores however the scan was cut into pieces.
+            rows = np.sort(np.concatenate(row_parts))
+            codes, packed, scales = (column[rows] for column in seg.columns)
+            ids_out.append(seg.ids[rows])
+            scores_out.append(_decode_int8(codes, packed, scales) @ query)
+        return np.concatenate(ids_out), np.concatenate(scores_out).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------------------------- introspection
     def __len__(self) -> int:
@@ -563,7 +709,7 @@ class TemplateIndex:
     def nbytes(self) -> int:
         """Bytes held by the index arrays, including reserved capacity (which Linux maps lazily)."""
         with self._lock:
-            seg_bytes = sum(s.vectors.nbytes + s.ids.nbytes for s in self._segments)
+            seg_bytes = sum(s.nbytes for s in self._segments)
             return int(seg_bytes + self._idmap.nbytes)
 
     @property

@@ -138,7 +138,7 @@ class GalleryRuntime:
     def _new_index(self) -> TemplateIndex:
         from faceleads.gallery.index import TemplateIndex
 
-        return TemplateIndex(dim=EMBEDDING_DIM, dtype="float16")
+        return TemplateIndex(dim=EMBEDDING_DIM, dtype=self.settings.index_dtype)
 
     def start(self) -> SyncReport:
         """Build the index now (instead of on the first search) and check it against the database.
