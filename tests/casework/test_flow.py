@@ -290,3 +290,22 @@ def test_retention_purges_expired_cases_by_offence_category(env: Env) -> None:
     assert probes.probe_image(rt, env.analyst, kept_probe)  # the serious case is untouched
     again = retention.run_retention(rt, env.records, now=later)
     assert "MET/2026/0201" not in again.cases
+
+
+def test_bulk_orphan_sweep_keeps_case_evidence(env: Env) -> None:
+    """The bulk-enrolment orphan sweep shares the blob store with casework and must never take evidence."""
+    from faceleads.gallery.bulk import sweep_orphans
+
+    case_id = env.fresh_case("OCC-SWEEP-1")
+    probe_id = intake(env, case_id, side_by_side(*env.people[next(iter(env.people))][:2]))
+    with env.rt.session_factory() as session:
+        probe = session.get(Probe, probe_id)
+        assert probe is not None
+        evidence = session.get(Evidence, probe.evidence_id)
+        assert evidence is not None and evidence.store_address
+        address = evidence.store_address
+    env.rt.keystore.create("subject:stray-test-key")
+    stray = env.rt.store.put("subject:stray-test-key", b"never committed", "image:stray")
+    sweep_orphans(env.rt)
+    assert env.rt.store.exists(address)
+    assert not env.rt.store.exists(stray)

@@ -35,6 +35,7 @@ from faceleads.casework.models import Authorisation, Case, Evidence, Probe, Prob
 from faceleads.casework.video import TrackerConfig, VideoAnalysis, analyse_video, check_video_path
 from faceleads.db import transaction, utcnow
 from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
+from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
@@ -247,7 +248,8 @@ def add_photo(
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
     image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
-    with transaction(rt.session_factory) as session:
+    # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
+    with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -313,7 +315,7 @@ def add_video(
     sha = hashlib.sha256(data).hexdigest()
     probe_ids: list[int] = []
     by_track: dict[int, list[int]] = {}
-    with transaction(rt.session_factory) as session:
+    with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         case = get_case(session, case_id)
         case_key(rt, case)
         address = rt.store.put(case.key_id, data, evidence_context(sha))

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faceleads.config import Settings
 from faceleads.db import transaction, utcnow
@@ -322,19 +323,29 @@ def _record_row(session: Any, batch_id: int, row: PreparedRow, status: str, reas
         )
 
 
-def sweep_orphans(rt: GalleryRuntime) -> int:
-    """Delete blobs no image references, if no other process is enrolling right now; returns the count.
+def referenced_addresses(session: Session) -> set[str]:
+    """Every store address a record points at: gallery photos, case evidence and video frames used as probes."""
+    from faceleads.casework.models import Evidence, Probe  # casework builds on the gallery, not the reverse
 
-    Only safe with the exclusive enrolment lock: another writer's blob is an "orphan" until its commit.
+    columns = (Image.store_address, Evidence.store_address, Probe.frame_address)
+    referenced: set[str] = set()
+    for column in columns:
+        referenced.update(a for a in session.execute(select(column).where(column.is_not(None))).scalars() if a)
+    return referenced
+
+
+def sweep_orphans(rt: GalleryRuntime) -> int:
+    """Delete blobs no record references, if no other process is enrolling right now; returns the count.
+
+    Only safe with the exclusive lock: every store writer (enrolment, case evidence) holds it shared, and its
+    blob is an "orphan" until its transaction commits.
     """
     with enrolment_lock(rt.settings, exclusive=True, blocking=False) as got:
         if not got:
             return 0
         with rt.session_factory() as session:
-            referenced = set(
-                session.execute(select(Image.store_address).where(Image.store_address.is_not(None))).scalars()
-            )
-        return rt.store.remove_orphans(referenced)  # type: ignore[arg-type]
+            referenced = referenced_addresses(session)
+        return rt.store.remove_orphans(referenced)
 
 
 def run_batch(
