@@ -15,15 +15,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.errors import ValidationError
-
-AgencyOpt = Annotated[
-    str | None,
-    typer.Option("--agency", help="Agency code to act for (dev mode without sign-in; default FACELEADS_AGENCY)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
 offence_app = typer.Typer(help="The agency's approved offence list (administrators).", no_args_is_help=True)
 purpose_app = typer.Typer(help="Search purposes and whether they need a supervisor's authorisation.",

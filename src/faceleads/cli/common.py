@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from faceleads.errors import FaceleadsError
+
+#: Options shared by the domain commands.
+AgencyOpt = Annotated[
+    str | None,
+    typer.Option("--agency", help="Agency code to act for (dev mode without sign-in; default FACELEADS_AGENCY)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
 #: Human-facing output (tables, progress) goes to stderr so that ``--json`` leaves stdout pure JSON.
 err_console = Console(stderr=True)

@@ -19,17 +19,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.gallery.bulk import BatchReport, ProgressCallback, enrol_manifest, write_error_report
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 
-AgencyOpt = Annotated[
-    str | None,
-    typer.Option("--agency", help="Agency code to act for (dev mode without sign-in; default FACELEADS_AGENCY)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 WorkersOpt = Annotated[
     int | None,
     typer.Option("--workers", min=0, max=256, help="Worker processes (default one per core; 0 = in-process)."),

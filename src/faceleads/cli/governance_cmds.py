@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.config import get_settings
 from faceleads.errors import ValidationError
@@ -21,11 +21,6 @@ from faceleads.governance import backup as backups
 from faceleads.governance import destruction
 from faceleads.security.policy import Action, enforce
 
-AgencyOpt = Annotated[
-    str | None,
-    typer.Option("--agency", help="Agency code to act for (dev mode without sign-in; default FACELEADS_AGENCY)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 RequestArg = Annotated[int, typer.Argument(help="Destruction request id.", min=1)]
 
 destruction_app = typer.Typer(

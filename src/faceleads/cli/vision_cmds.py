@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from faceleads import __version__
-from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.common import JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.config import get_settings
 from faceleads.errors import NoFaceError
 from faceleads.vision.annotate import annotate
@@ -21,7 +21,6 @@ from faceleads.vision.models import default_model_dir, model_dir
 from faceleads.vision.types import Face
 
 ImageArg = Annotated[Path, typer.Argument(help="Photo file (JPEG, PNG, BMP, TIFF or WebP; checked by content).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
 
 def _faces_table(faces: list[Face]) -> Table:
