@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faceleads.cli.common import cli_errors
 from faceleads.config import Settings, get_settings
-from faceleads.errors import FaceleadsError, ValidationError
+from faceleads.errors import ValidationError
 from faceleads.evaluation import calibrate as calibration
 from faceleads.evaluation import identify as identification
 from faceleads.evaluation import metrics, report
@@ -103,11 +104,6 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
         out.print({k: v for k, v in groups.items() if k not in {"per_group"}})
 
 
-def _fail(exc: FaceleadsError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
-
-
 def _extractor(settings: Settings, no_cache: bool) -> TemplateExtractor:
     return TemplateExtractor(settings, use_cache=not no_cache)
 
@@ -136,12 +132,10 @@ def verify_cmd(
 ) -> None:
     """Verification (1:1): accuracy, ROC/DET, EER, TAR at FAR 1e-2/1e-3/1e-4, failures to enrol."""
     settings = get_settings()
-    try:
+    with cli_errors():
         result, ps = run_verify(settings, pairs, images, labels, group_column, threshold, no_cache, min_group_trials)
         if report_dir is not None:
             _verify_report(report_dir, result, ps)
-    except FaceleadsError as exc:
-        raise _fail(exc) from None
     _emit(result, as_json, "verification")
 
 
@@ -245,14 +239,12 @@ def identify_cmd(
 ) -> None:
     """Identification (1:N): CMC rank 1/5/10/20/50, FNIR at FPIR 1e-1/1e-2/1e-3, FNIR at rank 50."""
     settings = get_settings()
-    try:
+    with cli_errors():
         result, res = run_identify(
             settings, labels, images, group_column, holdout, threshold, no_cache, min_group_trials
         )
         if report_dir is not None:
             _identify_report(report_dir, result, res)
-    except FaceleadsError as exc:
-        raise _fail(exc) from None
     _emit(result, as_json, "identification")
 
 
@@ -334,7 +326,7 @@ def calibrate_cmd(
 ) -> None:
     """Threshold for a target false match rate, with a confidence interval and its impostor count."""
     settings = get_settings()
-    try:
+    with cli_errors():
         if (pairs is None) == (labels is None):
             raise ValidationError("give exactly one of --pairs FILE or --labels FILE")
         extractor = _extractor(settings, no_cache)
@@ -366,8 +358,6 @@ def calibrate_cmd(
             report.write_report(
                 report_dir, "faceleads threshold calibration", _clean(result), [plot], str(result["method"])
             )
-    except FaceleadsError as exc:
-        raise _fail(exc) from None
     for warning in cal.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}")
     _emit(result, as_json, "calibration")
