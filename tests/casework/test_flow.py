@@ -111,6 +111,22 @@ def test_case_to_report_with_blind_verification_and_supervisor_resolution(env: E
     assert adj.candidate_photo(rt, env.reviewer, task.candidate_id).startswith(b"\x89PNG")  # side by side
     with pytest.raises(PermissionDenied):
         adj.candidate_photo(rt, env.investigator, task.candidate_id)
+    # While a destruction is under way (status marked before the key is shredded) the photo is never shown.
+    from faceleads.db import transaction
+    from faceleads.gallery.models import Subject
+
+    with transaction(rt.session_factory) as session:
+        candidate = session.get(SearchCandidate, task.candidate_id)
+        assert candidate is not None
+        subject = session.get(Subject, candidate.subject_id)
+        assert subject is not None
+        subject.status = "destroying"
+    with pytest.raises(NotFound, match="no longer held"):
+        adj.candidate_photo(rt, env.reviewer, task.candidate_id)
+    with transaction(rt.session_factory) as session:
+        subject = session.get(Subject, candidate.subject_id)
+        assert subject is not None
+        subject.status = "active"
     with pytest.raises(PermissionDenied, match="only a verified lead"):
         adj.release_lead(rt, env.analyst, lead1)  # not yet verified
     assert adj.verify_lead(rt, env.reviewer, lead1, "agree", "Consistent features").status == "verified"

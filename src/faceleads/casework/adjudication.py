@@ -418,7 +418,6 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
     subjects of galleries the agency could search, so that is the sharing decision.
     """
     from faceleads.gallery.models import Image
-    from faceleads.gallery.runtime import image_context
     from faceleads.vision.imaging import encode_png, load_image
 
     with transaction(rt.session_factory) as session:
@@ -436,9 +435,9 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
         assert subject is not None
         authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"image:{cand.image_id}",
                   subject.agency_id, case.occurrence_number)
-        if image is None or image.store_address is None:
+        if image is None:
             raise NotFound(f"the photo of candidate {candidate_id} is no longer held (destroyed)")
-        data = rt.store.get(subject.key_id, image.store_address, image_context(image.sha256))
+        data = rt.read_photo(subject, image)
         audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"candidate_id": cand.id, "case_search_id": cs.id})
         return encode_png(load_image(data, rt.settings).pixels)

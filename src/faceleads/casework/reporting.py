@@ -29,7 +29,7 @@ from faceleads.casework.report import ReportCandidate, ReportData, ReportPerson,
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.errors import FaceleadsError, ValidationError
 from faceleads.gallery.models import Encounter, Image, SearchCandidate, SearchRecord, Subject
-from faceleads.gallery.runtime import GalleryRuntime, image_context
+from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action, allowed
@@ -60,19 +60,12 @@ def _thumb(pixels: ImageArray) -> bytes:
 
 
 def _gallery_photo(rt: GalleryRuntime, session: Session, image_id: int) -> bytes | None:
-    row = session.execute(
-        select(Image.store_address, Image.sha256, Subject.key_id)
-        .join(Subject, Subject.id == Image.subject_id)
-        .where(Image.id == image_id)
-    ).first()
-    if row is None:
-        return None
-    address, sha, key_id = row
-    if address is None:
+    image = session.get(Image, image_id)
+    subject = session.get(Subject, image.subject_id) if image is not None else None
+    if image is None or subject is None:
         return None
     try:
-        data = rt.store.get(key_id, address, image_context(sha))
-        return _thumb(load_image(data, rt.settings).pixels)
+        return _thumb(load_image(rt.read_photo(subject, image), rt.settings).pixels)
     except FaceleadsError:
         return None  # destroyed since the search: the report says the image is not available
 

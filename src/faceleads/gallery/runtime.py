@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faceleads.config import ScoreFusion, Settings, get_settings
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
-from faceleads.gallery.models import FaceTemplate, Subject, SubjectStatus
+from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.security.crypto import decrypt_embedding
 from faceleads.security.keystore import KeyStore
 
@@ -405,6 +405,16 @@ class GalleryRuntime:
             return 0
         counts = self._index.partition_counts()
         return sum(counts.get(g, 0) for g in gallery_ids)
+
+    def read_photo(self, subject: Subject, image: Image) -> bytes:
+        """The decrypted original of an enrolled photo, for display or export after the caller's authorisation.
+
+        A subject that is being destroyed (or was) is never shown, even before its key is shredded: the status
+        is marked first, so this one check covers every viewer.
+        """
+        if subject.status != SubjectStatus.ACTIVE or image.store_address is None or image.subject_id != subject.id:
+            raise NotFound(f"the photo {image.id} is no longer held (its subject was destroyed)")
+        return self.store.get(subject.key_id, image.store_address, image_context(image.sha256))
 
     def verify_index(self) -> None:
         """Check the index against the database (count and id set); raise :class:`IntegrityError` on mismatch."""

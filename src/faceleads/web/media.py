@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Image, Subject
-from faceleads.gallery.runtime import image_context
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action
@@ -80,7 +79,7 @@ def _load_gallery_photo(scope: Scope, session: Session, image_id: int, purpose_r
         raise NotFound(f"no image {image_id}")
     scope.require_gallery_item(session, Action.VIEW_GALLERY_IMAGE, f"image:{image_id}", subject.agency_id,
                                image.gallery_id)  # fmt: skip
-    data = scope.rt.store.get(subject.key_id, image.store_address, image_context(image.sha256))
+    data = scope.rt.read_photo(subject, image)
     template = session.query(FaceTemplate).filter(FaceTemplate.image_id == image_id).first()
     return GalleryPhoto(
         image_id=image.id,
