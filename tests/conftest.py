@@ -1,7 +1,19 @@
-"""Shared fixtures: paths to the real face data, settings in a temporary data directory, one face engine."""
+"""Shared fixtures: paths to the real face data, settings in a temporary data directory, one face engine.
+
+Faces come from two places:
+
+- ``tests/data/lfw-mini``: a small subset of LFW's development set kept in the repository (its README says which
+  photos and why), so that a fresh clone runs every test that needs real faces;
+- the full development set (``../shared/faces`` beside the repository, or the folder named by
+  ``FACELEADS_TEST_FACES``), used only by the tests that measure over all of it. When it is absent those tests
+  are reported as skipped with the reason; a ``FACELEADS_TEST_FACES`` that names a wrong folder is an error.
+"""
 
 from __future__ import annotations
 
+import csv
+import os
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,26 +22,63 @@ import pytest
 from faceleads.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FACES_DIR = (REPO_ROOT / ".." / "shared" / "faces").resolve()
-LFW_DIR = FACES_DIR / "lfw-dev"
-WEB_DIR = FACES_DIR / "web-photos"
+LFW_DIR = REPO_ROOT / "tests" / "data" / "lfw-mini"
+FACES_ENV = "FACELEADS_TEST_FACES"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not LFW_DIR.is_dir():
-        raise pytest.UsageError(
-            f"test data not found at {FACES_DIR} (the shared faces folder must sit beside the repo)"
-        )
+def _full_faces_dir() -> Path | None:
+    """The full face data folder (holding ``lfw-dev/`` and ``web-photos/``), or None when it is not here."""
+    named = os.environ.get(FACES_ENV)
+    folder = Path(named).expanduser().resolve() if named else (REPO_ROOT.parent / "shared" / "faces").resolve()
+    if (folder / "lfw-dev" / "labels.csv").is_file():
+        return folder
+    if named:
+        raise pytest.UsageError(f"{FACES_ENV}={named} does not hold the face data (no lfw-dev/labels.csv in it)")
+    return None
+
+
+FULL_FACES_DIR = _full_faces_dir()
+FULL_SET_MISSING = (
+    f"needs the full LFW development set: put the shared faces folder at {REPO_ROOT.parent / 'shared' / 'faces'} "
+    f"or name it in {FACES_ENV}"
+)
+
+
+def lfw_identities(root: Path = LFW_DIR) -> dict[str, list[Path]]:
+    """Identities of an LFW-layout folder (``labels.csv``) -> their photos, in file order."""
+    people: dict[str, list[Path]] = defaultdict(list)
+    with (root / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            people[row["identity"]].append(root / row["path"])
+    return dict(people)
+
+
+def lfw_gender(root: Path = LFW_DIR) -> dict[str, str]:
+    """Identity -> gender label (M, F, blank or "conflict") of an LFW-layout folder."""
+    with (root / "labels.csv").open(newline="") as fh:
+        return {row["identity"]: row["gender"] for row in csv.DictReader(fh)}
 
 
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
+    """The in-repository LFW subset (same layout as ``lfw-dev``: images/, labels.csv, plus pairs.txt)."""
     return LFW_DIR
 
 
 @pytest.fixture(scope="session")
+def full_lfw_dir() -> Path:
+    """The full LFW development set; the test is skipped when it is not available."""
+    if FULL_FACES_DIR is None:
+        pytest.skip(FULL_SET_MISSING)
+    return FULL_FACES_DIR / "lfw-dev"
+
+
+@pytest.fixture(scope="session")
 def web_dir() -> Path:
-    return WEB_DIR
+    """The web photographs of the full face data; the test is skipped when they are not available."""
+    if FULL_FACES_DIR is None or not (FULL_FACES_DIR / "web-photos").is_dir():
+        pytest.skip(FULL_SET_MISSING)
+    return FULL_FACES_DIR / "web-photos"
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ the same people. Built once per module (enrolment and model inference are the sl
 
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +23,7 @@ from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import Certification, RoleGrant, User
 from faceleads.vision.imaging import encode_jpeg, load_image
-from tests.conftest import LFW_DIR
+from tests.conftest import lfw_identities
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
 CI = "criminal-investigation"
@@ -36,11 +34,7 @@ GALLERY_SUBJECTS = 8
 
 def lfw_people(min_photos: int = 4) -> dict[str, list[Path]]:
     """LFW dev identities with at least ``min_photos`` photos, in a stable order."""
-    people: dict[str, list[Path]] = defaultdict(list)
-    with (LFW_DIR / "labels.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            people[row["identity"]].append(LFW_DIR / row["path"])
-    return {k: sorted(v) for k, v in sorted(people.items()) if len(v) >= min_photos}
+    return {k: sorted(v) for k, v in sorted(lfw_identities().items()) if len(v) >= min_photos}
 
 
 def side_by_side(*paths: Path) -> bytes:

@@ -53,8 +53,8 @@ def env(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def pairs40(lfw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 same and 20 different pairs from LFW's pairsDevTest (its first and last lines)."""
-    lines = (lfw_dir / "pairsDevTest.txt").read_text().splitlines()
+    """20 same and 20 different pairs from LFW's pairsDevTest (its first and last lines, kept as pairs.txt)."""
+    lines = (lfw_dir / "pairs.txt").read_text().splitlines()
     path = tmp_path_factory.mktemp("pairs") / "pairs40.txt"
     path.write_text("\n".join(lines[:20] + lines[-20:]) + "\n")
     return path

@@ -1,9 +1,8 @@
-"""Gallery test helpers: runtimes in temporary data directories sharing one face engine, LFW subsets."""
+"""Gallery test helpers: runtimes in temporary data directories sharing one face engine, manifests."""
 
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,23 +12,8 @@ import pytest
 from faceleads.config import Settings
 from faceleads.gallery.enrolment import RecordInput
 from faceleads.gallery.runtime import GalleryRuntime
-from tests.conftest import LFW_DIR
 
 MANIFEST_HEADER = ["agency", "subject", "booking", "date", "authority", "photo", "sex"]
-
-
-def lfw_identities() -> dict[str, list[Path]]:
-    """LFW dev identities -> their photos, in file order."""
-    people: dict[str, list[Path]] = defaultdict(list)
-    with (LFW_DIR / "labels.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            people[row["identity"]].append(LFW_DIR / row["path"])
-    return dict(people)
-
-
-def lfw_gender() -> dict[str, str]:
-    with (LFW_DIR / "labels.csv").open(newline="") as fh:
-        return {row["identity"]: row["gender"] for row in csv.DictReader(fh)}
 
 
 def write_manifest(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:

@@ -21,7 +21,8 @@ from faceleads.gallery.bulk import enrol_manifest, write_error_report
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.search import search
-from tests.gallery.conftest import lfw_identities, write_manifest
+from tests.conftest import lfw_identities
+from tests.gallery.conftest import write_manifest
 
 PEOPLE = lfw_identities()
 AUTH = "Custody Records Act s.12"

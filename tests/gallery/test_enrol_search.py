@@ -19,7 +19,8 @@ from faceleads.gallery.models import FaceTemplate, Image, SearchCandidate, Searc
 from faceleads.gallery.search import rank_subjects, search
 from faceleads.governance.audit import AuditEntry
 from faceleads.security.actor import Actor, Role
-from tests.gallery.conftest import lfw_identities, record
+from tests.conftest import lfw_identities
+from tests.gallery.conftest import record
 
 PEOPLE = lfw_identities()
 SEARCH = {"case": "OCC-2024-0001", "offence": "ROB", "reason": "street robbery, CCTV still"}

@@ -15,13 +15,14 @@ from faceleads.cli.context import cli_actor
 from faceleads.gallery.bulk import analyse_many, enrol_manifest
 from faceleads.gallery.models import Image
 from faceleads.gallery.search import rank_subjects, search
-from tests.gallery.conftest import lfw_gender, lfw_identities, write_manifest
+from tests.conftest import lfw_gender, lfw_identities
+from tests.gallery.conftest import write_manifest
 
 
 @pytest.mark.slow
-def test_lfw_dev_rank1(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    people = lfw_identities()
-    gender = lfw_gender()
+def test_lfw_dev_rank1(rt, tmp_path, full_lfw_dir) -> None:  # type: ignore[no-untyped-def]
+    people = lfw_identities(full_lfw_dir)
+    gender = lfw_gender(full_lfw_dir)
     actor = cli_actor(rt, "DEV")
     rows = [
         [

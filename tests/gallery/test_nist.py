@@ -14,7 +14,7 @@ from faceleads.cli.context import cli_actor
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject
 from faceleads.gallery.nist import enrol_nist
 from faceleads.gallery.search import search
-from tests.gallery.conftest import lfw_identities
+from tests.conftest import lfw_identities
 
 PEOPLE = lfw_identities()
 

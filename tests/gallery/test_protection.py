@@ -15,7 +15,8 @@ from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.reindex import reindex
 from faceleads.gallery.runtime import GalleryRuntime, image_context
 from faceleads.gallery.search import search
-from tests.gallery.conftest import lfw_identities, record
+from tests.conftest import lfw_identities
+from tests.gallery.conftest import record
 
 PEOPLE = lfw_identities()
 SEARCH = {"case": "OCC-7", "offence": "ASS", "reason": "assault, doorbell camera"}

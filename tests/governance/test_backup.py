@@ -25,7 +25,8 @@ from faceleads.gallery.store import BlobStore
 from faceleads.governance import audit, backup, destruction
 from faceleads.security.actor import Role
 from faceleads.security.crypto import decrypt_embedding
-from tests.gallery.conftest import lfw_identities, record
+from tests.conftest import lfw_identities
+from tests.gallery.conftest import record
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:2]

@@ -25,7 +25,8 @@ from faceleads.gallery.search import load_search, search
 from faceleads.governance import audit, destruction
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
 from faceleads.security.actor import Actor, Role
-from tests.gallery.conftest import lfw_identities, record
+from tests.conftest import lfw_identities
+from tests.gallery.conftest import record
 
 PEOPLE = lfw_identities()
 # Three people with at least three photos each: two photos enrolled, the third is the probe.

@@ -25,13 +25,13 @@ def _lfw(lfw_dir: Path, name: str, n: int = 1) -> np.ndarray:
     return load_image(lfw_dir / "images" / name / f"{name}_{n:04d}.jpg").pixels
 
 
-def test_central_face_found_in_lfw_development_images(engine: FaceEngine, lfw_dir: Path) -> None:
+def test_central_face_found_in_lfw_development_images(engine: FaceEngine, full_lfw_dir: Path) -> None:
     """LFW crops put the labelled person's face at the centre; other people's faces may also be present."""
-    with (lfw_dir / "labels.csv").open() as handle:
+    with (full_lfw_dir / "labels.csv").open() as handle:
         paths = [row["path"] for row in csv.DictReader(handle)]
     exactly_one_central = zero = single = 0
     for relative in paths:
-        pixels = load_image(lfw_dir / relative).pixels
+        pixels = load_image(full_lfw_dir / relative).pixels
         faces = engine.detect(pixels)
         h, w = pixels.shape[:2]
         central = [f for f in faces if f.box[0] <= w / 2 <= f.box[2] and f.box[1] <= h / 2 <= f.box[3]]

@@ -3,8 +3,6 @@ with one user per role in agency AGA, an analyst in agency AGB, and a few LFW pe
 
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,7 +21,7 @@ from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.web.app import create_app
 from faceleads.web.demo import seed_lists
-from tests.conftest import LFW_DIR
+from tests.conftest import lfw_identities
 from tests.security.identity_helpers import PASSWORD, add_agency, add_user
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
@@ -39,15 +37,7 @@ ROLE_USERS: dict[str, set[Role]] = {
 GALLERY_PEOPLE = ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama", "Adam_Sandler"]
 
 
-def lfw_people() -> dict[str, list[Path]]:
-    people: dict[str, list[Path]] = defaultdict(list)
-    with (LFW_DIR / "labels.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            people[row["identity"]].append(LFW_DIR / row["path"])
-    return dict(people)
-
-
-PEOPLE = lfw_people()
+PEOPLE = lfw_identities()
 
 
 @dataclass
