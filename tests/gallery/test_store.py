@@ -16,14 +16,13 @@ from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound, Valida
 from faceleads.gallery.store import BlobStore
 from faceleads.security.crypto import generate_key
 from faceleads.security.keystore import KeyStore
-
-FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
+from tests.conftest import LFW_DIR
 
 
 @pytest.fixture(scope="module")
 def photos() -> list[bytes]:
-    files = sorted((FACES / "lfw-dev").rglob("*.jpg"))[:6]
-    assert len(files) == 6, f"test data missing under {FACES}"
+    files = sorted(LFW_DIR.rglob("*.jpg"))[:6]
+    assert len(files) == 6, f"test data missing under {LFW_DIR}"
     return [f.read_bytes() for f in files]
 
 

@@ -23,8 +23,7 @@ from faceleads.security.crypto import (
     generate_key,
     load_master_key,
 )
-
-FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
+from tests.conftest import LFW_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +33,8 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _photo() -> bytes:
-    photos = sorted((FACES / "lfw-dev").rglob("*.jpg"))
-    assert photos, f"test data missing under {FACES}"
+    photos = sorted(LFW_DIR.rglob("*.jpg"))
+    assert photos, f"test data missing under {LFW_DIR}"
     return photos[0].read_bytes()
 
 

@@ -15,9 +15,9 @@ from PIL import Image, ImageFile
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, ImageError
 from faceleads.vision.imaging import encode_jpeg, encode_png, image_format, load_image
+from tests.conftest import LFW_DIR
 
-FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
-FACE_JPEG = FACES / "lfw-dev" / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg"
+FACE_JPEG = LFW_DIR / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg"
 
 
 # --------------------------------------------------------------------------- helpers
