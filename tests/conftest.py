@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real face data, settings in a temporary data directory, one face engine.
+"""Shared fixtures: paths to the real face data, settings in a temporary data directory, one face engine, and the
+test database (SQLite files by default; PostgreSQL when ``FACELEADS_TEST_DATABASE_URL`` is set, see tests/dbs.py).
 
 Faces come from two places:
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from faceleads.config import Settings
+from tests import dbs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LFW_DIR = REPO_ROOT / "tests" / "data" / "lfw-mini"
@@ -81,14 +83,65 @@ def web_dir() -> Path:
     return FULL_FACES_DIR / "web-photos"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_database: never touches the database (run once, on SQLite; skipped in the PostgreSQL pass)"
+    )
+    config.addinivalue_line(
+        "markers", "measurement: an accuracy measurement over the full face data (run once, in the SQLite pass)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    database = f"PostgreSQL ({dbs.TEST_DATABASE_ENV})" if dbs.ON_POSTGRES else "SQLite files (embedded default)"
+    faces = str(FULL_FACES_DIR) if FULL_FACES_DIR else "absent (tests needing it are skipped)"
+    return [f"faceleads test database: {database}", f"faceleads full face data: {faces}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not dbs.ON_POSTGRES:
+        return
+    no_database = pytest.mark.skip(reason="does not use the database: covered by the SQLite run")
+    measurement = pytest.mark.skip(reason="accuracy measurement, not a database test: covered by the SQLite run")
+    for item in items:
+        if item.get_closest_marker("no_database"):
+            item.add_marker(no_database)
+        elif item.get_closest_marker("measurement"):
+            item.add_marker(measurement)
+
+
+# Each scope drops the test databases created while it was active (PostgreSQL runs only; a no-op on SQLite).
+@pytest.fixture(scope="session", autouse=True)
+def _session_databases() -> Iterator[None]:
+    yield
+    dbs.dispose()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_databases() -> Iterator[None]:
+    position = dbs.mark()
+    yield
+    dbs.drop_since(position)
+
+
+@pytest.fixture(autouse=True)
+def _test_databases() -> Iterator[None]:
+    position = dbs.mark()
+    yield
+    dbs.drop_since(position)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Dev-mode settings whose data directory is a fresh temporary folder."""
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
+    """Dev-mode settings whose data directory is a fresh temporary folder (and, on PostgreSQL, a fresh database);
+    the environment points the process-wide settings (CLI commands) at the same place."""
+    data_dir = tmp_path / "data"
+    for name, value in dbs.database_env(data_dir).items():
+        monkeypatch.setenv(name, value)
     from faceleads.config import get_settings
 
     get_settings.cache_clear()
-    yield Settings(data_dir=tmp_path / "data")
+    yield dbs.settings_for(data_dir)
     get_settings.cache_clear()
 
 

@@ -6,12 +6,16 @@ PostgreSQL is the multi-user server. Schema changes go through Alembic migration
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, String, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 NAMING_CONVENTION = {
@@ -45,10 +49,29 @@ class Agency(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` URLs use the psycopg 3 driver (the one installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_postgres(bind: Engine | Connection | Session) -> bool:
+    """Whether ``bind`` talks to PostgreSQL (the multi-host system of record) rather than embedded SQLite."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "postgresql"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, turn on WAL, foreign keys and a busy timeout."""
+    """Create an engine; for SQLite, turn on WAL, foreign keys and a busy timeout; for PostgreSQL, UTC sessions
+    and a liveness check of pooled connections (a server restart or failover must not break the next request)."""
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    elif url.startswith("postgresql"):
+        kwargs.setdefault("connect_args", {"options": "-c timezone=UTC", "connect_timeout": 10})
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
@@ -80,6 +103,58 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(b"faceleads-lock|" + name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def system_lock(engine: Engine, name: str, *, lock_dir: Path, shared: bool = False,
+                blocking: bool = True) -> Iterator[bool]:  # fmt: skip
+    """A named lock that every process of the deployment agrees on; yields whether it was obtained.
+
+    On PostgreSQL it is a session-level advisory lock held on a connection of its own, so processes on different
+    hosts exclude each other; on SQLite (one host by construction) it is ``flock`` on ``<lock_dir>/<name>.lock``.
+    Either way it is shared or exclusive, blocking or not, and released when its holder dies (even by ``kill -9``:
+    the server ends the session, the kernel closes the file).
+    """
+    if engine.dialect.name == "postgresql":
+        key = lock_key(name)
+        suffix = "_shared" if shared else ""
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if blocking:
+                conn.execute(text(f"SELECT pg_advisory_lock{suffix}(:key)"), {"key": key})
+                got = True
+            else:
+                got = bool(conn.execute(text(f"SELECT pg_try_advisory_lock{suffix}(:key)"), {"key": key}).scalar())
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text(f"SELECT pg_advisory_unlock{suffix}(:key)"), {"key": key})
+        finally:
+            conn.close()
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if not blocking:
+            flags |= fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def create_schema(engine: Engine) -> None:

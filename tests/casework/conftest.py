@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.casework import admin
-from faceleads.config import Settings
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.galleries import create_gallery
@@ -24,6 +23,7 @@ from faceleads.security.auth import actor_for_user
 from faceleads.security.models import Certification, RoleGrant, User
 from faceleads.vision.imaging import encode_jpeg, load_image
 from tests.conftest import lfw_identities
+from tests.dbs import settings_for
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
 CI = "criminal-investigation"
@@ -92,7 +92,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, engine) -> Iterator[Env]:  # type: ignore[no-untyped-def]
     data_dir = tmp_path_factory.mktemp("casework") / "data"
-    settings = Settings(data_dir=data_dir)
+    settings = settings_for(data_dir)
     rt = GalleryRuntime(settings, face_engine=engine)
     factory = rt.session_factory
     with transaction(factory) as session:

@@ -12,6 +12,8 @@ from faceleads.errors import ValidationError
 from faceleads.vision.imaging import load_image
 from tests.conftest import LFW_DIR
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:

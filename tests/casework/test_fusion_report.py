@@ -22,6 +22,8 @@ from faceleads.errors import ValidationError
 from faceleads.vision.imaging import encode_png, load_image
 from tests.casework.conftest import lfw_people
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 def test_fusion_weights_by_quality_and_stays_on_the_person(engine) -> None:  # type: ignore[no-untyped-def]
     people = list(lfw_people(min_photos=5).items())[:2]

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from faceleads.cli.main import app
 from faceleads.config import Settings
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 runner = CliRunner()
 
 

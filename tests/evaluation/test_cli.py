@@ -18,6 +18,8 @@ from faceleads.config import Settings, get_settings
 from faceleads.evaluation.templates import TemplateExtractor
 from faceleads.vision.engine import FaceEngine
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 VERIFY_KEYS = {"pairs", "failures", "accuracy", "accuracy_std", "eer", "threshold", "tar_at_far"}
 IDENTIFY_KEYS = {"gallery", "mated_probes", "nonmated_probes", "rank", "fnir_at_fpir", "fnir_rank50"}
 

@@ -21,6 +21,8 @@ from faceleads.evaluation.datasets import (
 from faceleads.evaluation.templates import Template, fuse
 from faceleads.evaluation.verify import rate_key
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")

@@ -10,6 +10,8 @@ import pytest
 from faceleads.errors import ValidationError
 from faceleads.evaluation import metrics
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 GEN = [0.9, 0.8, 0.7, 0.4]
 IMP = [0.6, 0.5, 0.3, 0.1]
 

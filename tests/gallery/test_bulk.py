@@ -5,23 +5,25 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from PIL import Image as PILImage
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from faceleads.cli.context import cli_actor
+from faceleads.db import make_engine
 from faceleads.errors import ValidationError
 from faceleads.gallery.bulk import enrol_manifest, write_error_report
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.search import search
 from tests.conftest import lfw_identities
+from tests.dbs import database_env, engine_url
 from tests.gallery.conftest import write_manifest
 
 PEOPLE = lfw_identities()
@@ -136,12 +138,20 @@ def test_duplicate_runs_are_idempotent(rt, tmp_path) -> None:  # type: ignore[no
     assert len(list(rt.store.addresses())) == 5
 
 
-def _count_rows(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("SELECT count(*) FROM enrolment_rows").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # schema not created yet
+class _RowCounter:
+    """Counts the batch's recorded rows from outside the enrolling process (a second connection)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+
+    def __call__(self) -> int:
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text("SELECT count(*) FROM enrolment_rows")).scalar_one())
+        except sqlalchemy.exc.OperationalError:
+            return 0  # schema not created yet (SQLite: the child process creates the file)
+        except sqlalchemy.exc.ProgrammingError:
+            return 0
 
 
 def _live_members(pgid: int, wait: float = 10.0) -> list[int]:
@@ -169,7 +179,7 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
         rows.append(["DEV", name, f"K{i}a", "2019-09-09", AUTH, str(PEOPLE[name][0]), ""])
         rows.append(["DEV", name, f"K{i}b", "2020-10-10", AUTH, str(PEOPLE[name][1]), ""])
     manifest = write_manifest(tmp_path / "kill.csv", rows)
-    env = {**os.environ, "FACELEADS_DATA_DIR": str(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
+    env = {**os.environ, **database_env(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
     cmd = [
         sys.executable,
         "-m",
@@ -182,9 +192,9 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
         "--json",
     ]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    db = settings.data_dir / "faceleads.db"
+    count_rows = _RowCounter(engine_url(settings.data_dir))
     deadline = time.monotonic() + 240
-    while _count_rows(db) < 12:
+    while count_rows() < 12:
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         assert time.monotonic() < deadline, "bulk enrolment made no progress"
         time.sleep(0.05)
@@ -193,7 +203,7 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert _live_members(proc.pid) == [], "nothing of the process group survives"
-    done_before = _count_rows(db)
+    done_before = count_rows()
     assert 12 <= done_before < len(rows), "the kill must land mid-batch"
 
     rt = GalleryRuntime(settings, face_engine=engine)
@@ -235,12 +245,12 @@ def test_worker_killed_mid_batch_is_reported_and_resumable(settings, engine, tmp
     names = [n for n, photos in PEOPLE.items() if len(photos) >= 2][45:75]
     rows = [["DEV", name, f"W{i}", "2019-09-09", AUTH, str(PEOPLE[name][0]), ""] for i, name in enumerate(names)]
     manifest = write_manifest(tmp_path / "workers.csv", rows)
-    env = {**os.environ, "FACELEADS_DATA_DIR": str(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
+    env = {**os.environ, **database_env(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
     cmd = [sys.executable, "-m", "faceleads.cli.main", "enroll", "bulk", str(manifest), "--workers", "2", "--json"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    db = settings.data_dir / "faceleads.db"
+    count_rows = _RowCounter(engine_url(settings.data_dir))
     deadline = time.monotonic() + 240
-    while _count_rows(db) < 5:
+    while count_rows() < 5:
         assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         assert time.monotonic() < deadline, "bulk enrolment made no progress"
         time.sleep(0.05)

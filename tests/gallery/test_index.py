@@ -10,6 +10,8 @@ import pytest
 from faceleads.errors import ValidationError
 from faceleads.gallery.index import IndexInputError, TemplateIndex, _decode_int8, _encode_int8, _top_k_indices
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 DIM = 64
 
 

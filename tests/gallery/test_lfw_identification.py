@@ -20,6 +20,7 @@ from tests.gallery.conftest import write_manifest
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_lfw_dev_rank1(rt, tmp_path, full_lfw_dir) -> None:  # type: ignore[no-untyped-def]
     people = lfw_identities(full_lfw_dir)
     gender = lfw_gender(full_lfw_dir)

@@ -18,6 +18,8 @@ from faceleads.security.crypto import generate_key
 from faceleads.security.keystore import KeyStore
 from tests.conftest import LFW_DIR
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 @pytest.fixture(scope="module")
 def photos() -> list[bytes]:

@@ -6,12 +6,13 @@ import csv
 import io
 import itertools
 import json
-import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,7 @@ from faceleads.db import transaction
 from faceleads.governance import audit
 from faceleads.governance.audit import AuditEntry, AuditFilter, compute_hash, record, record_now, verify_chain
 from faceleads.security.actor import Actor, Role
+from tests.dbs import RawSql, engine_url
 from tests.security.identity_helpers import T0, make_factory
 
 ALICE = Actor(username="alice", agency_id=1, roles=frozenset({Role.ANALYST}), user_id=11, agency_code="METRO")
@@ -40,19 +42,22 @@ def _fill(factory: sessionmaker[Session], n: int = 8) -> None:
             )
 
 
+Db = tuple[sessionmaker[Session], RawSql]
+
+
 @pytest.fixture()
-def db(tmp_path: Path) -> tuple[sessionmaker[Session], Path]:
+def db(tmp_path: Path) -> Iterator[Db]:
     factory = make_factory(tmp_path)
     _fill(factory)
-    return factory, tmp_path / "faceleads.db"
+    raw = RawSql(engine_url(tmp_path))
+    yield factory, raw
+    raw.close()
+    factory.kw["bind"].dispose()
 
 
-def _raw(path: Path) -> sqlite3.Connection:
-    """A direct connection, as an attacker with file access has; the append-only triggers dropped first."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TRIGGER audit_log_no_update")
-    conn.execute("DROP TRIGGER audit_log_no_delete")
-    return conn
+def _raw(raw: RawSql) -> RawSql:
+    """A direct connection, as an attacker with database access has; the append-only triggers dropped first."""
+    return raw.drop_audit_triggers()
 
 
 def _verify(factory: sessionmaker[Session], **kwargs: object) -> audit.VerifyResult:
@@ -60,12 +65,11 @@ def _verify(factory: sessionmaker[Session], **kwargs: object) -> audit.VerifyRes
         return verify_chain(session, **kwargs)  # type: ignore[arg-type]
 
 
-def _hash_of(path: Path, seq: int) -> str:
-    with sqlite3.connect(path) as conn:
-        return str(conn.execute("SELECT entry_hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0])
+def _hash_of(raw: RawSql, seq: int) -> str:
+    return str(raw.scalar("SELECT entry_hash FROM audit_log WHERE seq = :seq", {"seq": seq}))
 
 
-def test_chain_is_intact_and_linked(db: tuple[sessionmaker[Session], Path]) -> None:
+def test_chain_is_intact_and_linked(db: Db) -> None:
     factory, _ = db
     result = _verify(factory)
     assert result.ok and result.entries == 8 and result.head_seq == 8
@@ -80,14 +84,14 @@ def test_chain_is_intact_and_linked(db: tuple[sessionmaker[Session], Path]) -> N
     assert result.head_hash == entries[-1].entry_hash
 
 
-def test_database_refuses_update_and_delete(db: tuple[sessionmaker[Session], Path]) -> None:
-    _, path = db
-    conn = sqlite3.connect(path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("DELETE FROM audit_log WHERE seq = 2")
-    conn.close()
+def test_database_refuses_update_and_delete(db: Db) -> None:
+    _, raw = db
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"):
+        raw.execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 2")
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"):
+        raw.execute("DELETE FROM audit_log WHERE seq = 2")
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"):
+        raw.execute("DELETE FROM audit_log")
 
 
 @pytest.mark.parametrize(
@@ -101,54 +105,51 @@ def test_database_refuses_update_and_delete(db: tuple[sessionmaker[Session], Pat
     ],
     ids=["outcome", "details", "user", "time", "case"],
 )
-def test_modified_entry_detected(db: tuple[sessionmaker[Session], Path], sql: str, bad_seq: int, why: str) -> None:
-    factory, path = db
-    _raw(path).execute(sql)
+def test_modified_entry_detected(db: Db, sql: str, bad_seq: int, why: str) -> None:
+    factory, raw = db
+    _raw(raw).execute(sql)
     result = _verify(factory)
     assert not result.ok
     assert result.first_bad_seq == bad_seq
     assert result.reason is not None and why in result.reason
 
 
-def test_deleted_entry_detected(db: tuple[sessionmaker[Session], Path]) -> None:
-    factory, path = db
-    _raw(path).execute("DELETE FROM audit_log WHERE seq = 3")
+def test_deleted_entry_detected(db: Db) -> None:
+    factory, raw = db
+    _raw(raw).execute("DELETE FROM audit_log WHERE seq = 3")
     result = _verify(factory)
     assert (result.ok, result.first_bad_seq) == (False, 3)
     assert result.reason is not None and "missing" in result.reason
 
 
-def test_deleted_tail_detected(db: tuple[sessionmaker[Session], Path]) -> None:
-    factory, path = db
-    _raw(path).execute("DELETE FROM audit_log WHERE seq >= 7")
+def test_deleted_tail_detected(db: Db) -> None:
+    factory, raw = db
+    _raw(raw).execute("DELETE FROM audit_log WHERE seq >= 7")
     result = _verify(factory)
     assert (result.ok, result.first_bad_seq) == (False, 7)
     assert result.reason is not None and "tail" in result.reason
 
 
-def _forged_values(path: Path, seq: int, prev_hash: str, *, valid_hash: bool) -> tuple[object, ...]:
+def _forged_values(seq: int, prev_hash: str, *, valid_hash: bool) -> dict[str, object]:
     forged = AuditEntry(
         seq=seq, at=T0 + timedelta(minutes=30), user_id=11, username="alice", agency_id=1, agency_code="METRO",
         action="search", object_ref="case:FORGED", case_ref="FORGED", purpose=None, outcome="ok",
         details_json="{}", prev_hash=prev_hash,
     )  # fmt: skip
     forged.entry_hash = compute_hash(forged) if valid_hash else "f" * 64
-    return (
-        forged.seq, "2026-03-14 09:30:00.000000", forged.user_id, forged.username, forged.agency_id,
-        forged.agency_code, forged.action, forged.object_ref, forged.case_ref, forged.purpose, forged.outcome,
-        forged.details_json, forged.prev_hash, forged.entry_hash,
-    )  # fmt: skip
+    values = {c: getattr(forged, c) for c in COLUMNS}
+    values["at"] = "2026-03-14 09:30:00.000000"
+    return values
 
 
-INSERT = (
-    "INSERT INTO audit_log (seq, at, user_id, username, agency_id, agency_code, action, object_ref, case_ref, "
-    "purpose, outcome, details_json, prev_hash, entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
+COLUMNS = ("seq", "at", "user_id", "username", "agency_id", "agency_code", "action", "object_ref", "case_ref",
+           "purpose", "outcome", "details_json", "prev_hash", "entry_hash")  # fmt: skip
+INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
 
 
-def test_appended_forgery_detected_even_with_a_valid_hash(db: tuple[sessionmaker[Session], Path]) -> None:
-    factory, path = db
-    _raw(path).execute(INSERT, _forged_values(path, 9, _hash_of(path, 8), valid_hash=True))
+def test_appended_forgery_detected_even_with_a_valid_hash(db: Db) -> None:
+    factory, raw = db
+    _raw(raw).execute(INSERT, _forged_values(9, _hash_of(raw, 8), valid_hash=True))
     result = _verify(factory)
     assert (result.ok, result.first_bad_seq) == (False, 9)
     assert result.reason is not None and "chain head" in result.reason
@@ -156,25 +157,25 @@ def test_appended_forgery_detected_even_with_a_valid_hash(db: tuple[sessionmaker
 
 @pytest.mark.parametrize(("valid_hash", "bad_seq"), [(False, 4), (True, 5)], ids=["bogus-hash", "valid-hash"])
 def test_inserted_entry_in_the_middle_detected(
-    db: tuple[sessionmaker[Session], Path], valid_hash: bool, bad_seq: int
+    db: Db, valid_hash: bool, bad_seq: int
 ) -> None:
     """Entries 4..8 are renumbered 5..9 to make room for a forged entry 4 chained onto entry 3.
 
     With a bogus hash the forged entry itself is the first bad one; with a correctly computed hash it is
     internally consistent, and the chain breaks at the next entry, whose previous-hash no longer matches.
     """
-    factory, path = db
-    conn = _raw(path)
+    factory, raw = db
+    conn = _raw(raw)
     for seq in range(8, 3, -1):
-        conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = ?", (seq,))
-    conn.execute(INSERT, _forged_values(path, 4, _hash_of(path, 3), valid_hash=valid_hash))
+        conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = :seq", {"seq": seq})
+    conn.execute(INSERT, _forged_values(4, _hash_of(raw, 3), valid_hash=valid_hash))
     result = _verify(factory)
     assert (result.ok, result.first_bad_seq) == (False, bad_seq)
 
 
-def test_reordered_entries_detected(db: tuple[sessionmaker[Session], Path]) -> None:
-    factory, path = db
-    conn = _raw(path)
+def test_reordered_entries_detected(db: Db) -> None:
+    factory, raw = db
+    conn = _raw(raw)
     conn.execute("UPDATE audit_log SET seq = -1 WHERE seq = 3")
     conn.execute("UPDATE audit_log SET seq = 3 WHERE seq = 6")
     conn.execute("UPDATE audit_log SET seq = 6 WHERE seq = -1")
@@ -183,12 +184,12 @@ def test_reordered_entries_detected(db: tuple[sessionmaker[Session], Path]) -> N
     assert result.reason is not None and "chain broken" in result.reason
 
 
-def test_wholesale_rewrite_caught_by_an_external_anchor(db: tuple[sessionmaker[Session], Path]) -> None:
+def test_wholesale_rewrite_caught_by_an_external_anchor(db: Db) -> None:
     """Someone who rewrites entry 2 and recomputes every later hash (and the head) passes the internal checks;
     an anchor recorded earlier outside the system catches it."""
-    factory, path = db
-    anchor = (5, _hash_of(path, 5))
-    conn = _raw(path)
+    factory, raw = db
+    anchor = (5, _hash_of(raw, 5))
+    conn = _raw(raw)
     conn.execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 2")
     with factory() as session:
         prev = session.get(AuditEntry, 1)
@@ -201,12 +202,13 @@ def test_wholesale_rewrite_caught_by_an_external_anchor(db: tuple[sessionmaker[S
             rewritten.append((entry.prev_hash, prev_hash, entry.seq))
         session.rollback()
     for prev_value, new_hash, seq in rewritten:
-        conn.execute("UPDATE audit_log SET prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev_value, new_hash, seq))
-    conn.execute("UPDATE audit_chain_head SET head_hash = ? WHERE id = 1", (prev_hash,))
+        conn.execute("UPDATE audit_log SET prev_hash = :p, entry_hash = :h WHERE seq = :s",
+                     {"p": prev_value, "h": new_hash, "s": seq})  # fmt: skip
+    conn.execute("UPDATE audit_chain_head SET head_hash = :h WHERE id = 1", {"h": prev_hash})
     assert _verify(factory).ok  # the documented limit of an unkeyed chain
     result = _verify(factory, anchors=[anchor])
     assert (result.ok, result.first_bad_seq) == (False, 5)
-    assert _verify(factory, anchors=[(1, _hash_of(path, 1))]).ok
+    assert _verify(factory, anchors=[(1, _hash_of(raw, 1))]).ok
 
 
 def test_record_now_survives_the_callers_rollback(tmp_path: Path) -> None:
@@ -275,7 +277,7 @@ def test_identifiers_are_fine_in_details(tmp_path: Path) -> None:
     assert entry.details["image_id"] == 9
 
 
-def test_export_csv_and_json_with_filters(db: tuple[sessionmaker[Session], Path]) -> None:
+def test_export_csv_and_json_with_filters(db: Db) -> None:
     factory, _ = db
     with factory() as session:
         rows = list(audit.query_entries(session, AuditFilter(username="alice", action="search")))

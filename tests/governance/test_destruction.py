@@ -26,6 +26,7 @@ from faceleads.governance import audit, destruction
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
 from faceleads.security.actor import Actor, Role
 from tests.conftest import lfw_identities
+from tests.dbs import database_env
 from tests.gallery.conftest import record
 
 PEOPLE = lfw_identities()
@@ -286,7 +287,7 @@ _KILLER = textwrap.dedent(
 
 def _run_cli(settings: Settings, point: str, request_id: int) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEADS_")}
-    env["FACELEADS_DATA_DIR"] = str(settings.data_dir)
+    env.update(database_env(settings.data_dir))
     return subprocess.run(
         [sys.executable, "-c", _KILLER, point, str(request_id)], capture_output=True, text=True, env=env, timeout=120
     )

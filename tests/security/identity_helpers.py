@@ -1,4 +1,4 @@
-"""Shared helpers for the identity, policy and audit tests: a real SQLite database, users, an injectable clock."""
+"""Shared helpers for the identity, policy and audit tests: a real database, users, an injectable clock."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from faceleads.db import Agency, create_schema, make_engine, make_session_factor
 from faceleads.security import passwords
 from faceleads.security.actor import Role
 from faceleads.security.models import Certification, RoleGrant, User
+from tests.dbs import engine_url, settings_for
 
 PASSWORD = "Tr0ub4dor&3-horse"
 MASTER_KEY = bytes(range(32))
@@ -28,14 +29,15 @@ def password_hash() -> str:
 
 
 def make_factory(tmp_path: Path) -> sessionmaker[Session]:
-    """A fresh SQLite database (file, WAL, triggers) with the whole schema."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'faceleads.db'}")
+    """A fresh database with the whole schema: a SQLite file (WAL, triggers) in ``tmp_path``, or the test
+    PostgreSQL database of that folder (tests/dbs.py)."""
+    engine = make_engine(engine_url(tmp_path))
     create_schema(engine)
     return make_session_factory(engine)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
+    return settings_for(tmp_path, **overrides)
 
 
 def add_agency(factory: sessionmaker[Session], code: str) -> int:

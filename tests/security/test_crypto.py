@@ -25,6 +25,8 @@ from faceleads.security.crypto import (
 )
 from tests.conftest import LFW_DIR
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 @pytest.fixture(autouse=True)
 def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:

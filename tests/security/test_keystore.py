@@ -17,6 +17,8 @@ from faceleads.errors import ConfigurationError, KeyDestroyedError, NotFound, Va
 from faceleads.security.crypto import generate_key
 from faceleads.security.keystore import KeyDestroyed, KeyStore, default_keystore_path
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 @pytest.fixture
 def master() -> bytes:

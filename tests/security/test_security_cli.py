@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +12,18 @@ from typer.testing import CliRunner
 
 from faceleads.cli.main import app
 from faceleads.config import get_settings
+from tests.dbs import RawSql, database_env, engine_url
 
 PW = "Correct-Horse-Battery-9"
 
 
 @pytest.fixture()
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
+    for name, value in database_env(tmp_path / "data").items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("FACELEADS_MODE", "dev")
     monkeypatch.delenv("FACELEADS_SESSION", raising=False)
-    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()
@@ -84,10 +85,9 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     assert "own agency only" in flat(run(cli, "audit", "export", "--agency", "COUNTY", code=2))
 
     # Tamper with entry 3 by direct SQL: verification fails, names it, exits non-zero.
-    conn = sqlite3.connect(tmp_path / "data" / "faceleads.db", isolation_level=None)
-    conn.execute("DROP TRIGGER audit_log_no_update")
-    conn.execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 3")
-    conn.close()
+    raw = RawSql(engine_url(tmp_path / "data")).drop_audit_triggers()
+    raw.execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 3")
+    raw.close()
     report = json.loads(run(cli, "audit", "verify", "--json", code=1))
     assert report["ok"] is False and report["first_bad_seq"] == 3 and "modified" in report["reason"]
     assert "BROKEN at entry 3" in flat(run(cli, "audit", "verify", code=1))

@@ -20,6 +20,8 @@ from faceleads.vision.imaging import load_image
 from faceleads.vision.models import default_model_dir
 from faceleads.vision.quality import factor_scores, overall_score, pose_from_landmarks
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 def _lfw(lfw_dir: Path, name: str, n: int = 1) -> np.ndarray:
     return load_image(lfw_dir / "images" / name / f"{name}_{n:04d}.jpg").pixels

@@ -13,6 +13,8 @@ from faceleads.vision.align import ARCFACE_TEMPLATE, align_face, estimate_simila
 from faceleads.vision.detector import tile_origins
 from faceleads.vision.embedder import l2_normalise
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 
 def test_anchor_grid_is_row_major_with_two_anchors_per_cell() -> None:
     centers = scrfd.anchor_centers(2, 3, 8)

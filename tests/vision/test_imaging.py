@@ -17,6 +17,8 @@ from faceleads.errors import ConfigurationError, ImageError
 from faceleads.vision.imaging import encode_jpeg, encode_png, image_format, load_image
 from tests.conftest import LFW_DIR
 
+pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
+
 FACE_JPEG = LFW_DIR / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg"
 
 

@@ -22,6 +22,7 @@ from faceleads.security.models import User
 from faceleads.web.app import create_app
 from faceleads.web.demo import seed_lists
 from tests.conftest import lfw_identities
+from tests.dbs import settings_for
 from tests.security.identity_helpers import PASSWORD, add_agency, add_user
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
@@ -64,7 +65,7 @@ class WebEnv:
 
 def build_env(tmp: Path, engine: Any, *, users: bool = True) -> Iterator[WebEnv]:
     """Runtime + app + users + a small gallery, inside a running TestClient."""
-    settings = Settings(data_dir=tmp / "data")
+    settings = settings_for(tmp / "data")
     rt = GalleryRuntime(settings, face_engine=engine)
     factory = rt.session_factory
     aga = add_agency(factory, "AGA")

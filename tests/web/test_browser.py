@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from faceleads.config import Settings
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.vision.models import default_model_dir
 from faceleads.web.app import create_app
 from faceleads.web.demo import ensure_admin, load_demo
 from tests.conftest import REPO_ROOT
+from tests.dbs import settings_for
 from tests.web.conftest import PEOPLE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     """The app with the demo users and gallery, served by uvicorn in a background thread."""
     import uvicorn
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("browser") / "data")
+    settings = settings_for(tmp_path_factory.mktemp("browser") / "data")
     rt = GalleryRuntime(settings, face_engine=engine)
     ensure_admin(rt, ADMIN_PASSWORD)
     report = load_demo(rt)
