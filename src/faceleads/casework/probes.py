@@ -249,7 +249,7 @@ def add_photo(
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
     image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
-    with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
+    with enrolment_lock(rt, exclusive=False), transaction(rt.session_factory) as session:
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -315,7 +315,7 @@ def add_video(
     sha = hashlib.sha256(data).hexdigest()
     probe_ids: list[int] = []
     by_track: dict[int, list[int]] = {}
-    with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
+    with enrolment_lock(rt, exclusive=False), transaction(rt.session_factory) as session:
         case = get_case(session, case_id)
         case_key(rt, case)
         address = rt.store.put(case.key_id, data, evidence_context(sha))

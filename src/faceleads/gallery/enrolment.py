@@ -9,8 +9,6 @@ before a commit that never happened is an orphan that the next bulk run sweeps (
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceleads.config import Settings
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.db import Agency, system_lock, transaction, utcnow
 from faceleads.errors import ImageError, NotFound, ValidationError
 from faceleads.gallery.models import (
     Encounter,
@@ -398,45 +396,27 @@ def write_photo(
 
 
 def index_outcomes(rt: GalleryRuntime, outcomes: Sequence[PhotoOutcome]) -> None:
-    """After commit: add the new templates to the runtime's index (if it is built and the model matches)."""
-    items = [
-        (o.template_id, o.subject_id, o.gallery_id, o.embedding)
-        for o in outcomes
-        if o.template_id is not None and o.embedding is not None
-    ]
-    if items and rt.index_built:
-        rt.add_templates(items)
+    """After commit: bring this process's index up to date (if it is built) through the change feed, the one path
+    from the database to every process's index; other processes follow the same feed."""
+    if rt.index_built and any(o.template_id is not None for o in outcomes):
+        rt.sync_index()
 
 
 # --------------------------------------------------------------------------------------------- locking
 
 
 @contextlib.contextmanager
-def enrolment_lock(settings: Settings, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
-    """A file lock (``<data_dir>/enrol.lock``) between enrolling processes.
+def enrolment_lock(rt: GalleryRuntime, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+    """The store-writer lock, agreed on by every process of the deployment (:func:`faceleads.db.system_lock`).
 
     Writers hold it shared; the orphan sweep needs it exclusive, so it never deletes the blob of a photo another
-    process is about to commit. Yields whether the lock was obtained (always True when ``blocking``).
-    The kernel drops the lock when the process dies, even by ``kill -9``.
+    process (on any host sharing the blob store) is about to commit. Yields whether the lock was obtained (always
+    True when ``blocking``). Released when its holder dies, even by ``kill -9``.
     """
-    path = settings.data_dir / "enrol.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        if not blocking:
-            flags |= fcntl.LOCK_NB
-        try:
-            fcntl.flock(fd, flags)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with system_lock(
+        rt.db_engine, "store-writers", lock_dir=rt.settings.data_dir, shared=not exclusive, blocking=blocking
+    ) as got:
+        yield got
 
 
 # --------------------------------------------------------------------------------------------- one record
@@ -484,7 +464,7 @@ def enrol_record(
         except ImageError as exc:
             raise ImageError(f"{label}: {exc}") from None
     outcomes: list[PhotoOutcome] = []
-    with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
+    with enrolment_lock(rt, exclusive=False), transaction(rt.session_factory) as session:
         for analysis, data, label in analysed:
             outcomes.append(
                 write_photo(

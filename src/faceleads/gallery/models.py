@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Float,
@@ -25,6 +26,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -279,3 +282,59 @@ class EnrolmentRow(Base):
     image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ChangeKind(StrEnum):
+    """What an index change-feed entry says changed (``ref_id`` is a template id, or a subject id for SUBJECT)."""
+
+    TEMPLATE_INSERT = "template_insert"
+    TEMPLATE_UPDATE = "template_update"
+    TEMPLATE_DELETE = "template_delete"
+    SUBJECT = "subject"  # the subject's status changed (destruction): re-check all its templates
+
+
+class IndexChange(Base):
+    """The search-index change feed: one row per template insert, update or delete and per subject status change,
+    written by database triggers in the writing transaction (so no writer can forget it), see
+    :mod:`faceleads.gallery.changefeed`.
+
+    ``id`` is allocated at insert time and never reused (AUTOINCREMENT on SQLite). ``seq`` is the commit-order
+    sequence number: NULL until a sequencer, which only ever sees committed rows, numbers them densely under a
+    lock. Every process applies the rows in ``seq`` order; a reader that has seen ``seq = n`` has seen every
+    change committed before it.
+    """
+
+    __tablename__ = "index_changes"
+    __table_args__ = (
+        Index(
+            "ix_index_changes_unsequenced",
+            "id",
+            sqlite_where=text("seq IS NULL"),
+            postgresql_where=text("seq IS NULL"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
+
+
+class IndexFollower(Base):
+    """A long-running process (server, job worker) that keeps a search index in memory and follows the feed.
+
+    It beats every few seconds and records the last ``seq`` it applied, so that a destruction can wait until
+    every live process has dropped the subject from its index before the subject's key is destroyed.
+    """
+
+    __tablename__ = "index_followers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)

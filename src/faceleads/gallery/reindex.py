@@ -93,7 +93,6 @@ def reindex(rt: GalleryRuntime, actor: Actor, progress: Callable[[int, int], Non
                 old_box = list(old.box)
                 session.delete(old)
                 session.flush()
-                new_entry = None
                 if not faces:
                     image.flags = sorted({*image.flags, ImageFlag.NO_FACE.value})
                     report.no_face += 1
@@ -120,11 +119,9 @@ def reindex(rt: GalleryRuntime, actor: Actor, progress: Callable[[int, int], Non
                     )
                     session.add(new)
                     session.flush()
-                    new_entry = (new.id, subject.id, image.gallery_id, np.asarray(face.embedding, np.float32))
                     report.reembedded += 1
-            rt.remove_templates([template_id])
-            if new_entry is not None:
-                rt.add_templates([new_entry])
+            if rt.index_built:
+                rt.sync_index()  # the change feed carries the replaced template to every process's index
         except FaceleadsError as exc:
             report.failed += 1
             report.problems.append(f"template {template_id}: {exc}")

@@ -2,10 +2,14 @@
 per process and shared by the CLI, the API and the web application.
 
 The database is the truth. The in-memory index is built from it on first use (decrypting every searchable
-template) and then kept in step incrementally: enrolments and deletions made through this runtime update it
-directly, and :meth:`GalleryRuntime.sync_index` (run before each search, cheap when nothing changed) catches up
-with changes made by other processes (a bulk enrolment running in the CLI while the API serves searches): new
-templates by id, deletions by comparing id sets when the counts disagree — never a full rebuild.
+template) and then kept in step by the change feed (:mod:`faceleads.gallery.changefeed`): database triggers record
+every template insert, update and delete and every subject status change, and :meth:`GalleryRuntime.sync_index`
+(run before each search, and by a :class:`~faceleads.gallery.changefeed.FeedFollower` thread in long-running
+processes) applies the entries after this process's cursor, in order, whichever process or host made the change.
+This process's own writes reach its index the same way, so there is one path from the database to the index.
+
+A template whose subject's data key is missing from the keystore (not destroyed: missing) is an error, reported by
+:meth:`GalleryRuntime.verify_index` and by every search until the key is back; a destroyed key is not.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import ScoreFusion, Settings, get_settings
 from faceleads.db import create_schema, make_engine, make_session_factory
-from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
-from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
+from faceleads.errors import IntegrityError, NotFound
+from faceleads.gallery import changefeed
+from faceleads.gallery.models import ChangeKind, FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.security.crypto import decrypt_embedding
-from faceleads.security.keystore import KeyStore
+from faceleads.security.keystore import KeyService, open_keystore
 
 if TYPE_CHECKING:
     from faceleads.gallery.index import TemplateIndex
@@ -51,8 +56,9 @@ class SyncReport:
 
     added: int
     removed: int
-    skipped: int  # templates that could not be decrypted (destroyed key, tampered ciphertext)
+    skipped: int  # templates that could not be decrypted (destroyed or missing key, tampered ciphertext)
     total: int
+    cursor: int = 0  # the change-feed position the index reflects
 
 
 class GalleryRuntime:
@@ -80,22 +86,23 @@ class GalleryRuntime:
         self._index: TemplateIndex | None = None
         # Template id -> subject id of every indexed template (-1 = not indexed): 4 bytes per id, no Python objects.
         self._subject_of = np.full(0, -1, dtype=np.int32)
-        self._max_seen = 0
         # Fused per-subject templates (built on the first MEAN_TEMPLATE ranking, then kept up to date).
         self._subject_index: TemplateIndex | None = None
         # subject -> (sum of unit embeddings, count, gallery); kept only while the subject index exists.
         self._subject_sums: dict[int, tuple[np.ndarray, int, int]] = {}
         # Templates that could not be decrypted (destroyed key, tampered or swapped ciphertext): never indexed.
         self._unreadable_ids: set[int] = set()
+        # Templates whose subject's data key is missing (not destroyed): an error until the key is back.
+        self._missing_key_ids: dict[int, int] = {}  # template id -> subject id
         self._indexed_model: str | None = None
-        self._db_marker: tuple[int, int] | None = None
+        self._cursor = 0  # last change-feed seq applied to the index
 
     # -- resources ------------------------------------------------------------------------------------------
 
     @cached_property
-    def keystore(self) -> KeyStore:
-        """The per-subject data keys (separate SQLite file under the data directory)."""
-        return KeyStore.from_settings(self.settings)
+    def keystore(self) -> KeyService:
+        """The per-subject data keys: the keystore database (``FACELEADS_KEYSTORE_URL``) or file (default)."""
+        return open_keystore(self.settings)
 
     @cached_property
     def store(self) -> BlobStore:
@@ -122,6 +129,10 @@ class GalleryRuntime:
     def close(self) -> None:
         """Release the database connections."""
         self.db_engine.dispose()
+        keystore = self.__dict__.get("keystore")
+        engine = getattr(keystore, "engine", None)
+        if engine is not None:  # a keystore database: its pool reconnects if used again
+            engine.dispose()
 
     # -- index ----------------------------------------------------------------------------------------------
 
@@ -150,15 +161,26 @@ class GalleryRuntime:
         self.verify_index()
         return report
 
+    @property
+    def feed_cursor(self) -> int:
+        """The last change-feed ``seq`` applied to this process's index."""
+        return self._cursor
+
     def template_index(self) -> TemplateIndex:
-        """The template index, built from the database on first call and synchronised with it afterwards."""
+        """The template index, built from the database on first call and synchronised with it afterwards.
+
+        Raises :class:`IntegrityError` while some subject's data key is missing from the keystore: a search would
+        silently leave that subject out.
+        """
         self.sync_index()
+        self._refuse_missing_keys()
         assert self._index is not None
         return self._index
 
     def subject_index(self) -> TemplateIndex:
         """The index of fused (mean) subject templates; used when ``score_fusion`` is MEAN_TEMPLATE."""
         self.sync_index()
+        self._refuse_missing_keys()
         with self._lock:
             if self._subject_index is None:
                 # Fused sums are only kept while this index exists: compute them all once now.
@@ -167,9 +189,23 @@ class GalleryRuntime:
                 self._refresh_sums({int(s) for s in np.unique(self._subject_of[self._subject_of >= 0])})
             return self._subject_index
 
-    def _marker(self, session: Session) -> tuple[int, int]:
-        count, max_id = session.execute(select(func.count(FaceTemplate.id), func.max(FaceTemplate.id))).one()
-        return int(count or 0), int(max_id or 0)
+    def _refuse_missing_keys(self) -> None:
+        if self._missing_key_ids:
+            raise IntegrityError(self.missing_keys_message())
+
+    def missing_keys_message(self) -> str:
+        """What is wrong while templates cannot be decrypted because their keys are missing ('' when none)."""
+        if not self._missing_key_ids:
+            return ""
+        subjects = sorted(set(self._missing_key_ids.values()))
+        shown = ", ".join(str(s) for s in subjects[:10]) + (" ..." if len(subjects) > 10 else "")
+        return (
+            f"{len(self._missing_key_ids)} template(s) of {len(subjects)} subject(s) (ids {shown}) cannot be "
+            "searched: their data keys are missing from the keystore (they were not destroyed). Searches are refused "
+            "until the keys are back, rather than silently leaving these subjects out: check the keystore of this "
+            "host (FACELEADS_KEYSTORE_URL or the keystore file), or restore it from its escrow copy "
+            "(docs/encryption.md)"
+        )
 
     @staticmethod
     def _searchable(model: str) -> Select[int]:
@@ -188,47 +224,111 @@ class GalleryRuntime:
             added += len(chunk) - n_skipped
         return added, skipped
 
+    def _searchable_among(self, session: Session, model: str, ids: set[int]) -> set[int]:
+        ordered = sorted(ids)
+        found: set[int] = set()
+        for start in range(0, len(ordered), 4096):
+            chunk = ordered[start : start + 4096]
+            found.update(session.execute(self._searchable(model).where(FaceTemplate.id.in_(chunk))).scalars())
+        return found
+
     def sync_index(self, *, force: bool = False) -> SyncReport | None:
         """Bring the index in step with the database; returns None when nothing changed since the last sync.
 
-        A cheap marker (template count and highest id) decides whether anything changed. New templates (ids above
-        the highest seen) are decrypted and added; only when the searchable count then still disagrees (a
-        deletion, a destruction, a reindex) is the full id set compared. Templates of another model version, of
-        destroyed subjects, or that cannot be decrypted are never indexed.
+        Builds the index on first use (or when the model changed); afterwards applies the change-feed entries after
+        this process's cursor, in order. ``force`` (or feed entries pruned before this process applied them)
+        compares the index with the tables instead. Templates of another model version, of subjects that are not
+        active, or that cannot be decrypted are never indexed.
         """
         with self._lock:
             model = self.model_version
-            if self._index is None or self._indexed_model != model:
-                self._index = self._new_index()
-                self._subject_index = None
-                self._subject_of = np.full(0, -1, dtype=np.int32)
-                self._subject_sums.clear()
-                self._unreadable_ids.clear()
-                self._indexed_model = model
-                self._db_marker = None
-                self._max_seen = 0
-            index = self._index
             with self.session_factory() as session:
-                marker = self._marker(session)
-                if not force and marker == self._db_marker:
+                if self._index is None or self._indexed_model != model:
+                    return self._build(session, model)
+                if force:
+                    return self._reconcile(session, model)
+                try:
+                    changes = changefeed.read_changes(session, self._cursor)
+                except changefeed.FeedGap:
+                    return self._reconcile(session, model)
+                if not changes and not self._missing_key_ids:
                     return None
-                fresh = self._searchable(model).where(FaceTemplate.id > self._max_seen)
-                added, skipped = self._add_ids(session, sorted(session.execute(fresh).scalars()))
-                removed = 0
-                searchable = session.execute(
-                    select(func.count()).select_from(self._searchable(model).subquery())
-                ).scalar_one()
-                if force or searchable != len(index) + len(self._unreadable_ids):
-                    wanted = set(session.execute(self._searchable(model)).scalars())
-                    have = {int(i) for i in index.ids()}
-                    removed = self.remove_templates(sorted(have - wanted))
-                    self._unreadable_ids &= wanted
-                    more_added, more_skipped = self._add_ids(session, sorted(wanted - have - self._unreadable_ids))
-                    added += more_added
-                    skipped += more_skipped
-                self._db_marker = marker
-                self._max_seen = max(self._max_seen, marker[1])
-            return SyncReport(added, removed, skipped, len(index))
+                added = removed = skipped = 0
+                while changes:
+                    a, r, k = self._apply(session, changes, model)
+                    added, removed, skipped = added + a, removed + r, skipped + k
+                    self._cursor = changes[-1].seq
+                    if len(changes) < changefeed.READ_BATCH:
+                        break
+                    changes = changefeed.read_changes(session, self._cursor)
+                if self._missing_key_ids:  # the keys may be back (keystore restored)
+                    retry = self._searchable_among(session, model, set(self._missing_key_ids))
+                    self._missing_key_ids = {t: s for t, s in self._missing_key_ids.items() if t in retry}
+                    a, k = self._add_ids(session, sorted(retry))
+                    added, skipped = added + a, skipped + k
+            assert self._index is not None
+            return SyncReport(added, removed, skipped, len(self._index), self._cursor)
+
+    def _build(self, session: Session, model: str) -> SyncReport:
+        """A new index of every searchable template, positioned at the feed's current end."""
+        self._index = self._new_index()
+        self._subject_index = None
+        self._subject_of = np.full(0, -1, dtype=np.int32)
+        self._subject_sums.clear()
+        self._unreadable_ids.clear()
+        self._missing_key_ids.clear()
+        self._indexed_model = model
+        # The cursor is read before the tables: changes committed in between are applied again later, which is
+        # harmless (applying an entry re-reads the current state of what it names).
+        cursor = changefeed.latest_seq(session)
+        added, skipped = self._add_ids(session, sorted(session.execute(self._searchable(model)).scalars()))
+        self._cursor = cursor
+        return SyncReport(added, 0, skipped, len(self._index), cursor)
+
+    def _reconcile(self, session: Session, model: str) -> SyncReport:
+        """Compare the index with the tables and fix every difference (start-up checks, a pruned feed)."""
+        assert self._index is not None
+        cursor = changefeed.latest_seq(session)
+        wanted = set(session.execute(self._searchable(model)).scalars())
+        have = {int(i) for i in self._index.ids()}
+        removed = self.remove_templates(sorted(have - wanted))
+        self._unreadable_ids &= wanted
+        self._missing_key_ids = {t: s for t, s in self._missing_key_ids.items() if t in wanted}
+        retry = [t for t in self._missing_key_ids if t not in have]
+        added, skipped = self._add_ids(session, sorted(set(wanted - have - self._unreadable_ids) | set(retry)))
+        self._cursor = max(self._cursor, cursor)
+        return SyncReport(added, removed, skipped, len(self._index), self._cursor)
+
+    def _apply(self, session: Session, changes: list[changefeed.Change], model: str) -> tuple[int, int, int]:
+        """Apply a batch of feed entries; each names something whose current state is re-read from the tables."""
+        inserted: set[int] = set()
+        replaced: set[int] = set()
+        subjects: set[int] = set()
+        for change in changes:
+            if change.kind == ChangeKind.TEMPLATE_INSERT.value:
+                inserted.add(change.ref_id)
+            elif change.kind in (ChangeKind.TEMPLATE_UPDATE.value, ChangeKind.TEMPLATE_DELETE.value):
+                replaced.add(change.ref_id)  # content changed or gone: whatever is indexed under this id goes
+            elif change.kind == ChangeKind.SUBJECT.value:
+                subjects.add(change.ref_id)
+        of_subjects: set[int] = set()
+        if subjects:
+            wanted = np.array(sorted(subjects), dtype=np.int32)
+            of_subjects = {int(t) for t in np.nonzero(np.isin(self._subject_of, wanted))[0]}
+            for start in range(0, len(wanted), 4096):
+                chunk = [int(s) for s in wanted[start : start + 4096]]
+                of_subjects.update(
+                    session.execute(select(FaceTemplate.id).where(FaceTemplate.subject_id.in_(chunk))).scalars()
+                )
+        candidates = inserted | replaced | of_subjects
+        searchable = self._searchable_among(session, model, candidates)
+        indexed = {t for t in candidates if t < len(self._subject_of) and self._subject_of[t] >= 0}
+        removed = self.remove_templates(sorted(((candidates - searchable) | replaced) & indexed))
+        for tid in candidates - searchable:
+            self._unreadable_ids.discard(tid)
+            self._missing_key_ids.pop(tid, None)
+        added, skipped = self._add_ids(session, sorted(t for t in searchable if t in replaced or t not in indexed))
+        return added, removed, skipped
 
     def _load_and_add(self, session: Session, template_ids: list[int]) -> int:
         from faceleads.gallery.models import Image
@@ -247,20 +347,20 @@ class GalleryRuntime:
             .join(Image, Image.id == FaceTemplate.image_id)
             .where(FaceTemplate.id.in_(template_ids))
         ).all()
-        keys: dict[str, bytes | None] = {}
+        keys = self.keystore.lookup({r[5] for r in rows})
         batch: list[tuple[int, int, int, np.ndarray]] = []
         skipped = 0
         for tid, subject_id, gallery_id, blob, model_version, key_id, sha in rows:
-            if key_id not in keys:
-                try:
-                    keys[key_id] = self.keystore.get(key_id)
-                except (KeyDestroyedError, NotFound):
-                    keys[key_id] = None
-            key = keys[key_id]
+            key = keys.live.get(key_id)
             if key is None:
                 skipped += 1
-                self._unreadable_ids.add(tid)
+                if key_id in keys.missing:
+                    self._missing_key_ids[tid] = subject_id  # an error, reported until the key is back
+                else:
+                    self._unreadable_ids.add(tid)  # destroyed: gone for good
+                    self._missing_key_ids.pop(tid, None)
                 continue
+            self._missing_key_ids.pop(tid, None)
             try:
                 vector = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
             except IntegrityError:
@@ -333,7 +433,6 @@ class GalleryRuntime:
         wanted = np.array(sorted(subject_ids), dtype=np.int32)
         tids = [int(t) for t in np.nonzero(np.isin(self._subject_of, wanted))[0]]
         sums: dict[int, tuple[np.ndarray, int, int]] = {}
-        keys: dict[str, bytes | None] = {}
         with self.session_factory() as session:
             for start in range(0, len(tids), 4096):
                 rows = session.execute(
@@ -349,14 +448,10 @@ class GalleryRuntime:
                     .join(Image, Image.id == FaceTemplate.image_id)
                     .where(FaceTemplate.id.in_(tids[start : start + 4096]))
                 ).all()
+                keys = self.keystore.lookup({r[4] for r in rows}).live
                 for sid, blob, model_version, gid, key_id, sha in rows:
-                    if key_id not in keys:
-                        try:
-                            keys[key_id] = self.keystore.get(key_id)
-                        except (KeyDestroyedError, NotFound):
-                            keys[key_id] = None
-                    key = keys[key_id]
-                    if key is None:
+                    key = keys.get(key_id)
+                    if key is None:  # destroyed since indexing: the feed removes the subject
                         continue
                     vec = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
                     total, n, _ = sums.get(sid, (np.zeros(EMBEDDING_DIM, np.float32), 0, gid))
@@ -428,20 +523,45 @@ class GalleryRuntime:
                 raise IntegrityError(
                     f"search index bookkeeping is inconsistent ({len(self._index)} vectors, {len(booked)} entries)"
                 )
+            if self._missing_key_ids:
+                raise IntegrityError(self.missing_keys_message())
+            self._check_indexed_keys(session)
             missing = wanted - indexed
             extra = indexed - wanted
-            # Templates left out because their key was destroyed or their ciphertext failed are legitimate gaps.
-            unexplained = {t for t in missing if t not in self._unreadable_ids and not self._unreadable(session, t)}
+            # Templates left out because their key was destroyed or their ciphertext failed are legitimate gaps; a
+            # key that is merely missing is not.
+            unexplained = missing - self._unreadable_ids
+            keyless = 0
+            if unexplained:
+                key_of = dict(
+                    session.execute(
+                        select(FaceTemplate.id, Subject.key_id)
+                        .join(Subject, Subject.id == FaceTemplate.subject_id)
+                        .where(FaceTemplate.id.in_(sorted(unexplained)[:10_000]))
+                    ).all()
+                )
+                keys = self.keystore.lookup(set(key_of.values()))
+                unexplained = {t for t in unexplained if key_of.get(t) not in keys.destroyed}
+                keyless = sum(1 for t in unexplained if key_of.get(t) in keys.missing)
             if unexplained or extra:
+                why = f" ({keyless} of them have no data key in the keystore)" if keyless else ""
                 raise IntegrityError(
-                    f"search index disagrees with the database: {len(unexplained)} template(s) missing, "
+                    f"search index disagrees with the database: {len(unexplained)} template(s) missing{why}, "
                     f"{len(extra)} not in the database"
                 )
 
-    def _unreadable(self, session: Session, template_id: int) -> bool:
-        key_id = session.execute(
-            select(Subject.key_id)
-            .join(FaceTemplate, FaceTemplate.subject_id == Subject.id)
-            .where(FaceTemplate.id == template_id)
-        ).scalar_one()
-        return self.keystore.is_destroyed(key_id) or not self.keystore.exists(key_id)
+    def _check_indexed_keys(self, session: Session) -> None:
+        """Every indexed subject's key must be live: a missing one is this host's keystore failing, a destroyed
+        one a destruction this index did not follow."""
+        subjects = sorted({int(x) for x in np.unique(self._subject_of[self._subject_of >= 0])})
+        for start in range(0, len(subjects), 4096):
+            chunk = subjects[start : start + 4096]
+            key_of = dict(session.execute(select(Subject.id, Subject.key_id).where(Subject.id.in_(chunk))).all())
+            keys = self.keystore.lookup(set(key_of.values()))
+            for sid, key_id in sorted(key_of.items()):
+                if key_id in keys.missing:
+                    self._missing_key_ids.update({t: sid for t in self.subject_template_ids(sid)})
+                elif key_id in keys.destroyed:
+                    raise IntegrityError(f"subject {sid} is in the search index but its data key was destroyed")
+            if self._missing_key_ids:
+                raise IntegrityError(self.missing_keys_message())

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from faceleads.config import ScoreFusion
 from faceleads.db import Agency, transaction
-from faceleads.errors import ImageError, KeyDestroyedError, NoFaceError, NotFound, ValidationError
+from faceleads.errors import ImageError, IntegrityError, NoFaceError, NotFound, ValidationError
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -118,10 +118,16 @@ def _destroyed_subjects(rt: GalleryRuntime, session: Session, subject_ids: list[
     if not subject_ids:
         return set()
     rows = session.execute(select(Subject.id, Subject.status, Subject.key_id).where(Subject.id.in_(subject_ids))).all()
-    # ``exists`` is one indexed lookup: a destroyed key is gone from the keystore table in every process at once.
-    gone = {
-        sid for sid, status, key_id in rows if status != SubjectStatus.ACTIVE.value or not rt.keystore.exists(key_id)
-    }
+    # One keystore round trip: a destroyed key is gone from the keystore in every process at once. A key that is
+    # missing (not destroyed) is an error: the candidate list would silently lack a subject.
+    keys = rt.keystore.lookup({key_id for _, _, key_id in rows})
+    if keys.missing:
+        missing = sorted(sid for sid, _, key_id in rows if key_id in keys.missing)
+        raise IntegrityError(
+            f"the data keys of subject(s) {', '.join(map(str, missing[:10]))} are missing from the keystore (they "
+            "were not destroyed): the search is refused rather than silently leaving them out (docs/encryption.md)"
+        )
+    gone = {sid for sid, status, key_id in rows if status != SubjectStatus.ACTIVE.value or key_id in keys.destroyed}
     return gone | (set(subject_ids) - {r[0] for r in rows})
 
 
@@ -164,12 +170,17 @@ def _decrypt_subject_templates(
         .where(FaceTemplate.subject_id.in_(subject_ids), FaceTemplate.model_version == rt.model_version)
     ).all()
     out: dict[int, list[tuple[int, np.ndarray]]] = {}
+    keys = rt.keystore.lookup({r[4] for r in rows})
+    if keys.missing:
+        raise IntegrityError(
+            "data keys of indexed subjects are missing from the keystore (they were not destroyed): the search is "
+            "refused rather than silently leaving them out (docs/encryption.md)"
+        )
     for tid, sid, blob, model_version, key_id, sha in rows:
         if tid not in rt.subject_template_ids(sid):
             continue
-        try:
-            key = rt.keystore.get(key_id)
-        except (KeyDestroyedError, NotFound):
+        key = keys.live.get(key_id)
+        if key is None:
             continue  # destroyed since indexing: dropped by rank_subjects
         out.setdefault(sid, []).append(
             (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version)))

@@ -185,8 +185,14 @@ def backup_keys(rt: GalleryRuntime, keys_dest: Path) -> Path:
     keys_dest = Path(keys_dest)
     if keys_dest.exists() and keys_dest.is_dir():
         keys_dest = keys_dest / "keystore.db"
-    rt.keystore.backup(keys_dest)
-    ledger = rt.keystore.ledger_path
+    keystore = rt.keystore
+    if not isinstance(keystore, KeyStore):
+        raise ConfigurationError(
+            "the keys are in the keystore database (FACELEADS_KEYSTORE_URL): back it up with the database server's "
+            "tools, apart from the main database (docs/deployment.md)"
+        )
+    keystore.backup(keys_dest)
+    ledger = keystore.ledger_path
     if ledger.exists():
         _copy_file(ledger, keys_dest.with_name(f"{keys_dest.name}.{LEDGER_NAME}"))
     fsync_dir(keys_dest.parent)
@@ -209,6 +215,11 @@ def backup(
     dest = Path(dest).absolute()
     enforce(rt.session_factory, actor, Action.BACKUP, f"backup:{dest.name}")
     db = sqlite_path(rt.settings)
+    if rt.settings.blob_store != "local":
+        raise ConfigurationError(
+            "faceleads backup copies a local blob store folder; an object store is protected with its own "
+            "versioning and replication (docs/deployment.md)"
+        )
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValidationError(f"backup destination {dest} exists and is not an empty directory")
     data_dir = rt.settings.data_dir.absolute()

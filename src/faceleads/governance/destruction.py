@@ -20,10 +20,8 @@ No step ever leaves a subject searchable: it stops being ``active`` before anyth
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,8 +30,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.db import Agency, system_lock, transaction, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
+from faceleads.gallery import changefeed
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -378,17 +377,10 @@ def certificate(rt: GalleryRuntime, actor: Actor, request_id: int) -> dict[str, 
 
 @contextlib.contextmanager
 def _execution_lock(rt: GalleryRuntime) -> Iterator[None]:
-    """One destruction runs at a time per data directory (two runs of one request would race on its steps)."""
-    path = rt.settings.data_dir / "destruction.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    """One destruction runs at a time in the whole deployment (two runs of one request would race on its steps);
+    a database lock, so servers on different hosts agree (:func:`faceleads.db.system_lock`)."""
+    with system_lock(rt.db_engine, "destruction", lock_dir=rt.settings.data_dir):
+        yield
 
 
 def purge_records(session: Session, subject: Subject) -> dict[str, int]:
@@ -490,9 +482,11 @@ def execute(
             subject_id = req.subject_id
         if done:
             return certificate(rt, actor, request_id)
-        # Out of this process's index at once; other processes drop it at their next search (status check).
+        # Out of this process's index at once; then wait until every other live process has applied the status
+        # change from the feed (dropped the subject's templates from its memory) before the key is destroyed.
         rt.remove_subject(subject_id)
         _after("marked")
+        _await_index_removal(rt, actor, request_id)
         _shred_key(rt, actor, request_id)
         _delete_blobs_step(rt, actor, request_id, progress)
         _delete_records_step(rt, actor, request_id)
@@ -539,6 +533,29 @@ def _advance(
         req.step = int(step)
         _record(session, actor, req, step.name.lower())
     _after(step.name.lower())
+
+
+def _await_index_removal(rt: GalleryRuntime, actor: Actor, request_id: int) -> None:
+    """Wait until every live server and worker has removed the marked subject from its index (change feed).
+
+    If one does not within ``Settings.index_follower_wait_seconds``, the destruction stops here, before the key is
+    destroyed, with the lagging processes named; the request stays executing and a re-run resumes it.
+    """
+    with rt.session_factory() as session:
+        if _load(session, request_id).step >= Step.KEY_DESTROYED:
+            return
+        seq = changefeed.latest_seq(session)
+    try:
+        changefeed.wait_for_followers(rt, seq)
+    except changefeed.FollowersLagging as exc:
+        with transaction(rt.session_factory) as session:
+            req = _load(session, request_id)
+            _record(session, actor, req, "paused_index_removal", lagging_count=len(exc.lagging))
+        raise changefeed.FollowersLagging(
+            f"destruction request {request_id} paused before destroying the key: {exc} Re-run it to resume.",
+            exc.lagging,
+        ) from None
+    _after("index_removed")
 
 
 def _shred_key(rt: GalleryRuntime, actor: Actor, request_id: int) -> None:

@@ -1,4 +1,6 @@
-"""Per-subject data keys, wrapped by the master key, in their own SQLite file (see docs/encryption.md).
+"""Per-subject data keys, wrapped by the master key: the key-service protocol and its embedded default, a SQLite
+file of its own (see docs/encryption.md). The server implementation (keys in a database of the PostgreSQL server
+under separate credentials) is :mod:`faceleads.security.keyservice`.
 
 The keystore is deliberately *not* in the main database: backups of the main database and the blob store then
 hold only ciphertext, so restoring an old backup after a destruction cannot make the destroyed subject
@@ -17,16 +19,27 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, KeyDestroyedError, NotFound, ValidationError
 from faceleads.security.crypto import KEY_BYTES, decrypt, encrypt, fsync_dir, generate_key, load_master_key
 
-__all__ = ["KeyDestroyed", "KeyDestroyedError", "KeyStore", "default_keystore_path", "validate_key_id"]
+__all__ = [
+    "KeyDestroyed",
+    "KeyDestroyedError",
+    "KeyLookup",
+    "KeyService",
+    "KeyStore",
+    "default_keystore_path",
+    "open_keystore",
+    "validate_key_id",
+]
 
 # Re-exported under the short name used in the design notes.
 KeyDestroyed = KeyDestroyedError
@@ -50,6 +63,65 @@ CREATE TABLE IF NOT EXISTS meta (
     value BLOB NOT NULL
 );
 """
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    """The outcome of looking many keys up at once: unwrapped live keys, destroyed ids, and ids that are missing.
+
+    A *missing* key (never created here, or lost) is not a destroyed one: callers must report it as an error and
+    never treat the data it protects as shredded.
+    """
+
+    live: dict[str, bytes] = field(default_factory=dict)
+    destroyed: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+
+
+@runtime_checkable
+class KeyService(Protocol):
+    """What the system needs from a key service: per-subject (and per-case) 256-bit data keys, destroyable.
+
+    Implementations: :class:`KeyStore` (a SQLite file beside the data, the embedded default) and
+    :class:`faceleads.security.keyservice.SqlKeyStore` (a database of its own on the PostgreSQL server, reached
+    with its own credentials). Keys are wrapped by the master key, which never leaves the application.
+    """
+
+    def create(self, key_id: str) -> None:
+        """Create a key unless one exists; :class:`KeyDestroyedError` if it was destroyed (ids are never reused)."""
+        ...
+
+    def get(self, key_id: str) -> bytes:
+        """The unwrapped key; :class:`KeyDestroyedError` if destroyed, :class:`NotFound` if it never existed."""
+        ...
+
+    def lookup(self, key_ids: Iterable[str]) -> KeyLookup:
+        """Many keys at once (one round trip per few hundred ids)."""
+        ...
+
+    def exists(self, key_id: str) -> bool:
+        """Whether a live key exists."""
+        ...
+
+    def destroy(self, key_id: str) -> None:
+        """Destroy a key for good (idempotent; unknown ids get a tombstone)."""
+        ...
+
+    def is_destroyed(self, key_id: str) -> bool:
+        """Whether the key was destroyed."""
+        ...
+
+    def destroyed_ids(self) -> list[str]:
+        """Every destroyed key id, sorted."""
+        ...
+
+    def key_ids(self) -> list[str]:
+        """Every live key id, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
 
 
 def validate_key_id(key_id: str) -> str:
@@ -269,6 +341,30 @@ class KeyStore:
             raise KeyDestroyedError(f"data key {key_id!r} was destroyed on {destroyed_at}; its data is gone")
         return decrypt(self._master, wrapped, _wrap_aad(key_id))
 
+    def lookup(self, key_ids: Iterable[str]) -> KeyLookup:
+        """Unwrap many keys at once; destroyed and missing ids are listed apart (see :class:`KeyLookup`)."""
+        ids = sorted({validate_key_id(k) for k in key_ids})
+        result = KeyLookup()
+        ledger: dict[str, str] | None = None
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT key_id, wrapped, destroyed_at FROM data_keys WHERE key_id IN ({marks})", chunk
+                ).fetchall()
+            found = {r[0]: (r[1], r[2]) for r in rows}
+            for key_id in chunk:
+                wrapped, destroyed_at = found.get(key_id, (None, None))
+                if destroyed_at is not None or (key_id in found and wrapped is None):
+                    result.destroyed.add(key_id)
+                elif wrapped is not None:
+                    result.live[key_id] = decrypt(self._master, wrapped, _wrap_aad(key_id))
+                else:
+                    ledger = self._read_ledger() if ledger is None else ledger
+                    (result.destroyed if key_id in ledger else result.missing).add(key_id)
+        return result
+
     def exists(self, key_id: str) -> bool:
         """Whether a live (created, not destroyed) key exists for ``key_id``."""
         validate_key_id(key_id)
@@ -447,3 +543,12 @@ class KeyStore:
         finally:
             conn.close()
         return changed
+
+
+def open_keystore(settings: Settings) -> KeyService:
+    """The configured key service: the server keystore when ``FACELEADS_KEYSTORE_URL`` is set, else the file."""
+    if settings.keystore_url:
+        from faceleads.security.keyservice import SqlKeyStore
+
+        return SqlKeyStore.from_settings(settings)
+    return KeyStore.from_settings(settings)

@@ -25,6 +25,7 @@ from faceleads.errors import (
     NoFaceError,
     NotFound,
     PermissionDenied,
+    Unavailable,
     ValidationError,
 )
 
@@ -44,6 +45,7 @@ STATUS_FOR: tuple[tuple[type[FaceleadsError], int, str], ...] = (
     (ValidationError, 422, "Invalid input"),
     (ConfigurationError, 503, "Server misconfigured"),
     (ModelError, 503, "Face models unavailable"),
+    (Unavailable, 503, "Temporarily unavailable"),
 )
 
 
