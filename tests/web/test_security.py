@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+import threading
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from faceleads.web.security import SignInLimiter, TokenBucketLimiter
-from tests.security.identity_helpers import PASSWORD
+from faceleads.config import Settings
+from faceleads.db import Agency, transaction
+from faceleads.security.ratelimit import RateLimitBucket, TokenBucketLimiter
+from faceleads.web.security import SignInLimiter
+from tests.security.identity_helpers import PASSWORD, make_factory
 from tests.web.conftest import PEOPLE, WebEnv
 
 
@@ -126,20 +132,51 @@ def test_request_size_limit(web: WebEnv) -> None:
     assert response.status_code == 413 and "larger than" in response.json()["detail"]
 
 
-def test_token_bucket() -> None:
+def test_token_bucket(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
     now = [0.0]
-    bucket = TokenBucketLimiter(2, 6, clock=lambda: now[0])  # 2 at once, one every 10 s
+    bucket = TokenBucketLimiter(factory, "test", 2, 6, clock=lambda: now[0])  # 2 at once, one every 10 s
     assert bucket.take("k") == 0 and bucket.take("k") == 0
     assert bucket.take("k") == pytest.approx(10.0)
     assert bucket.take("other") == 0
     now[0] = 10.0
     assert bucket.take("k") == 0
-    limiter = SignInLimiter(clock=lambda: now[0])
+    limiter = SignInLimiter(factory, clock=lambda: now[0])
     for _ in range(5):
         limiter.check("1.2.3.4", "Bob")
     with pytest.raises(Exception, match="too many sign-in attempts"):
         limiter.check("1.2.3.4", " bob ")  # same user whatever the case and spaces
     limiter.check("5.6.7.8", "bob")
+    # Another server (its own limiter objects, the same database) sees the same attempts ...
+    other = SignInLimiter(factory, clock=lambda: now[0])
+    with pytest.raises(Exception, match="too many sign-in attempts"):
+        other.check("1.2.3.4", "bob")
+    # ... and nothing readable is stored: digests, not addresses or usernames.
+    with factory() as session:
+        keys = list(session.scalars(select(RateLimitBucket.bucket)))
+    assert keys and all(re.fullmatch(r"[0-9a-f]{64}", k) for k in keys)
+
+
+def test_sign_in_limit_holds_across_concurrent_servers(tmp_path: Path) -> None:
+    """Eight threads (as eight servers) hammer one username: exactly five attempts get through."""
+    factory = make_factory(tmp_path)
+    limiters = [SignInLimiter(factory, clock=lambda: 1000.0) for _ in range(8)]
+    allowed = []
+
+    def attempt(limiter: SignInLimiter) -> None:
+        for _ in range(3):
+            try:
+                limiter.check("9.9.9.9", "carol")
+                allowed.append(1)
+            except Exception:
+                pass
+
+    threads = [threading.Thread(target=attempt, args=(limiter,)) for limiter in limiters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(allowed) == 5
 
 
 def test_error_pages_are_html_and_api_errors_json(web: WebEnv) -> None:
@@ -153,24 +190,40 @@ def test_error_pages_are_html_and_api_errors_json(web: WebEnv) -> None:
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
 
 
-def test_probe_workspace_bounds() -> None:
+def test_probe_workspace_is_shared_per_user_and_bounded(settings: Settings) -> None:
+    from faceleads.gallery.runtime import GalleryRuntime
+    from faceleads.gallery.workspace import ProbeWorkspace
     from faceleads.security.actor import Actor, Role
-    from faceleads.web.media import ProbeWorkspace
 
     alice = Actor("alice", 1, frozenset({Role.ANALYST}), 1, "A")
     bob = Actor("bob", 1, frozenset({Role.ANALYST}), 2, "A")
-    workspace = ProbeWorkspace(max_probes=3, max_bytes=100)
-    first = workspace.add(alice, b"x" * 40, "a" * 64, 1, 1, "one.jpg", [])
-    workspace.add(alice, b"x" * 40, "b" * 64, 1, 1, "two.jpg", [])
-    workspace.add(bob, b"x" * 40, "c" * 64, 1, 1, "three.jpg", [])  # 120 bytes > 100: the oldest goes
-    assert [p.filename for p in workspace.mine(alice)] == ["two.jpg"]
-    with pytest.raises(Exception, match="no such probe"):
-        workspace.get(alice, first.probe_id)
-    bobs = workspace.mine(bob)[0]
-    with pytest.raises(Exception, match="no such probe"):
-        workspace.get(alice, bobs.probe_id)  # never another user's probe
-    workspace.drop_user(bob.user_id)
-    assert workspace.mine(bob) == []
-    expired = ProbeWorkspace(ttl_seconds=-1)
-    expired.add(alice, b"x", "d" * 64, 1, 1, "old.jpg", [])
-    assert expired.mine(alice) == []
+    rt = GalleryRuntime(settings)
+    other_rt = GalleryRuntime(settings)  # a second server on the same database and blob store
+    try:
+        with transaction(rt.session_factory) as session:
+            session.add(Agency(id=1, code="A", name="A police"))
+        workspace = ProbeWorkspace(rt, max_probes=2, max_bytes=100)
+        elsewhere = ProbeWorkspace(other_rt, max_probes=2, max_bytes=100)
+        first = workspace.add(alice, b"x" * 40, "a" * 64, 1, 1, "one.jpg", [])
+        workspace.add(alice, b"y" * 40, "b" * 64, 1, 1, "two.jpg", [])
+        workspace.add(bob, b"z" * 40, "c" * 64, 1, 1, "three.jpg", [])  # bob's probes do not count against alice
+        assert [p.filename for p in elsewhere.mine(alice)] == ["two.jpg", "one.jpg"]
+        assert elsewhere.get(alice, first.probe_id).data == b"x" * 40  # read back through the other server
+        elsewhere.add_search(alice, first.probe_id, 7)
+        assert workspace.get(alice, first.probe_id).searches == [7]
+        workspace.add(alice, b"w" * 40, "d" * 64, 1, 1, "four.jpg", [])  # over the count: the oldest goes
+        assert [p.filename for p in elsewhere.mine(alice)] == ["four.jpg", "two.jpg"]
+        with pytest.raises(Exception, match="no such probe"):
+            elsewhere.get(alice, first.probe_id)
+        assert rt.keystore.is_destroyed(f"workspace:{first.probe_id}"), "a dropped probe is crypto-shredded"
+        bobs = workspace.mine(bob)[0]
+        with pytest.raises(Exception, match="no such probe"):
+            workspace.get(alice, bobs.probe_id)  # never another user's probe
+        elsewhere.drop_user(bob.user_id)  # sign-out on another server
+        assert workspace.mine(bob) == []
+        expired = ProbeWorkspace(rt, ttl_seconds=-1)
+        expired.add(alice, b"v", "e" * 64, 1, 1, "old.jpg", [])
+        assert expired.mine(alice) == []
+    finally:
+        rt.close()
+        other_rt.close()

@@ -12,6 +12,7 @@ from faceleads.cli import (
     security_cmds,
     vision_cmds,
     web_cmds,
+    worker_cmds,
 )
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ gallery_cmds.register(app)
 casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
+worker_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

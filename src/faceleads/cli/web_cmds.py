@@ -60,7 +60,11 @@ def serve(
         f"faceleads web app on http://{bind_host}:{bind_port}  (API schema: /api/v1/openapi.json)", highlight=False
     )
     app = create_app(settings, runtime=rt, warm=True)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", server_header=False, proxy_headers=False)
+    # Behind a TLS reverse proxy, trust its X-Forwarded-For/-Proto (only from the addresses named), so that sign-in
+    # rate limits count real clients and cookies know the request was https.
+    proxied = settings.web_forwarded_allow_ips is not None
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", server_header=False, proxy_headers=proxied,
+                forwarded_allow_ips=settings.web_forwarded_allow_ips if proxied else None)  # fmt: skip
     rt.close()
 
 

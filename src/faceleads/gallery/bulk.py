@@ -324,13 +324,18 @@ def _record_row(session: Any, batch_id: int, row: PreparedRow, status: str, reas
 
 
 def referenced_addresses(session: Session) -> set[str]:
-    """Every store address a record points at: gallery photos, case evidence and video frames used as probes."""
+    """Every store address a record points at: gallery photos, case evidence and video frames used as probes, the
+    input of unfinished background jobs and the photos of quick-search workspaces."""
     from faceleads.casework.models import Evidence, Probe  # casework builds on the gallery, not the reverse
+    from faceleads.gallery.bulk_jobs import job_input_addresses
+    from faceleads.gallery.workspace import workspace_addresses
 
     columns = (Image.store_address, Evidence.store_address, Probe.frame_address)
     referenced: set[str] = set()
     for column in columns:
         referenced.update(a for a in session.execute(select(column).where(column.is_not(None))).scalars() if a)
+    referenced |= job_input_addresses(session)
+    referenced |= workspace_addresses(session)
     return referenced
 
 
@@ -340,7 +345,7 @@ def sweep_orphans(rt: GalleryRuntime) -> int:
     Only safe with the exclusive lock: every store writer (enrolment, case evidence) holds it shared, and its
     blob is an "orphan" until its transaction commits.
     """
-    with enrolment_lock(rt.settings, exclusive=True, blocking=False) as got:
+    with enrolment_lock(rt, exclusive=True, blocking=False) as got:
         if not got:
             return 0
         with rt.session_factory() as session:
@@ -434,7 +439,7 @@ def run_batch(
                 continue
             yield row
 
-    with enrolment_lock(rt.settings, exclusive=False):
+    with enrolment_lock(rt, exclusive=False):
         analyser = _Analyser(rt, n_workers)
         try:
             for row, result in analyser.run(needing_analysis()):
@@ -558,14 +563,20 @@ def _report(session: Any, batch_id: int, total: int, processed: int) -> BatchRep
     )
 
 
+def error_report_csv(report: BatchReport) -> str:
+    """The batch's errors and warnings as CSV text (columns: row, status, subject, booking, photo, reason)."""
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(ERROR_COLUMNS))
+    writer.writeheader()
+    writer.writerows(report.error_rows)
+    return out.getvalue()
+
+
 def write_error_report(report: BatchReport, path: Path) -> None:
-    """Write the batch's errors and warnings as CSV (columns: row, status, subject, booking, photo, reason)."""
+    """Write :func:`error_report_csv` to ``path`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(ERROR_COLUMNS))
-        writer.writeheader()
-        writer.writerows(report.error_rows)
+    tmp.write_text(error_report_csv(report), encoding="utf-8", newline="")
     os.replace(tmp, path)
 
 

@@ -5,8 +5,9 @@
 - ``/...``: server-rendered pages (Jinja2, our own CSS and JavaScript under ``/static``; session cookie + CSRF).
 
 The app's lifespan owns the heavy resources: the :class:`~faceleads.gallery.runtime.GalleryRuntime` (database,
-keystore, blob store, face models, search index), the bounded inference thread pool, the job runner and the
-in-memory probe workspaces.
+keystore, blob store, face models, search index), the bounded inference thread pool, the thread that keeps the
+search index in step with the database's change feed, and the job thread. Nothing two servers must agree on is
+kept in memory: jobs, quick-search workspaces and sign-in rate limits are in the database (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from fastapi.staticfiles import StaticFiles
 
 from faceleads import __version__
 from faceleads.config import Settings, get_settings
+from faceleads.gallery.changefeed import FeedFollower
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.workspace import ProbeWorkspace
 from faceleads.web import errors
-from faceleads.web.jobs import JobRunner
-from faceleads.web.media import ProbeWorkspace
+from faceleads.web.jobs import JobService
 from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, SignInLimiter
 
 log = logging.getLogger("faceleads.web")
@@ -65,12 +67,14 @@ def create_app(
     *,
     runtime: GalleryRuntime | None = None,
     warm: bool = False,
+    follow: bool = False,
 ) -> FastAPI:
     """Build the application.
 
     ``runtime``: an existing runtime to serve (tests share one face engine); otherwise the lifespan creates one
     from ``settings`` and closes it at shutdown. ``warm``: load the face models and build the search index at
-    start-up instead of on the first request.
+    start-up instead of on the first request, and follow the change feed (as ``follow`` does: ``faceleads serve``
+    always follows it).
     """
     settings = settings or (runtime.settings if runtime else get_settings())
     settings.check_safe()
@@ -79,13 +83,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or GalleryRuntime(settings)
         app.state.rt = rt
-        app.state.jobs = JobRunner(rt)
-        if warm:
-            await anyio.to_thread.run_sync(rt.template_index)
+        app.state.jobs = JobService(rt, run_jobs=settings.web_run_jobs)
+        app.state.sign_in_limiter = SignInLimiter(rt.session_factory)
+        app.state.probes = ProbeWorkspace(rt)
+        follower: FeedFollower | None = None
+        if warm or follow:
+            # Builds the index now and keeps it in step with the change feed, so that other servers' enrolments
+            # and destructions reach this one at once and destructions can count on it (docs/deployment.md).
+            follower = await anyio.to_thread.run_sync(FeedFollower(rt, "server").start)
         try:
             yield
         finally:
-            app.state.jobs.close()
+            if follower is not None:
+                await anyio.to_thread.run_sync(follower.stop)
+            await anyio.to_thread.run_sync(app.state.jobs.close)
             if runtime is None:
                 rt.close()
 
@@ -105,8 +116,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.inference_limiter = anyio.CapacityLimiter(settings.web_inference_threads)
-    app.state.sign_in_limiter = SignInLimiter()
-    app.state.probes = ProbeWorkspace()
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)

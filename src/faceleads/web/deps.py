@@ -169,10 +169,10 @@ PageScope = Annotated[Scope, Depends(page_scope)]
 
 
 def get_jobs(request: Request) -> Any:
-    """The app's job runner (:class:`faceleads.web.jobs.JobRunner`)."""
+    """The app's job service (:class:`faceleads.web.jobs.JobService`)."""
     return request.app.state.jobs
 
 
 def get_probes(request: Request) -> Any:
-    """The app's probe workspaces (:class:`faceleads.web.media.ProbeWorkspace`)."""
+    """The app's probe workspaces (:class:`faceleads.gallery.workspace.ProbeWorkspace`)."""
     return request.app.state.probes

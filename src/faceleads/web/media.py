@@ -5,16 +5,14 @@ Gallery images are only ever returned through :func:`gallery_image`, which asks 
 :class:`~faceleads.web.deps.Scope` (own agency, or shared by an agreement in force), decrypts the original from the
 encrypted store and records the view in the audit log. Responses carry ``Cache-Control: no-store``.
 
-Probes: until the casework domain stores probe evidence, an uploaded probe lives only in this process's memory,
-in a per-user workspace that expires after an hour (or at sign-out) — never on disk, never enrolled.
+Quick-search probes live in the user's workspace (:mod:`faceleads.gallery.workspace`: database rows and encrypted
+blobs, so every server sees them), for an hour or until sign-out; they are never enrolled.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -24,11 +22,9 @@ from sqlalchemy.orm import Session
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.governance import audit
-from faceleads.security.actor import Actor
 from faceleads.security.policy import Action
 from faceleads.vision.align import ALIGNED_SIZE, ARCFACE_TEMPLATE, estimate_similarity, transform_points
 from faceleads.vision.imaging import encode_jpeg, load_image
-from faceleads.vision.types import Face
 from faceleads.web.deps import Scope
 
 COMPARE_SIZE = 384  # comparison crops: square, eyes at the same place in every crop
@@ -152,97 +148,6 @@ def _media_type(data: bytes) -> str:
 # --- probe workspaces ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ProbeFace:
-    """A face found in a probe (or drawn by the analyst), without its embedding."""
-
-    number: int  # 1-based, most prominent first (the search's face numbering)
-    box: list[float]
-    landmarks: list[list[float]]
-    score: float
-    quality: dict[str, float]
-    drawn: bool = False
-
-    @classmethod
-    def from_face(cls, number: int, face: Face, drawn: bool = False) -> ProbeFace:
-        data = face.to_json()
-        return cls(number, data["box"], data["landmarks"], data["score"], data["quality"], drawn)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "box": self.box,
-            "landmarks": self.landmarks,
-            "score": self.score,
-            "quality": self.quality,
-            "drawn": self.drawn,
-        }
-
-
-@dataclass
-class Probe:
-    """An uploaded probe held in memory for one user."""
-
-    probe_id: str
-    user_id: int | None
-    agency_id: int
-    data: bytes = field(repr=False)
-    sha256: str
-    width: int
-    height: int
-    filename: str
-    faces: list[ProbeFace]
-    created: float = field(default_factory=time.monotonic)
-    searches: list[int] = field(default_factory=list)
-
-
-class ProbeWorkspace:
-    """Per-user in-memory probes with a time limit and count and byte bounds (oldest dropped first)."""
-
-    def __init__(self, ttl_seconds: float = 3600.0, max_probes: int = 200, max_bytes: int = 512 * 1024 * 1024) -> None:
-        self.ttl = ttl_seconds
-        self.max_probes = max_probes
-        self.max_bytes = max_bytes
-        self._probes: dict[str, Probe] = {}
-        self._lock = threading.Lock()
-
-    def add(self, actor: Actor, data: bytes, sha256: str, width: int, height: int, filename: str,
-            faces: list[ProbeFace]) -> Probe:  # fmt: skip
-        """Keep a probe for ``actor``; returns it with a fresh unguessable id."""
-        probe = Probe(secrets.token_urlsafe(12), actor.user_id, actor.agency_id, data, sha256, width, height,
-                      filename[:200], faces)  # fmt: skip
-        with self._lock:
-            self._expire()
-            while self._probes and (
-                len(self._probes) >= self.max_probes
-                or sum(len(p.data) for p in self._probes.values()) + len(data) > self.max_bytes
-            ):
-                oldest = min(self._probes.values(), key=lambda p: p.created)
-                del self._probes[oldest.probe_id]
-            self._probes[probe.probe_id] = probe
-        return probe
-
-    def get(self, actor: Actor, probe_id: str) -> Probe:
-        """The actor's probe (NotFound for another user's, or an expired one)."""
-        with self._lock:
-            self._expire()
-            probe = self._probes.get(probe_id)
-        if probe is None or probe.user_id != actor.user_id or probe.agency_id != actor.agency_id:
-            raise NotFound("no such probe in your workspace (probes are kept for one hour): upload it again")
-        return probe
-
-    def mine(self, actor: Actor) -> list[Probe]:
-        """The actor's probes, newest first."""
-        with self._lock:
-            self._expire()
-            own = [p for p in self._probes.values() if p.user_id == actor.user_id]
-        return sorted(own, key=lambda p: -p.created)
-
-    def drop_user(self, user_id: int | None) -> None:
-        """Forget every probe of a user (sign-out)."""
-        with self._lock:
-            for key in [k for k, p in self._probes.items() if p.user_id == user_id]:
-                del self._probes[key]
 
     def _expire(self) -> None:
         limit = time.monotonic() - self.ttl

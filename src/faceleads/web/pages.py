@@ -23,6 +23,7 @@ from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_y
 from faceleads.gallery.models import SearchRecord
 from faceleads.gallery.search import load_search, search
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
+from faceleads.gallery.workspace import Probe, ProbeFace, ProbeWorkspace
 from faceleads.security import auth, users
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action
@@ -32,8 +33,8 @@ from faceleads.web.api.gallery import subject_detail, visible_subjects
 from faceleads.web.api.jobs import start_bulk_job
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import DbSession, PageScope, Runtime, Scope, get_jobs, get_probes, page_token, run_blocking
-from faceleads.web.jobs import JobRunner
-from faceleads.web.media import Probe, ProbeFace, ProbeWorkspace, compare_crop, gallery_image, gallery_landmarks
+from faceleads.web.jobs import JobService
+from faceleads.web.media import compare_crop, gallery_image, gallery_landmarks
 from faceleads.web.render import render
 from faceleads.web.security import (
     CSRF_HEADER,
@@ -49,7 +50,7 @@ router = APIRouter(include_in_schema=False)
 
 Csrf = Annotated[str, Form(max_length=200)]
 Probes = Annotated[ProbeWorkspace, Depends(get_probes)]
-Jobs = Annotated[JobRunner, Depends(get_jobs)]
+Jobs = Annotated[JobService, Depends(get_jobs)]
 MAX_PROBE_FACES = 30
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -230,7 +231,7 @@ async def probe_face_aligned(
     return Response(body, media_type="image/jpeg", headers=NO_STORE)
 
 
-def _draw_box(scope: Scope, probe: Probe, box: list[float]) -> ProbeFace:
+def _draw_box(scope: Scope, probes: ProbeWorkspace, probe: Probe, box: list[float]) -> ProbeFace:
     image = load_image(probe.data, scope.rt.settings)
     x1, y1, x2, y2 = box
     if not (0 <= x1 < x2 <= image.width and 0 <= y1 < y2 <= image.height) or (x2 - x1) < 8 or (y2 - y1) < 8:
@@ -246,7 +247,7 @@ def _draw_box(scope: Scope, probe: Probe, box: list[float]) -> ProbeFace:
     for existing in probe.faces:
         if _iou(existing.box, found.box) > 0.5:
             return existing
-    probe.faces.append(found)
+    probes.add_face(scope.actor, probe.probe_id, found)
     return found
 
 
@@ -271,7 +272,7 @@ async def draw_box(request: Request, probe_id: str, scope: PageScope, probes: Pr
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise ValidationError('send JSON {"box": [x1, y1, x2, y2]} in image pixels') from None
-    face = await run_blocking(request, _draw_box, scope, probe, box)
+    face = await run_blocking(request, _draw_box, scope, probes, probe, box)
     return JSONResponse(face.to_json(), headers=NO_STORE)
 
 
@@ -304,7 +305,7 @@ async def probe_search(
         request, search, scope.rt, scope.actor, probe.data, case=case, offence=offence, reason=reason,
         purpose=purpose, face=face, top=top, floor=score_floor,
     )  # fmt: skip
-    probe.searches.append(result.search_id)
+    probes.add_search(scope.actor, probe.probe_id, result.search_id)
     return _redirect(f"/searches/{result.search_id}")
 
 
@@ -480,9 +481,9 @@ def job_errors(job_id: str, scope: PageScope, jobs: Jobs) -> Response:
     """The job's error report."""
     scope.require(Action.ENROL, f"job:{job_id[:40]}", scope.actor.agency_id)
     job = jobs.get(scope.actor, job_id)
-    if job.error_report is None or not job.error_report.exists():
+    if not job.error_report:
         raise NotFound("this job has no error report")
-    return Response(job.error_report.read_bytes(), media_type="text/csv", headers={
+    return Response(job.error_report.encode("utf-8"), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="enrolment-{job_id}-errors.csv"', **NO_STORE})  # fmt: skip
 
 

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 
 from faceleads.errors import NotFound, ValidationError
+from faceleads.jobs import JobView
 from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, Scope, get_jobs
-from faceleads.web.jobs import Job, JobRunner, unpack_bulk_upload
+from faceleads.web.jobs import JobService
 from faceleads.web.security import read_upload
 
-Jobs = Annotated[JobRunner, Depends(get_jobs)]
+Jobs = Annotated[JobService, Depends(get_jobs)]
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERRORS)
 
 MAX_MANIFEST_UPLOAD = 64 * 1024 * 1024
-
-
-def import_root(scope: Scope) -> Path:
-    """The only server folder bulk enrolment may read by path: ``<data_dir>/imports``."""
-    return (scope.rt.settings.data_dir / "imports").resolve()
-
-
-def resolve_server_manifest(scope: Scope, server_path: str) -> Path:
-    """A manifest path inside the import folder (anything else is refused)."""
-    root = import_root(scope)
-    candidate = (root / server_path).resolve()
-    if root not in candidate.parents or not candidate.is_file():
-        raise ValidationError(
-            f"server_path must name a manifest file inside the import folder {root} (relative path)"
-        )
-    return candidate
 
 
 @router.post("/bulk-enrolment", status_code=202)
@@ -52,32 +37,24 @@ async def bulk_enrolment(
 
 
 async def start_bulk_job(
-    scope: Scope, runner: JobRunner, manifest: UploadFile | None, photos: UploadFile | None, server_path: str | None
-) -> Job:
+    scope: Scope, runner: JobService, manifest: UploadFile | None, photos: UploadFile | None, server_path: str | None
+) -> JobView:
     """Validate the input and queue the job (shared by the API and the web page)."""
     scope.require(Action.ENROL, "enrolment_batch:new", scope.actor.agency_id)
     if (manifest is None) == (not server_path):
         raise ValidationError("give either an uploaded manifest (with an optional photos zip) or a server_path")
     if server_path:
-        return runner.submit_manifest(scope.actor, resolve_server_manifest(scope, server_path))
+        return await anyio.to_thread.run_sync(runner.submit_path, scope.actor, server_path)
     assert manifest is not None
     settings = scope.rt.settings
     manifest_bytes = await read_upload(manifest, MAX_MANIFEST_UPLOAD, "manifest")
     zip_bytes = await read_upload(photos, settings.web_max_request_bytes, "photos zip") if photos else None
-    workdir = runner.new_upload_dir()
-    try:
-        path = unpack_bulk_upload(manifest_bytes, zip_bytes, workdir, settings.web_max_request_bytes * 4)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return runner.submit_manifest(scope.actor, path, workdir)
+    return await anyio.to_thread.run_sync(runner.submit_upload, scope.actor, manifest_bytes, zip_bytes)
 
 
 @router.get("")
 def list_jobs(scope: ApiScope, runner: Jobs) -> list[dict[str, Any]]:
-    """Your agency's jobs since the server started, newest first."""
+    """Your agency's jobs, newest first."""
     scope.require(Action.ENROL, "jobs", scope.actor.agency_id)
     return [j.to_json() for j in runner.list(scope.actor)]
 
@@ -95,10 +72,10 @@ def job_errors(job_id: str, scope: ApiScope, runner: Jobs) -> Response:
     """The job's error report (row, status, subject, booking, photo, reason) as CSV."""
     scope.require(Action.ENROL, f"job:{job_id[:40]}", scope.actor.agency_id)
     job = runner.get(scope.actor, job_id)
-    if job.error_report is None or not job.error_report.exists():
+    if not job.error_report:
         raise NotFound(f"job {job_id} has no error report (no row failed, or it is still running)")
     return Response(
-        job.error_report.read_bytes(),
+        job.error_report.encode("utf-8"),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="enrolment-{job_id}-errors.csv"'},
     )
