@@ -181,3 +181,32 @@ class RawSql:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def new_role_database(label: str) -> tuple[str, str, list[str]]:
+    """A database owned by a role of its own, which nobody else may connect to (PostgreSQL only).
+
+    Returns (URL as that role, URL of the same database as a second, unprivileged role, names to drop). Roles are
+    cluster-wide, so callers drop them with :func:`drop_role_database`.
+    """
+    assert ON_POSTGRES
+    suffix = uuid.uuid4().hex[:8]
+    owner, outsider, name = f"fl_{label}_{suffix}", f"fl_app_{suffix}", f"fl_{label}_{suffix}"
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN PASSWORD \'owner-pw\''))
+        conn.execute(text(f'CREATE ROLE "{outsider}" LOGIN PASSWORD \'app-pw\''))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
+        conn.execute(text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))
+    base = make_url(normalise_url(SERVER_URL or "")).set(database=name)
+    as_owner = base.set(username=owner, password="owner-pw").render_as_string(hide_password=False)
+    as_outsider = base.set(username=outsider, password="app-pw").render_as_string(hide_password=False)
+    return as_owner, as_outsider, [name, owner, outsider]
+
+
+def drop_role_database(names: list[str]) -> None:
+    """Drop what :func:`new_role_database` created."""
+    name, *roles = names
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for role in roles:
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))

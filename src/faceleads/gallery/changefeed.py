@@ -269,6 +269,7 @@ class FeedFollower:
         self.role = role
         self.follower_id: str | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"faceleads-feed-{role}", daemon=True)
         self._reported = -1
         self.errors = 0
@@ -278,13 +279,17 @@ class FeedFollower:
         self.rt.sync_index()
         with self.rt.session_factory() as session:
             self.follower_id = register_follower(session, self.role, self.rt.feed_cursor)
+        self.rt.feed_listeners.append(self._wake.set)  # this process's own writes wake it at once
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop following and unregister."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
+        with contextlib.suppress(ValueError):
+            self.rt.feed_listeners.remove(self._wake.set)
         if self.follower_id is not None:
             with contextlib.suppress(Exception), self.rt.session_factory() as session:
                 unregister_follower(session, self.follower_id)
@@ -314,7 +319,8 @@ class FeedFollower:
                                 prune(session, live_seconds=settings.index_follower_live_seconds)
                             last_prune = time.monotonic()
                         if listener is None:
-                            self._stop.wait(settings.index_poll_seconds)
+                            self._wake.wait(settings.index_poll_seconds)
+                            self._wake.clear()
                         else:
                             # Wake on the first notification (or after the poll interval), then drain the rest.
                             for _ in listener.notifies(timeout=settings.index_poll_seconds, stop_after=1):

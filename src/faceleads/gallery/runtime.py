@@ -15,7 +15,7 @@ A template whose subject's data key is missing from the keystore (not destroyed:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -96,6 +96,8 @@ class GalleryRuntime:
         self._missing_key_ids: dict[int, int] = {}  # template id -> subject id
         self._indexed_model: str | None = None
         self._cursor = 0  # last change-feed seq applied to the index
+        # Wake-up calls of this process's feed followers (run after this process changed the database).
+        self.feed_listeners: list[Callable[[], None]] = []
 
     # -- resources ------------------------------------------------------------------------------------------
 
@@ -160,6 +162,11 @@ class GalleryRuntime:
         assert report is not None
         self.verify_index()
         return report
+
+    def notify_local_change(self) -> None:
+        """Wake this process's feed followers now (other processes are woken by NOTIFY, or poll)."""
+        for wake in list(self.feed_listeners):
+            wake()
 
     @property
     def feed_cursor(self) -> int:

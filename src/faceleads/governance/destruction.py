@@ -545,6 +545,7 @@ def _await_index_removal(rt: GalleryRuntime, actor: Actor, request_id: int) -> N
         if _load(session, request_id).step >= Step.KEY_DESTROYED:
             return
         seq = changefeed.latest_seq(session)
+    rt.notify_local_change()
     try:
         changefeed.wait_for_followers(rt, seq)
     except changefeed.FollowersLagging as exc:
