@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from faceleads.db import transaction
 from faceleads.errors import FaceleadsError, KeyDestroyedError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.bulk import enrol_manifest, error_report_csv
+from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import audit
 from faceleads.jobs import Job, JobContext, JobLost, JobStatus, JobView, get_job, list_jobs, new_job, new_job_id
@@ -123,10 +124,14 @@ def submit_bulk_upload(rt: GalleryRuntime, actor: Actor, manifest: bytes, photos
     job_id = new_job_id()
     key_id = f"job:{job_id}"
     rt.keystore.create(key_id)
-    upload: dict[str, Any] = {"key_id": key_id, "manifest": rt.store.put(key_id, manifest, f"job-manifest|{job_id}")}
-    if photos_zip is not None:
-        upload["photos"] = rt.store.put(key_id, photos_zip, f"job-photos|{job_id}")
-    return _queue(rt, actor, {"upload": upload}, job_id)
+    # As a store writer (shared lock): an orphan sweep elsewhere must not take these blobs for orphans before the
+    # job row that references them is committed.
+    with enrolment_lock(rt, exclusive=False):
+        upload: dict[str, Any] = {"key_id": key_id,
+                                  "manifest": rt.store.put(key_id, manifest, f"job-manifest|{job_id}")}  # fmt: skip
+        if photos_zip is not None:
+            upload["photos"] = rt.store.put(key_id, photos_zip, f"job-photos|{job_id}")
+        return _queue(rt, actor, {"upload": upload}, job_id)
 
 
 def submit_bulk_path(rt: GalleryRuntime, actor: Actor, server_path: str) -> JobView:

@@ -163,9 +163,12 @@ class ProbeWorkspace:
         probe_id = secrets.token_urlsafe(12)
         key_id = f"workspace:{probe_id}"
         self.rt.keystore.create(key_id)
-        address = self.rt.store.put(key_id, data, _context(probe_id))
         doomed: list[tuple[str, str]] = []
-        with transaction(self.rt.session_factory) as session:
+        from faceleads.gallery.enrolment import enrolment_lock  # not at import: this module only defines a table there
+
+        # As a store writer (shared lock): an orphan sweep must not delete the blob before its row is committed.
+        with enrolment_lock(self.rt, exclusive=False), transaction(self.rt.session_factory) as session:
+            address = self.rt.store.put(key_id, data, _context(probe_id))
             own = list(session.scalars(
                 select(WorkspaceProbe).where(WorkspaceProbe.user_id == actor.user_id,
                                              WorkspaceProbe.agency_id == actor.agency_id)
