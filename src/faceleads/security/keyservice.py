@@ -38,9 +38,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from faceleads.config import Settings
 from faceleads.db import make_engine
-from faceleads.errors import ConfigurationError, KeyDestroyedError, NotFound
+from faceleads.errors import ConfigurationError, KeyDestroyedError
 from faceleads.security.crypto import KEY_BYTES, decrypt, encrypt, generate_key, load_master_key
-from faceleads.security.keystore import KeyLookup, validate_key_id
+from faceleads.security.keystore import _CHECK_AAD, _CHECK_PLAINTEXT, KeyLookup, _wrap_aad, unwrap_row, validate_key_id
 
 # Its own metadata: this schema lives in the keystore database, never in the main one (nor its migrations).
 metadata = MetaData()
@@ -58,14 +58,6 @@ meta = Table(
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
 )
-
-_CHECK_PLAINTEXT = b"faceleads keystore master key check v1"
-_CHECK_AAD = b"faceleads-keystore-check"
-
-
-def _wrap_aad(key_id: str) -> bytes:
-    return b"faceleads-dk|" + key_id.encode("utf-8")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -142,13 +134,7 @@ class SqlKeyStore:
             row = conn.execute(
                 select(data_keys.c.wrapped, data_keys.c.destroyed_at).where(data_keys.c.key_id == key_id)
             ).first()
-        if row is None:
-            raise NotFound(f"no data key {key_id!r} in keystore {self.where}")
-        wrapped: bytes | None = row[0]
-        destroyed_at = row[1]
-        if destroyed_at is not None or wrapped is None:
-            raise KeyDestroyedError(f"data key {key_id!r} was destroyed on {destroyed_at}; its data is gone")
-        return decrypt(self._master, wrapped, _wrap_aad(key_id))
+        return unwrap_row(self._master, key_id, (row[0], row[1]) if row is not None else None, self.where)
 
     def lookup(self, key_ids: Iterable[str]) -> KeyLookup:
         """Unwrap many keys at once (one query per 500 ids); destroyed and missing ids are listed apart."""

@@ -150,6 +150,17 @@ def _wrap_aad(key_id: str) -> bytes:
     return b"faceleads-dk|" + key_id.encode("utf-8")
 
 
+def unwrap_row(master: bytes, key_id: str, row: tuple[bytes | None, object] | None, where: str) -> bytes:
+    """The data key from a keystore row ``(wrapped, destroyed_at)``: NotFound for no row, KeyDestroyedError for a
+    tombstone (shared by the file and database keystores)."""
+    if row is None:
+        raise NotFound(f"no data key {key_id!r} in keystore {where}")
+    wrapped, destroyed_at = row
+    if destroyed_at is not None or wrapped is None:
+        raise KeyDestroyedError(f"data key {key_id!r} was destroyed on {destroyed_at}; its data is gone")
+    return decrypt(master, bytes(wrapped), _wrap_aad(key_id))
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE around every write.
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -334,12 +345,7 @@ class KeyStore:
             row = self._conn.execute(
                 "SELECT wrapped, destroyed_at FROM data_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
-        if row is None:
-            raise NotFound(f"no data key {key_id!r} in keystore {self.path}")
-        wrapped, destroyed_at = row
-        if destroyed_at is not None or wrapped is None:
-            raise KeyDestroyedError(f"data key {key_id!r} was destroyed on {destroyed_at}; its data is gone")
-        return decrypt(self._master, wrapped, _wrap_aad(key_id))
+        return unwrap_row(self._master, key_id, row, str(self.path))
 
     def lookup(self, key_ids: Iterable[str]) -> KeyLookup:
         """Unwrap many keys at once; destroyed and missing ids are listed apart (see :class:`KeyLookup`)."""
