@@ -63,6 +63,19 @@ def is_postgres(bind: Engine | Connection | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def _refuse_nul_text(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+    """Refuse text holding a NUL character, on every backend alike: PostgreSQL cannot store it (and would fail
+    with a server error), SQLite would store it and truncate it in some tools. Raised as a ValidationError."""
+    rows = parameters if many and isinstance(parameters, list | tuple) else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row if isinstance(row, list | tuple) else ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                from faceleads.errors import ValidationError
+
+                raise ValidationError("text input contains a NUL character (\\x00), which is not accepted")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite, turn on WAL, foreign keys and a busy timeout; for PostgreSQL, UTC sessions
     and a liveness check of pooled connections (a server restart or failover must not break the next request)."""
@@ -73,6 +86,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"options": "-c timezone=UTC", "connect_timeout": 10})
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul_text)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

@@ -312,3 +312,19 @@ def test_stats_by_agency_offence_and_month(tmp_path: Path) -> None:
     assert rows[("METRO", "fraud", "2026-04")]["searches"] == 1
     county = rows[("COUNTY", "robbery", "2026-03")]
     assert (county["searches"], county["verified_leads"], county["leads"]) == (1, 1, 0)
+
+
+def test_hostile_text_is_recorded_and_nul_refused_in_records(tmp_path: Path) -> None:
+    """A refusal is recorded even when what was refused holds a NUL (PostgreSQL text cannot); domain text holding
+    one is refused with a clear error on every backend, never a server error."""
+    from faceleads.db import Agency
+    from faceleads.errors import ValidationError
+
+    factory = make_factory(tmp_path)
+    record_now(factory, ALICE, "admin_purposes", "purpose:evil\x00code", "denied", details={"code": "a\x00b"})
+    with factory() as session:
+        entry = session.scalars(select(AuditEntry)).one()
+        assert entry.object_ref == "purpose:evil\ufffdcode" and entry.details == {"code": "a\ufffdb"}
+        assert verify_chain(session).ok
+    with pytest.raises(ValidationError, match="NUL"), transaction(factory) as session:
+        session.add(Agency(code="X\x00", name="nul"))

@@ -362,3 +362,12 @@ def test_sign_in_with_totp_second_factor(web: WebEnv) -> None:
     reused = web.client.post("/api/v1/auth/sign-in", json={"username": "analyst2", "password": PASSWORD,
                                                             "second_factor": codes[0]})  # fmt: skip
     assert reused.status_code == 401, "a recovery code works once"
+
+
+def test_ids_past_the_database_range_and_nul_text_are_422(web: WebEnv) -> None:
+    """PostgreSQL ids are 32-bit and its text cannot hold NUL: both are input errors, on every backend."""
+    big = web.client.get("/api/v1/probes/2147483648", headers=web.headers("analyst"))
+    assert big.status_code == 422
+    nul = web.client.post("/api/v1/cases", headers=web.headers("investigator"), json={
+        "occurrence_number": "NUL-1", "offence": "ROB", "justification": "bad\x00byte"})  # fmt: skip
+    assert nul.status_code == 422 and "NUL" in nul.json()["detail"]

@@ -171,6 +171,10 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _printable(text: str | None) -> Any:
+    return text.replace("\x00", "\ufffd") if isinstance(text, str) else text
+
+
 def check_details(details: dict[str, Any] | None) -> dict[str, DetailValue]:
     """Validate audit details: scalar values only, short, no key naming biometric content.
 
@@ -310,6 +314,10 @@ def record(
             raise ValueError(f"audit {name} is longer than 100 characters")
     if not outcome or len(outcome) > 32:
         raise ValueError("audit outcome must be a non-empty string of at most 32 characters")
+    # What was refused is often the hostile input itself: a NUL character (which PostgreSQL text cannot hold) must
+    # not stop the refusal from being recorded, so it is recorded as U+FFFD.
+    object_ref, case, purpose = _printable(object_ref), _printable(case), _printable(purpose)
+    details = {k: _printable(v) if isinstance(v, str) else v for k, v in (details or {}).items()} or None
     details_json = _canonical_details(check_details(details))
     moment = at or utcnow()
     head = _lock_head(session)

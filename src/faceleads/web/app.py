@@ -83,7 +83,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or GalleryRuntime(settings)
         app.state.rt = rt
-        app.state.jobs = JobService(rt, run_jobs=settings.web_run_jobs)
+        # Local references: a second lifespan of the same app (a test client) must not make this one close the
+        # other's services and leak its own.
+        jobs = app.state.jobs = JobService(rt, run_jobs=settings.web_run_jobs)
         app.state.sign_in_limiter = SignInLimiter(rt.session_factory)
         app.state.probes = ProbeWorkspace(rt)
         follower: FeedFollower | None = None
@@ -96,7 +98,7 @@ def create_app(
         finally:
             if follower is not None:
                 await anyio.to_thread.run_sync(follower.stop)
-            await anyio.to_thread.run_sync(app.state.jobs.close)
+            await anyio.to_thread.run_sync(jobs.close)
             if runtime is None:
                 rt.close()
 

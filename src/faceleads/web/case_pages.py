@@ -19,7 +19,7 @@ from faceleads.errors import NotFound, ValidationError
 from faceleads.security.policy import Action
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.web.api.gallery import subject_detail
-from faceleads.web.api.schemas import Id
+from faceleads.web.api.schemas import DB_ID_MAX, Id
 from faceleads.web.deps import PageScope, Scope, run_blocking
 from faceleads.web.media import compare_crop, compare_matrix, gallery_landmarks
 from faceleads.web.render import render
@@ -348,7 +348,7 @@ async def search_page(
     probe_id: Id,
     scope: PageScope,
     csrf: Csrf,
-    request_id: Annotated[int, Form(ge=1, le=2**53)],
+    request_id: Annotated[int, Form(ge=1, le=DB_ID_MAX)],
     top: Annotated[int | None, Form(ge=2, le=50)] = None,
     floor: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:

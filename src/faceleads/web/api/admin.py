@@ -13,7 +13,7 @@ from faceleads.db import Agency
 from faceleads.gallery import galleries
 from faceleads.security import users
 from faceleads.security.policy import Action
-from faceleads.web.api.schemas import ERRORS
+from faceleads.web.api.schemas import DB_ID_MAX, ERRORS
 from faceleads.web.deps import ApiScope, DbSession
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
@@ -181,7 +181,7 @@ def share_gallery(name: Annotated[str, Path(min_length=1, max_length=100)], body
 
 
 @router.delete("/shares/{share_id}", status_code=204)
-def revoke_share(share_id: Annotated[int, Path(ge=1, le=2**53)], scope: ApiScope) -> Response:
+def revoke_share(share_id: Annotated[int, Path(ge=1, le=DB_ID_MAX)], scope: ApiScope) -> Response:
     """End a sharing agreement at once."""
     galleries.revoke_share(scope.rt, scope.actor, share_id)
     return Response(status_code=204)

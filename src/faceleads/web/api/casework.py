@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from faceleads.casework import adjudication, admin, cases, probes, reporting, searching
 from faceleads.errors import ValidationError
-from faceleads.web.api.schemas import ERRORS, Id
+from faceleads.web.api.schemas import DB_ID_MAX, ERRORS, Id
 from faceleads.web.deps import ApiScope, run_blocking
 from faceleads.web.security import read_upload, save_upload
 
@@ -57,7 +57,7 @@ class BoxIn(BaseModel):
 
 
 class SearchIn(BaseModel):
-    probe_ids: list[int] = Field(min_length=1, max_length=20)
+    probe_ids: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(min_length=1, max_length=20)
     top: int | None = Field(default=None, ge=2, le=50)
     floor: float | None = Field(default=None, ge=-1.0, le=1.0)
 

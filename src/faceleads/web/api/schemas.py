@@ -90,5 +90,7 @@ class DetectResponse(BaseModel):
     faces: list[FaceOut]
 
 
+#: The largest database id: ids are PostgreSQL ``integer`` columns (SQLite would take 64-bit values).
+DB_ID_MAX = 2**31 - 1
 #: A database id in a path: bounded so that absurd numbers are a 422, not a database overflow.
-Id = Annotated[int, PathParam(ge=1, le=2**53)]
+Id = Annotated[int, PathParam(ge=1, le=DB_ID_MAX)]
