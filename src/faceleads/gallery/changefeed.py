@@ -243,11 +243,9 @@ def _listener(rt: GalleryRuntime) -> Iterator[Any]:
         return
     import psycopg
 
-    url = rt.db_engine.url
-    conn = psycopg.connect(
-        host=url.host or "", port=url.port or 5432, user=url.username or "", password=url.password or "",
-        dbname=url.database or "", autocommit=True, connect_timeout=10,
-    )  # fmt: skip
+    # The same URL as the engine's (host or socket, TLS and other query options included), for libpq.
+    conninfo = rt.db_engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     try:
         conn.execute(f"LISTEN {CHANNEL}")
         yield conn
