@@ -257,3 +257,17 @@ def test_worker_killed_mid_batch_is_reported_and_resumable(settings, engine, tmp
         assert session.scalar(select(func.count()).select_from(Image)) == len(rows)
         referenced = set(session.scalars(select(Image.store_address)))
     assert set(rt.store.addresses()) == referenced
+
+
+def test_error_report_neutralises_formula_cells(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """CSV injection: text from the manifest reaches the error report, which a records officer opens in Excel."""
+    actor = cli_actor(rt, "MET")
+    rows = [["MET", "=HYPERLINK(\"http://evil.example\")", "@B1", "2020-06-01", AUTH, "-missing.jpg", ""]]
+    report = enrol_manifest(rt, actor, write_manifest(tmp_path / "inject.csv", rows), workers=0)
+    errors_csv = tmp_path / "errors.csv"
+    write_error_report(report, errors_csv)
+    row = _read_errors(errors_csv)[1]
+    assert row["subject"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert row["booking"] == "'@B1" and row["photo"] == "'-missing.jpg"
+    for cell in row.values():
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row

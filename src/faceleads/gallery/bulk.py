@@ -29,6 +29,7 @@ import sqlalchemy.exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads import safecsv
 from faceleads.config import Settings
 from faceleads.db import transaction, utcnow
 from faceleads.errors import FaceleadsError, ImageError, ValidationError
@@ -563,7 +564,7 @@ def write_error_report(report: BatchReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(ERROR_COLUMNS))
+        writer = safecsv.dict_writer(fh, ERROR_COLUMNS)
         writer.writeheader()
         writer.writerows(report.error_rows)
     os.replace(tmp, path)

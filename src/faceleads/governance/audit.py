@@ -16,7 +16,6 @@ No biometric data: ``details`` holds scalars only, short ones, under keys that d
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -32,6 +31,7 @@ from sqlalchemy import DDL, DateTime, Integer, String, Text, event, select, upda
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from faceleads import safecsv
 from faceleads.db import Base, transaction, utcnow
 from faceleads.errors import ValidationError
 from faceleads.security.actor import Actor
@@ -494,7 +494,7 @@ def export_entries(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:
     """Serialise entries as CSV (one row each, details as JSON text) or JSON (an array), chunk by chunk."""
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+        writer = safecsv.dict_writer(buffer, EXPORT_COLUMNS)
         writer.writeheader()
         yield buffer.getvalue()
         for entry in entries:
