@@ -29,7 +29,7 @@ import sqlalchemy.exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceleads import safecsv
+from faceleads import identifiers, safecsv
 from faceleads.config import Settings
 from faceleads.db import transaction, utcnow
 from faceleads.errors import FaceleadsError, ImageError, ValidationError
@@ -153,6 +153,7 @@ def _prepare_row(number: int, raw: dict[str, Any], base: Path, default_agency: s
         row.error = "row has more fields than the header"
         return row
     try:
+        row.agency_code = identifiers.agency_code(get("agency") or default_agency)
         if not row.photo:
             raise ValidationError("photo path is empty")
         row.record = RecordInput(

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import (
@@ -45,6 +46,7 @@ from faceleads.gallery.models import (
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import audit
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
+from faceleads.identifiers import Kind
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action, enforce
 
@@ -189,11 +191,10 @@ def _text(value: str, name: str, limit: int, minimum: int = 1) -> str:
 
 def find_subject_id(rt: GalleryRuntime, actor: Actor, subject_number: str) -> int:
     """The id of subject ``subject_number`` of the actor's agency (NotFound otherwise)."""
+    number = identifiers.normalise(Kind.SUBJECT, subject_number)
     with rt.session_factory() as session:
         sid = session.execute(
-            select(Subject.id).where(
-                Subject.agency_id == actor.agency_id, Subject.subject_number == subject_number.strip()
-            )
+            select(Subject.id).where(Subject.agency_id == actor.agency_id, Subject.subject_number == number)
         ).scalar_one_or_none()
     if sid is None:
         raise NotFound(f"agency {actor.agency_code or actor.agency_id} has no subject {subject_number!r}")
