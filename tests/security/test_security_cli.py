@@ -97,7 +97,7 @@ def test_cli_bad_login_is_refused(cli: CliRunner) -> None:
     run(cli, "admin", "bootstrap", "--agency", "METRO", "--agency-name", "Metro", "--username", "chief",
         input=f"{PW}\n{PW}\n")  # fmt: skip
     out = run(cli, "login", "-u", "chief", input="wrong-password-1\n\n", code=2)
-    assert "invalid" in out
+    assert "sign-in refused" in out
     run(cli, "logout")  # harmless when not signed in
 
 
@@ -118,8 +118,8 @@ def test_cli_totp_enrolment_and_recovery_sign_in(cli: CliRunner, tmp_path: Path)
     codes = [line for line in out.splitlines() if len(line) == 19 and line.count("-") == 3]
     assert len(codes) == 10
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
     run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n")
     assert json.loads(run(cli, "whoami", "--json"))["username"] == "chief"
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))

@@ -103,7 +103,9 @@ def test_sign_in_me_sign_out(web: WebEnv) -> None:
 def test_sign_in_failures_and_rate_limit(web: WebEnv) -> None:
     wrong = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor", "password": "nope-nope-nope"})
     assert wrong.status_code == 401
-    assert wrong.json()["detail"] == "invalid username, password or second factor"
+    assert wrong.json()["detail"].startswith("sign-in refused: wrong username, password or second factor")
+    unknown = web.client.post("/api/v1/auth/sign-in", json={"username": "no-such-user", "password": "nope-nope-nope"})
+    assert unknown.status_code == 401 and unknown.json()["detail"] == wrong.json()["detail"]  # no enumeration
     missing = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor"})
     assert missing.status_code == 422 and "password" in missing.json()["detail"]
     # The per-(address, username) bucket holds 5 attempts: the next ones are refused before the password check.
