@@ -132,6 +132,14 @@ def enroll_record_cmd(
 @enroll_app.command("bulk")
 def enroll_bulk_cmd(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV (columns in docs/gallery.md).")],
+    photos_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--photos-root",
+            help="Folder every photo must lie inside (default: the manifest's folder). Photo paths stay relative "
+            "to the manifest.",
+        ),
+    ] = None,
     workers: WorkersOpt = None,
     errors: ErrorsOpt = None,
     agency: AgencyOpt = None,
@@ -139,15 +147,18 @@ def enroll_bulk_cmd(
 ) -> None:
     """Enrol every row of a manifest CSV; resumable (re-run after an interruption) and idempotent.
 
-    Columns: agency, subject, booking, date, authority, photo (relative to the manifest), and optionally sex,
-    birth_year, group, charge, gallery, capture_date. Row problems go to the error report and never stop the batch.
+    Columns: agency, subject, booking, date, authority, photo (relative to the manifest, inside --photos-root),
+    and optionally sex, birth_year, group, charge, gallery, capture_date. Row problems go to the error report and
+    never stop the batch.
     """
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
         errors_path = errors or manifest.with_name(manifest.stem + ".errors.csv")
         with _progress(f"enrolling {manifest.name}", enabled=not as_json) as update:
-            report = enrol_manifest(rt, actor, manifest, workers=workers, progress=update)
+            report = enrol_manifest(
+                rt, actor, manifest, photo_root=photos_root, workers=workers, progress=update
+            )
         _print_report(report, errors_path, as_json)
 
 
