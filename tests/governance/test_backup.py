@@ -262,3 +262,45 @@ def test_backup_taken_mid_destruction_restores_destroyed_and_resumable(
             assert audit.verify_chain(session).ok
     finally:
         rt2.close()
+
+
+_KILLED_BACKUP = """
+import os, signal, sys
+from pathlib import Path
+from faceleads.config import Settings
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance import backup
+from faceleads.security.actor import Actor, Role
+
+rt = GalleryRuntime(Settings(data_dir=Path(sys.argv[1])))
+def killed(db):  # right after the database snapshot was written: kill -9 ourselves
+    print(db, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+backup._referenced_addresses = killed
+backup.backup(rt, Actor("adm", 1, frozenset({Role.ADMINISTRATOR}), None, "MET"), Path(sys.argv[2]))
+"""
+
+
+def test_killed_backup_leaves_no_database_copy_behind(rt: GalleryRuntime, tmp_path: Path) -> None:
+    """kill -9 during a backup: its hidden work folder holds a full database copy; the next start removes it."""
+    import stat
+    import subprocess
+    import sys
+
+    actor = cli_actor(rt, "MET")
+    enrol_record(rt, actor, record(NAMES[0], "MET-1"), PEOPLE[NAMES[0]][:1])
+    dest = tmp_path / "backups" / "nightly"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BACKUP, str(rt.settings.data_dir), str(dest)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    snapshot = Path(proc.stdout.strip())
+    partial = snapshot.parent
+    assert snapshot.is_file() and partial.name.startswith(".nightly.partial")  # the full copy is there...
+    assert stat.S_IMODE(partial.stat().st_mode) == 0o700  # ...private while it exists
+    assert not dest.exists()
+    GalleryRuntime(rt.settings).close()  # the next start (any command, the server) cleans up
+    assert not partial.exists(), "an interrupted backup's database copy must not survive the next start"
+    report = backup.backup(rt, actor, dest)  # and a later backup works and leaves nothing hidden behind
+    assert Path(report.path) == dest and [p.name for p in dest.parent.iterdir()] == ["nightly"]
+    assert not any(p.name.startswith(".faceleads-partial") for p in dest.rglob("*"))
+    backup.verify_backup(dest)

@@ -63,14 +63,31 @@ def _progress(description: str, enabled: bool = True):  # type: ignore[no-untype
         yield update
 
 
+#: Exit codes of ``enroll bulk`` / ``enroll nist`` (docs/gallery.md): scripts must not mistake a failed batch for
+#: a good one. 2 stays "refused before it started" (``cli_errors``: bad manifest, not signed in...).
+EXIT_OK = 0  # no row failed (warnings allowed)
+EXIT_ALL_FAILED = 1  # every row failed: nothing enrolled or already enrolled
+EXIT_PARTIAL = 3  # some rows failed, others enrolled: see the error report
+
+
+def batch_exit_code(report: BatchReport) -> int:
+    """The exit code a bulk run ends with (:data:`EXIT_OK`, :data:`EXIT_PARTIAL` or :data:`EXIT_ALL_FAILED`)."""
+    if report.errors == 0:
+        return EXIT_OK
+    return EXIT_ALL_FAILED if report.enrolled + report.skipped == 0 else EXIT_PARTIAL
+
+
 def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) -> None:
+    """Write the error report, print the summary, and end with :func:`batch_exit_code`."""
     if errors_path is not None:
         write_error_report(report, errors_path)
+    code = batch_exit_code(report)
     if as_json:
         data = report.as_dict()
         data["error_report"] = str(errors_path) if errors_path else None
+        data["exit_code"] = code
         print_json(data)
-        return
+        raise typer.Exit(code)
     err_console.print(
         f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
         f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
@@ -78,6 +95,11 @@ def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) 
     )
     if errors_path is not None and report.error_rows:
         err_console.print(f"error report: {errors_path}")
+    if code == EXIT_ALL_FAILED:
+        err_console.print("[bold red]every row failed:[/] nothing was enrolled (see the error report)")
+    elif code == EXIT_PARTIAL:
+        err_console.print(f"[yellow]{report.errors} row(s) failed[/] (see the error report); exit code {code}")
+    raise typer.Exit(code)
 
 
 @enroll_app.command("record")
@@ -149,7 +171,7 @@ def enroll_bulk_cmd(
 
     Columns: agency, subject, booking, date, authority, photo (relative to the manifest, inside --photos-root),
     and optionally sex, birth_year, group, charge, gallery, capture_date. Row problems go to the error report and
-    never stop the batch.
+    never stop the batch. Exit code 0: no row failed; 3: some rows failed; 1: every row failed.
     """
     with cli_errors():
         rt = runtime()
@@ -172,7 +194,10 @@ def enroll_nist_cmd(
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details."""
+    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details.
+
+    Exit code 0: no photo or file failed; 3: some failed; 1: every one failed (e.g. no file could be read).
+    """
     from faceleads.gallery.nist import enrol_nist
 
     with cli_errors():

@@ -13,6 +13,7 @@ from faceleads.cli import (
     vision_cmds,
     web_cmds,
 )
+from faceleads.datadir import private_umask
 
 app = typer.Typer(
     name="faceleads",
@@ -21,6 +22,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+@app.callback()
+def _start() -> None:
+    """Runs before every command: files this process creates are private to its owner (umask 0o077)."""
+    private_umask()
+
 
 vision_cmds.register(app)
 evaluate_cmds.register(app)

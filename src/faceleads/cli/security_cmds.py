@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.cli.common import cli_errors, console, err_console, print_json
 from faceleads.config import Settings, get_settings
+from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory, transaction
 from faceleads.errors import AuthenticationError, ValidationError
 from faceleads.governance import audit
@@ -51,7 +52,7 @@ def _factory_for(url: str) -> sessionmaker[Session]:
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
     """The database session factory for the configured database (schema brought up to date once per process)."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings)
     return _factory_for(settings.effective_database_url)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from faceleads import identifiers, safecsv
 from faceleads.config import Settings
+from faceleads.datadir import private_umask
 from faceleads.db import transaction, utcnow
 from faceleads.errors import FaceleadsError, ImageError, ValidationError
 from faceleads.gallery.enrolment import (
@@ -286,6 +287,7 @@ def _init_worker(settings: Settings) -> None:
     global _worker_engine, _worker_settings
     from faceleads.vision.engine import FaceEngine
 
+    private_umask()  # inherited from the parent already; set again in case a worker is started another way
     _worker_settings = settings.model_copy(update={"ort_threads": 1})
     _worker_engine = FaceEngine(_worker_settings)
 
