@@ -25,6 +25,7 @@ from faceleads import identifiers
 from faceleads.config import Settings
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.errors import ImageError, NotFound, ValidationError
+from faceleads.gallery import geometry
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -378,20 +379,20 @@ def write_photo(
     if analysis.face is not None:
         face = analysis.face
         key = rt.keystore.get(subject.key_id)
+        context = template_context(subject.key_id, analysis.sha256, analysis.model_version)
         template = FaceTemplate(
             image_id=image.id,
             subject_id=subject.id,
             gallery_id=gallery.id,
-            box=face.box,
-            landmarks=face.landmarks,
+            geometry=geometry.seal(
+                key, face.box, face.landmarks, geometry.geometry_context(subject.key_id, analysis.sha256)
+            ),
             detector_score=face.score,
             quality=face.quality,
             quality_overall=float(face.quality.get("overall", 0.0)),
             model_name=analysis.model_name,
             model_version=analysis.model_version,
-            embedding=encrypt_embedding(
-                key, face.embedding, template_context(subject.key_id, analysis.sha256, analysis.model_version)
-            ),
+            embedding=encrypt_embedding(key, face.embedding, context),
             embedding_norm=face.embedding_norm,
         )
         session.add(template)

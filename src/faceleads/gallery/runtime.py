@@ -77,6 +77,11 @@ class GalleryRuntime:
         if create:
             create_schema(self.db_engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.db_engine)
+        if create:
+            from faceleads.gallery.geometry import seal_legacy_geometry
+
+            # Templates enrolled before geometry was encrypted: sealed once, on the first start after the upgrade.
+            seal_legacy_geometry(self.session_factory, lambda: self.keystore)
         self._face_engine = face_engine
         self._lock = threading.RLock()
         self._index: TemplateIndex | None = None

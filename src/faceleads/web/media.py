@@ -22,7 +22,8 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from faceleads.errors import NotFound, ValidationError
-from faceleads.gallery.models import FaceTemplate, Image, Subject
+from faceleads.gallery.geometry import template_geometry
+from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action
@@ -81,14 +82,15 @@ def _load_gallery_photo(scope: Scope, session: Session, image_id: int, purpose_r
                                image.gallery_id)  # fmt: skip
     data = scope.rt.read_photo(subject, image)
     template = session.query(FaceTemplate).filter(FaceTemplate.image_id == image_id).first()
+    shape = template_geometry(scope.rt.keystore, subject, image, template) if template else None
     return GalleryPhoto(
         image_id=image.id,
         subject_id=subject.id,
         subject_number=subject.subject_number,
         agency_id=subject.agency_id,
         data=data,
-        landmarks=[list(p) for p in template.landmarks] if template else None,
-        box=list(template.box) if template else None,
+        landmarks=shape.landmarks if shape else None,
+        box=shape.box if shape else None,
     )
 
 
@@ -134,10 +136,11 @@ def gallery_landmarks(scope: Scope, image_id: int) -> list[list[float]] | None:
         scope.require_gallery_item(session, Action.VIEW_GALLERY_RECORD, f"image:{image_id}", subject.agency_id,
                                    image.gallery_id)  # fmt: skip
         template = session.query(FaceTemplate).filter(FaceTemplate.image_id == image_id).first()
-        if template is None:
-            return None
-        matrix = compare_matrix(template.landmarks)
-        points = transform_points(np.asarray(template.landmarks, dtype=np.float32), matrix)
+        if template is None or subject.status != SubjectStatus.ACTIVE.value:
+            return None  # a subject under destruction shows nothing (its key may already be gone)
+        landmarks = template_geometry(scope.rt.keystore, subject, image, template).landmarks
+        matrix = compare_matrix(landmarks)
+        points = transform_points(np.asarray(landmarks, dtype=np.float32), matrix)
         return [[round(float(x), 1), round(float(y), 1)] for x, y in points]
 
 
