@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     session_file: Path | None = None  # CLI token file; default <data_dir>/.session (FACELEADS_SESSION = token)
     session: str | None = Field(default=None, repr=False)  # FACELEADS_SESSION: a session token (overrides the file)
 
+    # Audit anchors (docs/audit.md): signed (seq, hash, time) records of the chain head kept outside the database,
+    # appended to this file (default <data_dir>/keys/audit-anchors.jsonl; point it at a write-once location if you
+    # have one) by the server every audit_anchor_minutes (0 = only by 'faceleads audit anchor' / verify).
+    audit_anchor_file: Path | None = None
+    audit_anchor_minutes: int = Field(default=60, ge=0, le=10080)
+
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)
 

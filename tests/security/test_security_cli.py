@@ -68,7 +68,7 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     assert not token_file.exists()
     login(cli, "auditor1")
     assert "intact" in run(cli, "audit", "verify")
-    anchor = run(cli, "audit", "anchor").strip()
+    anchor = run(cli, "audit", "anchor", "--short").strip()
     seq, _, digest = anchor.partition(":")
     assert seq.isdigit() and len(digest) == 64
     assert "intact" in run(cli, "audit", "verify", "--anchor", anchor)

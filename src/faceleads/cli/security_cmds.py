@@ -8,6 +8,7 @@ Every command acts for the signed-in user and goes through the central policy; r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +25,7 @@ from faceleads.config import Settings, get_settings
 from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory, transaction
 from faceleads.errors import AuthenticationError, ValidationError
-from faceleads.governance import audit
+from faceleads.governance import audit, audit_integrity
 from faceleads.security import auth, users
 from faceleads.security.actor import Actor
 from faceleads.security.policy import Action, enforce
@@ -422,60 +423,86 @@ def _parse_anchor(text: str) -> tuple[int, str]:
     return int(seq), digest.lower()
 
 
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Walk the hash chain; exit code 1 and the first bad entry when it was modified, deleted, inserted or reordered."""
-    with cli_errors():
-        factory = session_factory()
-        actor = current_actor()
-        enforce(factory, actor, Action.AUDIT_VERIFY, "audit_log")
-        anchors = [_parse_anchor(a) for a in anchor or []]
-        with factory() as session:
-            result = audit.verify_chain(session, anchors=anchors)
-        audit.record_now(
-            factory,
-            actor,
-            audit.AuditAction.AUDIT_VERIFY,
-            "audit_log",
-            audit.Outcome.OK if result.ok else audit.Outcome.FAILED,
-            details={"entries": result.entries, "first_bad_seq": result.first_bad_seq},
-        )
+def _print_verdict(verdict: audit_integrity.Verdict, json_out: bool) -> None:
+    """The verdict, printed before anything else is attempted (recording it may fail on a broken log)."""
+    result = verdict.result
     if json_out:
-        print_json(
-            {
-                "ok": result.ok,
-                "entries": result.entries,
-                "head_seq": result.head_seq,
-                "first_bad_seq": result.first_bad_seq,
-                "reason": result.reason,
-            }
-        )
+        print_json(verdict.to_json())
     elif result.ok:
         console.print(
-            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}", soft_wrap=True
+            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash} "
+            f"({verdict.anchors_checked} anchor(s) checked)",
+            soft_wrap=True,
         )
     else:
         console.print(
             f"[bold red]audit chain BROKEN at entry {result.first_bad_seq}:[/] {result.reason}", soft_wrap=True
         )
-    if not result.ok:
+    for note in verdict.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
+    ] = None,
+    anchor_file: Annotated[
+        list[Path] | None,
+        typer.Option("--anchor-file", help="Signed anchor JSON kept outside the system (from 'audit anchor')."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Walk the hash chain and check it against older data and every anchor; exit code 1 and the first bad entry
+    when it was modified, deleted, inserted, reordered, cut or wiped. The verdict is printed first, then the
+    verification is audited."""
+    with cli_errors():
+        settings = get_settings()
+        factory = session_factory(settings)
+        actor = current_actor(settings)
+        enforce(factory, actor, Action.AUDIT_VERIFY, "audit_log")
+        anchors = [_parse_anchor(a) for a in anchor or []]
+        documents = []
+        for path in anchor_file or []:
+            if not path.is_file():
+                raise ValidationError(f"anchor file {path} does not exist")
+            documents.extend(audit_integrity.read_anchor_documents(path))
+        verdict = audit_integrity.verify(factory, settings, anchors=anchors, anchor_documents=documents)
+    _print_verdict(verdict, json_out)
+    problem = audit_integrity.record_verification(factory, actor, verdict)
+    if problem is not None:
+        err_console.print(f"[bold red]warning:[/] {problem}", highlight=False, soft_wrap=True)
+    if not verdict.ok:
         raise typer.Exit(code=1)
 
 
 @audit_app.command("anchor")
-def audit_anchor() -> None:
-    """Print the chain head as SEQ:HASH; record it outside the system to detect a later wholesale rewrite."""
+def audit_anchor(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the signed anchor JSON to this file.")] = None,
+    short: Annotated[bool, typer.Option("--short", help="Print only SEQ:HASH.")] = False,
+) -> None:
+    """Verify the chain, then print a signed anchor (JSON: head sequence number, hash, time; Ed25519 signature)
+    and append it to the anchor file. Give it to the oversight body: a later 'audit verify --anchor-file' fails if
+    the log was cut or rewritten behind it. A broken chain is not anchored (exit code 1)."""
     with cli_errors():
-        factory = session_factory()
-        enforce(factory, current_actor(), Action.AUDIT_VERIFY, "audit_log")
-        with factory() as session:
-            seq, digest = audit.head(session)
-        typer.echo(f"{seq}:{digest}")
+        settings = get_settings()
+        factory = session_factory(settings)
+        actor = current_actor(settings)
+        enforce(factory, actor, Action.AUDIT_VERIFY, "audit_log")
+        verdict, document = audit_integrity.anchor_now(factory, settings)
+    if document is None:
+        _print_verdict(verdict, False)
+        raise typer.Exit(code=1)
+    audit.record_now(factory, actor, "audit_anchor", "audit_log",
+                     details={"anchored_seq": document["seq"], "anchor_sha256": document["sha256"]})  # fmt: skip
+    if out is not None:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(document, indent=2) + "\n")
+    if short:
+        typer.echo(f"{document['seq']}:{document['hash']}")
+    else:
+        print_json(document)
 
 
 @audit_app.command("export")

@@ -10,10 +10,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from faceleads.errors import ValidationError
-from faceleads.governance import audit
+from faceleads.governance import audit, audit_integrity
 from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, DbSession, Scope
+from faceleads.web.errors import Conflict
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=ERRORS)
 
@@ -32,6 +33,10 @@ class VerifyOut(BaseModel):
     head_hash: str
     first_bad_seq: int | None
     reason: str | None
+    highest_seq: int = 0
+    anchors_checked: int = 0
+    notes: list[str] = []
+    recorded: bool = True
 
 
 def parse_day(text: str | None, name: str, *, end: bool = False) -> datetime | None:
@@ -92,17 +97,26 @@ def entries(
 
 
 def verify(scope: Scope) -> VerifyOut:
-    """Walk the whole hash chain; the verification itself is audited."""
+    """Walk the whole hash chain and check it against older data and the anchors; the verification is audited
+    after the verdict is made (a failure to record it is reported, never hides the verdict)."""
     scope.require(Action.AUDIT_VERIFY, "audit_log")
-    with scope.rt.session_factory() as session:
-        result = audit.verify_chain(session)
-    audit.record_now(
-        scope.rt.session_factory, scope.actor, audit.AuditAction.AUDIT_VERIFY, "audit_log",
-        audit.Outcome.OK if result.ok else audit.Outcome.FAILED,
-        details={"entries": result.entries, "first_bad_seq": result.first_bad_seq},
-    )  # fmt: skip
-    return VerifyOut(ok=result.ok, entries=result.entries, head_seq=result.head_seq, head_hash=result.head_hash,
-                     first_bad_seq=result.first_bad_seq, reason=result.reason)  # fmt: skip
+    verdict = audit_integrity.verify(scope.rt.session_factory, scope.rt.settings)
+    problem = audit_integrity.record_verification(scope.rt.session_factory, scope.actor, verdict)
+    notes = verdict.notes + ([problem] if problem else [])
+    return VerifyOut(**{**verdict.to_json(), "notes": notes, "recorded": problem is None})
+
+
+@router.post("/anchor")
+def anchor_route(scope: ApiScope) -> dict[str, Any]:
+    """Verify, then write and return a signed anchor of the chain head (auditors, administrators): keep it outside
+    the system (an oversight body); a broken chain is not anchored (409 with the verdict)."""
+    scope.require(Action.AUDIT_VERIFY, "audit_log")
+    verdict, document = audit_integrity.anchor_now(scope.rt.session_factory, scope.rt.settings)
+    if document is None:
+        raise Conflict(f"audit chain broken at entry {verdict.result.first_bad_seq}: {verdict.result.reason}")
+    audit.record_now(scope.rt.session_factory, scope.actor, "audit_anchor", "audit_log",
+                     details={"anchored_seq": document["seq"], "anchor_sha256": document["sha256"]})  # fmt: skip
+    return document
 
 
 @router.post("/verify", response_model=VerifyOut)
