@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # Safe image intake.
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
+    # Pictures above this many pixels are decoded reduced where the use allows it (detection, thumbnails, aligned
+    # crops; never evidence edits): the detector looks at most at 4 x det_size anyway (docs/imaging.md).
+    decode_reduce_pixels: int = Field(default=24_000_000, ge=1_000_000)
+    # At most this many pixels are being decoded at once in one process (a weighted semaphore): a few 50 MP bombs
+    # wait for each other instead of exhausting memory. Waiting longer than decode_wait_seconds is refused.
+    decode_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
+    decode_wait_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
 
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)

@@ -142,6 +142,38 @@ def test_detect_faces(web: WebEnv) -> None:
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
 
 
+def test_a_small_file_with_huge_dimensions_is_decoded_reduced(web: WebEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decompression attack: a 143 KB PNG of 7000x7000 px (49 MP). The detector must receive a reduced
+    picture (at most decode_reduce_pixels), while the answer still describes the original."""
+    import struct
+    import zlib
+
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(b"\x00" + b"\x5a\x78\x96" * 7000) for _ in range(7000)) + comp.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 7000, 7000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))  # fmt: skip
+    assert len(png) < 200_000
+    engine = web.rt.face_engine
+    seen: list[tuple[int, ...]] = []
+    real_detect = engine.detect
+
+    def spy(image: Any, **kwargs: Any) -> Any:  # observes what the real detector is given
+        seen.append(tuple(image.shape))
+        return real_detect(image, **kwargs)
+
+    monkeypatch.setattr(engine, "detect", spy)
+    response = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
+                               files={"image": ("bomb.png", png, "image/png")})  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"], body["faces"]) == (7000, 7000, [])
+    assert seen and all(h * w <= 24_000_000 for h, w, _ in seen), seen  # the default decode_reduce_pixels
+
+
 def test_search_and_stored_result(web: WebEnv) -> None:
     response = web.client.post(
         "/api/v1/searches", headers=web.headers("analyst"), files={"probe": photo("Abdullah_Gul", 1)},

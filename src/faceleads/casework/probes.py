@@ -247,7 +247,8 @@ def add_photo(
     """
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
-    image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
+    # Refuses unreadable, oversize or corrupt images before storing (decoded reduced: only checked here).
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
     with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         case = get_case(session, case_id)

@@ -65,7 +65,8 @@ def _gallery_photo(rt: GalleryRuntime, session: Session, image_id: int) -> bytes
     if image is None or subject is None:
         return None
     try:
-        return _thumb(load_image(rt.read_photo(subject, image), rt.settings).pixels)
+        photo = rt.read_photo(subject, image)
+        return _thumb(load_image(photo, rt.settings, reduce_to=rt.settings.decode_reduce_pixels).pixels)
     except FaceleadsError:
         return None  # destroyed since the search: the report says the image is not available
 

@@ -170,8 +170,9 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
     """
     from faceleads.vision.imaging import load_image
 
-    image = load_image(data, settings)
-    faces = engine.detect(image.pixels)
+    # Large photos are decoded reduced (boxes and landmarks still refer to the original, hashed bytes).
+    image = load_image(data, settings, reduce_to=settings.decode_reduce_pixels)
+    faces = engine.detect_loaded(image)
     face: FaceData | None = None
     if faces:
         best = faces[0]  # most prominent first

@@ -89,8 +89,9 @@ def reindex(rt: GalleryRuntime, actor: Actor, progress: Callable[[int, int], Non
                 subject = session.get(Subject, old.subject_id)
                 assert image is not None and subject is not None and image.store_address is not None
                 data = rt.store.get(subject.key_id, image.store_address, image_context(image.sha256))
-                pixels = load_image(data, rt.settings).pixels
-                faces = engine.detect(pixels)
+                loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+                pixels = loaded.pixels
+                faces = engine.detect_loaded(loaded)
                 old_box = template_geometry(rt.keystore, subject, image, old).box
                 session.delete(old)
                 session.flush()

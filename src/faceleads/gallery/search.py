@@ -231,9 +231,9 @@ def rank_subjects(
 def _probe_face(rt: GalleryRuntime, probe: Path | bytes, face: int | None) -> tuple[str, np.ndarray, int, int, float]:
     from faceleads.vision.imaging import load_image
 
-    image = load_image(probe, rt.settings)
+    image = load_image(probe, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     engine = rt.face_engine
-    faces = engine.detect(image.pixels)
+    faces = engine.detect_loaded(image)
     if not faces:
         raise NoFaceError("no face found in the probe: crop it closer or draw a box around the face")
     index = 1 if face is None else face

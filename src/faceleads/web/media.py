@@ -108,8 +108,8 @@ def gallery_image(scope: Scope, image_id: int, *, view: str = "original", case: 
     if view == "aligned":
         if photo.landmarks is None:
             raise NotFound(f"image {image_id} has no enrolled face to align")
-        loaded = load_image(photo.data, scope.rt.settings)
-        body, _ = compare_crop(loaded.pixels, photo.landmarks)
+        loaded = load_image(photo.data, scope.rt.settings, reduce_to=scope.rt.settings.decode_reduce_pixels)
+        body, _ = compare_crop(loaded.pixels, loaded.to_decoded(photo.landmarks))
         media = "image/jpeg"
     else:
         body, media = photo.data, _media_type(photo.data)

@@ -18,8 +18,8 @@ MAX_FACES = 50
 
 def detect_faces(rt: GalleryRuntime, data: bytes) -> DetectResponse:
     """Safe intake, then detection with quality (most prominent first, at most 50)."""
-    image = load_image(data, rt.settings)
-    faces = rt.face_engine.detect(image.pixels, max_faces=MAX_FACES)
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    faces = rt.face_engine.detect_loaded(image, max_faces=MAX_FACES)  # coordinates of the original picture
     out = []
     for number, face in enumerate(faces, start=1):
         data_json = face.to_json()
