@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from typer.testing import CliRunner
 
 from faceleads.cli.main import app
-from faceleads.config import get_settings
 from faceleads.governance.audit import AuditEntry, compute_hash
-
-PW = "Correct-Horse-Battery-9"
+from tests.security.test_security_cli import PW
 
 
 @pytest.fixture()
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FACELEADS_MODE", "dev")
-    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
-    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    run(runner, "admin", "bootstrap", "--agency", "METRO", "--agency-name", "Metro", "--username", "chief",
+def auditor(cli: CliRunner) -> CliRunner:
+    """A fresh system with its administrator and an auditor signed in on the command line."""
+    run(cli, "admin", "bootstrap", "--agency", "METRO", "--agency-name", "Metro", "--username", "chief",
         input=f"{PW}\n{PW}\n")  # fmt: skip
-    run(runner, "login", "-u", "chief", input=f"{PW}\n\n")
-    run(runner, "admin", "user-create", "auditor1", "--role", "auditor", input=f"{PW}\n{PW}\n")
-    run(runner, "logout")
-    run(runner, "login", "-u", "auditor1", input=f"{PW}\n\n")
-    yield runner
-    get_settings.cache_clear()
+    run(cli, "login", "-u", "chief", input=f"{PW}\n\n")
+    run(cli, "admin", "user-create", "auditor1", "--role", "auditor", input=f"{PW}\n{PW}\n")
+    run(cli, "logout")
+    run(cli, "login", "-u", "auditor1", input=f"{PW}\n\n")
+    return cli
 
 
 def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) -> str:
@@ -85,11 +76,11 @@ def _actions(tmp_path: Path) -> list[str]:
 
 
 def test_verify_after_a_forged_entry_beyond_the_head_prints_its_verdict_and_records_it(
-    cli: CliRunner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    auditor: CliRunner, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     forged = _append_forgery(_db(tmp_path))
     with caplog.at_level(logging.CRITICAL, logger="faceleads.audit"):
-        out = run(cli, "audit", "verify", "--json", code=1)
+        out = run(auditor, "audit", "verify", "--json", code=1)
     verdict = json.loads(out[: out.rindex("}") + 1])
     assert verdict["ok"] is False and verdict["first_bad_seq"] == forged and verdict["highest_seq"] == forged
     assert "head" in verdict["reason"]
@@ -97,48 +88,48 @@ def test_verify_after_a_forged_entry_beyond_the_head_prints_its_verdict_and_reco
     actions = _actions(tmp_path)
     assert actions[-2:] == ["audit_chain_break", "audit_verify"]
     assert any("AUDIT CHAIN BROKEN" in r.getMessage() for r in caplog.records)
-    again = json.loads(run(cli, "audit", "verify", "--json", code=1))
+    again = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert again["first_bad_seq"] == forged and "re-anchored" in again["reason"]
 
 
-def test_a_deleted_head_row_does_not_stop_later_audited_actions(cli: CliRunner, tmp_path: Path) -> None:
+def test_a_deleted_head_row_does_not_stop_later_audited_actions(auditor: CliRunner, tmp_path: Path) -> None:
     _db(tmp_path).execute("DELETE FROM audit_chain_head")
-    run(cli, "logout")  # audited
-    run(cli, "login", "-u", "auditor1", input=f"{PW}\n\n")  # audited: sign-in keeps working
+    run(auditor, "logout")  # audited
+    run(auditor, "login", "-u", "auditor1", input=f"{PW}\n\n")  # audited: sign-in keeps working
     actions = _actions(tmp_path)
     assert "audit_chain_break" in actions and actions[-1] == "login"
-    verdict = json.loads(run(cli, "audit", "verify", "--json", code=1))
+    verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "head" in verdict["reason"]
 
 
 # --- item 4: empty or cut logs, anchors outside the database -------------------------------------------------
 
 
-def test_a_wiped_log_beside_older_data_is_tampering(cli: CliRunner, tmp_path: Path) -> None:
+def test_a_wiped_log_beside_older_data_is_tampering(auditor: CliRunner, tmp_path: Path) -> None:
     conn = _db(tmp_path)
     conn.execute("DELETE FROM audit_log")
     conn.execute("DELETE FROM audit_chain_head")
     conn.close()
-    verdict = json.loads(run(cli, "audit", "verify", "--json", code=1))
+    verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "wiped" in verdict["reason"], verdict
 
 
-def test_a_log_cut_and_restarted_is_tampering(cli: CliRunner, tmp_path: Path) -> None:
+def test_a_log_cut_and_restarted_is_tampering(auditor: CliRunner, tmp_path: Path) -> None:
     conn = _db(tmp_path)
     conn.execute("DELETE FROM audit_log")
     conn.execute("DELETE FROM audit_chain_head")
     conn.execute("UPDATE users SET created_at = '2025-06-01 08:00:00.000000'")  # the users are a year old
     conn.close()
-    run(cli, "logout")
-    run(cli, "login", "-u", "auditor1", input=f"{PW}\n\n")  # a fresh chain starts: 1, 2, ... all well-formed
-    verdict = json.loads(run(cli, "audit", "verify", "--json", code=1))
+    run(auditor, "logout")
+    run(auditor, "login", "-u", "auditor1", input=f"{PW}\n\n")  # a fresh chain starts: 1, 2, ... all well-formed
+    verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "cut" in verdict["reason"], verdict
 
 
-def test_signed_anchor_outside_the_database_catches_a_truncated_log(cli: CliRunner, tmp_path: Path) -> None:
+def test_signed_anchor_outside_the_database_catches_a_truncated_log(auditor: CliRunner, tmp_path: Path) -> None:
     """The attacker deletes the last entries and moves the head back consistently: the chain itself looks intact,
     but the anchor written outside the database (and the oversight body's copy) remembers how long it was."""
-    document = json.loads(run(cli, "audit", "anchor"))
+    document = json.loads(run(auditor, "audit", "anchor"))
     kept = tmp_path / "oversight-anchor.json"
     kept.write_text(json.dumps(document), encoding="utf-8")
     # An oversight body checks the anchor with the public key alone.
@@ -153,20 +144,20 @@ def test_signed_anchor_outside_the_database_catches_a_truncated_log(cli: CliRunn
     seq, digest = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     conn.execute("UPDATE audit_chain_head SET seq = ?, head_hash = ? WHERE id = 1", (seq, digest))
     conn.close()
-    verdict = json.loads(run(cli, "audit", "verify", "--json", code=1))
+    verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and verdict["first_bad_seq"] == anchored and verdict["anchors_checked"] >= 1
     # Even with the anchor file gone too, the copy the oversight body kept catches it.
     anchors = tmp_path / "data" / "keys" / "audit-anchors.jsonl"
     assert anchors.is_file() and oct(anchors.stat().st_mode & 0o777) == "0o600"
     anchors.unlink()
     # Without any anchor a consistent truncation is invisible to the chain: the documented limit.
-    assert json.loads(run(cli, "audit", "verify", "--json"))["ok"] is True
-    verdict = json.loads(run(cli, "audit", "verify", "--anchor-file", str(kept), "--json", code=1))
+    assert json.loads(run(auditor, "audit", "verify", "--json"))["ok"] is True
+    verdict = json.loads(run(auditor, "audit", "verify", "--anchor-file", str(kept), "--json", code=1))
     assert verdict["ok"] is False and "anchor" in verdict["reason"]
 
 
-def test_a_forged_anchor_is_ignored(cli: CliRunner, tmp_path: Path) -> None:
-    document = json.loads(run(cli, "audit", "anchor"))
+def test_a_forged_anchor_is_ignored(auditor: CliRunner, tmp_path: Path) -> None:
+    document = json.loads(run(auditor, "audit", "anchor"))
     document["seq"] += 1000  # claims a longer log than there ever was
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document), encoding="utf-8")

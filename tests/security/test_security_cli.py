@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from faceleads.cli.main import app
-from faceleads.config import get_settings
 
 PW = "Correct-Horse-Battery-9"
-
-
-@pytest.fixture()
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FACELEADS_MODE", "dev")
-    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
-    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) -> str:
