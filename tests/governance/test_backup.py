@@ -213,10 +213,18 @@ def test_backup_and_restore_cli(rt: GalleryRuntime, tmp_path: Path, monkeypatch:
     assert data["blobs"] == 1 and data["keys_path"].endswith("ks.db")
     refused = runner.invoke(app, ["restore", str(tmp_path / "bk")])
     assert refused.exit_code == 2 and "--force" in refused.output
+    from faceleads.governance import audit_integrity
+
+    enrol_record(rt, actor, record(NAMES[1], "MET-2"), PEOPLE[NAMES[1]][:1])  # after the backup
+    assert audit_integrity.anchor_now(rt.session_factory, rt.settings)[1] is not None  # anchors the longer log
     rt.close()
     done = runner.invoke(app, ["restore", str(tmp_path / "bk"), "--force", "--json"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["blobs_copied"] == 0  # the store already held the same blob
+    restored = json.loads(done.stdout)
+    assert restored["blobs_copied"] == 0  # the store already held the same blob
+    # The anchors of the replaced (longer) log are kept aside as evidence; the restored log verifies from scratch.
+    assert restored["anchors_archived"] and Path(restored["anchors_archived"]).is_file()
+    assert audit_integrity.verify(rt.session_factory, rt.settings).ok
 
 
 class _Crash(Exception):

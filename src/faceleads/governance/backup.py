@@ -43,6 +43,7 @@ from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.store import default_store_root
 from faceleads.governance import audit
+from faceleads.governance.audit_integrity import anchor_file
 from faceleads.governance.destruction import delete_blobs, purge_records, subject_blob_addresses
 from faceleads.governance.models import DestructionRequest, RequestStatus
 from faceleads.security.actor import Actor
@@ -88,6 +89,7 @@ class RestoreReport:
     reconciled_subjects: list[int] = field(default_factory=list)
     unreadable_subjects: list[int] = field(default_factory=list)  # key neither present nor destroyed
     open_destructions: list[int] = field(default_factory=list)  # requests to resume with `destruction execute`
+    anchors_archived: str | None = None  # the audit anchor file of the replaced log, kept aside as evidence
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -446,6 +448,13 @@ def restore(
             progress("restoring encrypted blobs", i, len(blobs))
     for directory in sorted({(store / Path(rel).relative_to(STORE_DIR)).parent for rel in blobs}):
         fsync_dir(directory)
+    # The anchors describe the audit log that was just replaced (longer than the restored one): kept aside as
+    # evidence, so that verification starts again from the restored log (docs/backup.md, docs/audit.md).
+    anchors = anchor_file(settings)
+    archived = None
+    if anchors.exists():
+        archived = anchors.with_name(f"{anchors.name}.before-restore-{utcnow():%Y%m%dT%H%M%S%fZ}")
+        os.replace(anchors, archived)
     rt = GalleryRuntime(settings)
     try:
         report = RestoreReport(
@@ -453,6 +462,7 @@ def restore(
             backup_created_at=str(manifest.get("created_at")),
             blobs_copied=copied,
             keys_restored=keys_src is not None,
+            anchors_archived=str(archived) if archived else None,
         )
         reconcile(rt, actor, report)
         with transaction(rt.session_factory) as session:
@@ -473,6 +483,7 @@ def restore(
                     "keys_restored": report.keys_restored,
                     "reconciled_count": len(report.reconciled_subjects),
                     "unreadable_count": len(report.unreadable_subjects),
+                    "anchors_archived": archived is not None,
                 },
             )
     finally:
