@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from faceleads.cli.context import cli_actor
 from faceleads.config import ScoreFusion
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry
 from faceleads.db import utcnow
 from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import EnrolmentConflict, enrol_record
 from faceleads.gallery.galleries import create_gallery, revoke_share, share_gallery
 from faceleads.gallery.models import FaceTemplate, Image, SearchCandidate, SearchRecord, Subject
 from faceleads.gallery.search import rank_subjects, search
-from faceleads.governance.audit import AuditEntry
-from faceleads.security.actor import Actor, Role
 from tests.gallery.conftest import lfw_identities, record
 
 PEOPLE = lfw_identities()
@@ -133,7 +133,7 @@ def test_search_needs_justification_and_a_face(rt, tmp_path) -> None:  # type: i
 
 def test_search_uses_the_administered_offence_and_purpose_lists(rt) -> None:  # type: ignore[no-untyped-def]
     from faceleads.casework.models import Offence, Purpose
-    from faceleads.db import transaction
+    from faceleads.core.uow import transaction
 
     actor = cli_actor(rt, "MET")
     _enrol_people(rt, actor, ["Al_Gore"])

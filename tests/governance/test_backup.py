@@ -16,15 +16,16 @@ from typer.testing import CliRunner
 from faceleads.cli import context
 from faceleads.cli.context import cli_actor
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Role
 from faceleads.errors import IntegrityError, KeyDestroyedError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
 from faceleads.gallery.search import search
-from faceleads.gallery.store import BlobStore
-from faceleads.governance import audit, backup, destruction
-from faceleads.security.actor import Role
-from faceleads.security.crypto import decrypt_embedding
+from faceleads.governance import backup, destruction
+from faceleads.storage.blobs import BlobStore
+from faceleads.storage.crypto import decrypt_embedding
 from tests.gallery.conftest import lfw_identities, record
 
 PEOPLE = lfw_identities()

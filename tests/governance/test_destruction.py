@@ -17,14 +17,15 @@ from typer.testing import CliRunner
 from faceleads.cli import context
 from faceleads.cli.context import cli_actor
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
 from faceleads.errors import KeyDestroyedError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime, image_context
 from faceleads.gallery.search import load_search, search
-from faceleads.governance import audit, destruction
+from faceleads.governance import destruction
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
-from faceleads.security.actor import Actor, Role
 from tests.gallery.conftest import lfw_identities, record
 
 PEOPLE = lfw_identities()

@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from faceleads.config import Settings
+from faceleads.core.actor import Actor, Role
 from faceleads.db import utcnow
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.web.app import create_app

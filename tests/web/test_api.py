@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from faceleads.governance.audit import AuditEntry
+from faceleads.core.audit import AuditEntry
 from tests.security.identity_helpers import PASSWORD
 from tests.web.conftest import PEOPLE, ROLE_USERS, WebEnv
 
@@ -346,8 +346,8 @@ def test_sign_in_with_totp_second_factor(web: WebEnv) -> None:
 
     from faceleads.security import users
     from faceleads.security.auth import actor_for_user
-    from faceleads.security.crypto import load_master_key
     from faceleads.security.models import User
+    from faceleads.storage.crypto import load_master_key
 
     key = load_master_key(web.settings)
     with web.rt.session_factory() as session:

@@ -154,7 +154,7 @@ def test_error_pages_are_html_and_api_errors_json(web: WebEnv) -> None:
 
 
 def test_probe_workspace_bounds() -> None:
-    from faceleads.security.actor import Actor, Role
+    from faceleads.core.actor import Actor, Role
     from faceleads.web.media import ProbeWorkspace
 
     alice = Actor("alice", 1, frozenset({Role.ANALYST}), 1, "A")

@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from faceleads.casework.common import authorise, clean_text
 from faceleads.casework.models import Offence, Purpose
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 
 _CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

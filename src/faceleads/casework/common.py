@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.casework.models import Case, CaseRequest, CaseSearch, CaseStatus, Lead, Probe
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -33,14 +33,15 @@ from faceleads.casework.common import (
 )
 from faceleads.casework.models import Authorisation, Case, Evidence, Probe, ProbeEditEvent
 from faceleads.casework.video import TrackerConfig, VideoAnalysis, analyse_video, check_video_path
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import decrypt_embedding, encrypt_embedding
-from faceleads.security.policy import Action
+from faceleads.storage.crypto import decrypt_embedding, encrypt_embedding
 from faceleads.vision.imaging import encode_png, load_image
 from faceleads.vision.types import Face, FloatArray, ImageArray
 

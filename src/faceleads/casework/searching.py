@@ -25,15 +25,16 @@ from faceleads.casework.common import (
 from faceleads.casework.fusion import fuse_templates
 from faceleads.casework.models import Case, CaseRequest, CaseSearch, Probe, RequestStatus
 from faceleads.casework.probes import probe_template
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import PermissionDenied, ValidationError
 from faceleads.gallery.models import SearchRecord
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.search import SearchResult, search_embedding
 from faceleads.gallery.visibility import visible_gallery_ids
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from faceleads.config import Settings, get_settings
-from faceleads.db import Agency, transaction
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency
 from faceleads.errors import PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor, Role
 
 DEV_ROLES: frozenset[Role] = frozenset({Role.RECORDS_OFFICER, Role.ANALYST, Role.ADMINISTRATOR, Role.SUPERVISOR})
 

@@ -16,10 +16,10 @@ from rich.table import Table
 from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.config import get_settings
+from faceleads.core.policy import Action, enforce
 from faceleads.errors import ValidationError
 from faceleads.governance import backup as backups
 from faceleads.governance import destruction
-from faceleads.security.policy import Action, enforce
 
 RequestArg = Annotated[int, typer.Argument(help="Destruction request id.", min=1)]
 

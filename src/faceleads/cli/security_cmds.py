@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.cli.common import cli_errors, console, err_console, print_json
 from faceleads.config import Settings, get_settings
-from faceleads.db import create_schema, make_engine, make_session_factory, transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import AuthenticationError, ValidationError
-from faceleads.governance import audit
+from faceleads.governance import audit_log
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
 
 login_help = "Sign in: username, password and (when enrolled) a TOTP or recovery code; keeps a session token."
 admin_app = typer.Typer(
@@ -354,7 +356,7 @@ def admin_totp_reset(username: Annotated[str, typer.Argument(help="User name.")]
 
 
 def _master_key(settings: Settings) -> bytes:
-    from faceleads.security.crypto import load_master_key
+    from faceleads.storage.crypto import load_master_key
 
     return load_master_key(settings)
 
@@ -499,7 +501,7 @@ def audit_export(
         with factory() as session:
             agency_id = users.agency_by_code(session, agency_code).id
         enforce(factory, actor, Action.AUDIT_EXPORT, f"audit_log/agency:{agency_code}", agency_id)
-        flt = audit.AuditFilter(
+        flt = audit_log.AuditFilter(
             since=_parse_day(since, "--since"),
             until=_parse_day(until, "--until", end=True),
             username=user,
@@ -508,9 +510,9 @@ def audit_export(
         )
         count = 0
         with factory() as session:
-            entries = list(audit.query_entries(session, flt))
+            entries = list(audit_log.query_entries(session, flt))
             count = len(entries)
-            chunks = audit.export_entries(entries, fmt)
+            chunks = audit_log.export_entries(entries, fmt)
             if output is None:
                 for chunk in chunks:
                     sys.stdout.write(chunk)
@@ -539,9 +541,9 @@ def audit_stats(
     with cli_errors():
         factory = session_factory()
         enforce(factory, current_actor(), Action.VIEW_STATISTICS, "audit_log/statistics")
-        flt = audit.AuditFilter(since=_parse_day(since, "--since"), until=_parse_day(until, "--until", end=True))
+        flt = audit_log.AuditFilter(since=_parse_day(since, "--since"), until=_parse_day(until, "--until", end=True))
         with factory() as session:
-            rows = audit.compute_stats(session, flt).rows()
+            rows = audit_log.compute_stats(session, flt).rows()
     if json_out:
         print_json(rows)
         return

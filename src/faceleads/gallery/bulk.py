@@ -30,7 +30,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceleads.config import Settings
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, ImageError, ValidationError
 from faceleads.gallery.enrolment import (
     PhotoAnalysis,
@@ -47,9 +51,6 @@ from faceleads.gallery.enrolment import (
 )
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, Image, RowStatus
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, require
 
 REQUIRED_COLUMNS = ("agency", "subject", "booking", "date", "authority", "photo")
 OPTIONAL_COLUMNS = ("sex", "birth_year", "group", "charge", "gallery", "capture_date")

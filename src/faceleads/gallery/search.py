@@ -21,7 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceleads.config import ScoreFusion
-from faceleads.db import Agency, transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
+from faceleads.db import Agency
 from faceleads.errors import ImageError, KeyDestroyedError, NoFaceError, NotFound, ValidationError
 from faceleads.gallery.models import (
     Encounter,
@@ -34,10 +38,7 @@ from faceleads.gallery.models import (
 )
 from faceleads.gallery.runtime import EMBEDDING_DIM, GalleryRuntime, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import decrypt_embedding
-from faceleads.security.policy import Action, require
+from faceleads.storage.crypto import decrypt_embedding
 
 MIN_LENGTH, MAX_LENGTH = 2, 50
 

@@ -36,18 +36,19 @@ from sqlalchemy.engine import make_url
 
 from faceleads import __version__
 from faceleads.config import Settings
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import ConfigurationError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.store import default_store_root
-from faceleads.governance import audit
 from faceleads.governance.destruction import delete_blobs, purge_records, subject_blob_addresses
 from faceleads.governance.models import DestructionRequest, RequestStatus
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import fsync_dir
-from faceleads.security.keystore import LEDGER_NAME, KeyStore, default_keystore_path
-from faceleads.security.policy import Action, enforce
+from faceleads.storage.blobs import default_store_root
+from faceleads.storage.crypto import fsync_dir
+from faceleads.storage.keystore import LEDGER_NAME, KeyStore, default_keystore_path
 
 FORMAT = "faceleads-backup-v1"
 MANIFEST = "manifest.json"
@@ -254,7 +255,7 @@ def backup(
             if progress is not None:
                 progress("copying encrypted blobs", i, len(addresses))
         missing = referenced - copied
-        created_at = audit._iso(utcnow())
+        created_at = audit.iso_utc(utcnow())
         manifest = {
             "format": FORMAT,
             "created_at": created_at,

@@ -32,7 +32,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import (
     Encounter,
@@ -43,10 +47,7 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
 
 #: The eligibility checklist: every item must be recorded as satisfied before a request can be approved.
 CHECKLIST_ITEMS: dict[str, str] = {
@@ -113,24 +114,24 @@ class RequestView:
             "requester": self.requester,
             "grounds": self.grounds,
             "recorded_by": self.recorded_by,
-            "recorded_at": _iso(self.recorded_at),
+            "recorded_at": iso_utc(self.recorded_at),
             "checklist": self.checklist,
             "checklist_complete": checklist_complete(self.checklist),
             "status": self.status,
             "decision_reason": self.decision_reason,
             "decided_by": self.decided_by,
-            "decided_at": _iso(self.decided_at),
+            "decided_at": iso_utc(self.decided_at),
             "step": Step(self.step).name.lower(),
             "runs": self.runs,
-            "completed_at": _iso(self.completed_at),
+            "completed_at": iso_utc(self.completed_at),
             "certificate_sha256": self.certificate_sha256,
         }
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return audit._iso(moment)
+    return audit.iso_utc(moment)
 
 
 def _view(session: Session, req: DestructionRequest) -> RequestView:
@@ -294,7 +295,7 @@ def record_checklist(
             "satisfied": bool(satisfied),
             "note": note,
             "by": actor.username,
-            "at": audit._iso(utcnow()),
+            "at": audit.iso_utc(utcnow()),
         }
         req.checklist = checklist  # reassigned so the JSON column is seen as changed
         _record(session, actor, req, "checklist", item=item, satisfied=bool(satisfied))
@@ -609,16 +610,16 @@ def build_certificate(
         "requester": req.requester,
         "grounds": req.grounds,
         "recorded_by": req.recorded_by,
-        "recorded_at": _iso(req.recorded_at),
+        "recorded_at": iso_utc(req.recorded_at),
         "checklist": {item: bool((req.checklist or {}).get(item, {}).get("satisfied")) for item in CHECKLIST_ITEMS},
         "decision": "approved",
         "decision_reason": req.decision_reason,
         "decided_by": req.decided_by,
-        "decided_at": _iso(req.decided_at),
+        "decided_at": iso_utc(req.decided_at),
         "executed_by": req.executed_by,
         "completed_by": actor.username,
-        "execution_started_at": _iso(req.execution_started_at),
-        "completed_at": _iso(req.completed_at),
+        "execution_started_at": iso_utc(req.execution_started_at),
+        "completed_at": iso_utc(req.completed_at),
         "runs": req.runs,
         "data_key_destroyed": req.key_id,
         "data_key_confirmed_destroyed": key_gone,

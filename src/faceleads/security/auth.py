@@ -24,11 +24,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import Settings, get_settings
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import AuthenticationError
-from faceleads.governance import audit
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
 
 Clock = Callable[[], datetime]
@@ -110,7 +111,7 @@ def _check_second_factor(
         return None, "recovery"
     if user.totp_secret_enc is None:
         return "TOTP enabled but no secret stored", "totp"
-    from faceleads.security.crypto import load_master_key
+    from faceleads.storage.crypto import load_master_key
 
     key = master_key if master_key is not None else load_master_key(settings)
     secret = totp.open_secret(key, user.id, user.totp_secret_enc)

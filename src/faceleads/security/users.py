@@ -1,7 +1,7 @@
 """Administration of agencies, users, roles and certifications, and each user's own account (password, TOTP).
 
 Every function takes a session factory and the acting :class:`Actor`, asks the central policy
-(:func:`faceleads.security.policy.enforce`, which audits refusals), does its work in one transaction and audits it
+(:func:`faceleads.core.policy.enforce`, which audits refusals), does its work in one transaction and audits it
 in that same transaction, so that a change and its audit entry commit together.
 
 Separation of duties: nobody changes their own roles or certifications (an administrator cannot make themselves an
@@ -18,14 +18,15 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
-from faceleads.governance import audit
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
-from faceleads.security.policy import Action, enforce
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
 _AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")

@@ -15,8 +15,8 @@ from faceleads.casework import adjudication, admin, cases, probes, reporting, se
 from faceleads.casework.edits import apply_edits, parse_edits
 from faceleads.casework.models import FEATURES
 from faceleads.casework.models import Probe as ProbeRow
+from faceleads.core.policy import Action
 from faceleads.errors import NotFound, ValidationError
-from faceleads.security.policy import Action
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.web.api.gallery import subject_detail
 from faceleads.web.api.schemas import Id

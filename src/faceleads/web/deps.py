@@ -2,7 +2,7 @@
 
 - API requests authenticate with ``Authorization: Bearer <token>`` (a session from :func:`faceleads.security.auth.
   authenticate`); web pages with the ``fl_session`` cookie holding the same kind of token.
-- :class:`Scope` is the single place routes ask the central policy (:mod:`faceleads.security.policy`) whether the
+- :class:`Scope` is the single place routes ask the central policy (:mod:`faceleads.core.policy`) whether the
   actor may do something to a resource of some agency, and which galleries the actor's agency may see. Routes never
   test roles themselves.
 """
@@ -19,13 +19,13 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from faceleads.db import transaction
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, allowed, enforce
+from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, gallery_visible, visible_gallery_ids
 from faceleads.security import auth
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, allowed, enforce
 from faceleads.web.security import SESSION_COOKIE
 
 T = TypeVar("T")

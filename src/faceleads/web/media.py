@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 from sqlalchemy.orm import Session
 
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Image, Subject
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 from faceleads.vision.align import ALIGNED_SIZE, ARCFACE_TEMPLATE, estimate_similarity, transform_points
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.vision.types import Face

@@ -17,15 +17,15 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from faceleads.db import transaction
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError, NotFound, ValidationError
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
 from faceleads.gallery.models import SearchRecord
 from faceleads.gallery.search import load_search, search
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 from faceleads.vision.imaging import load_image
 from faceleads.web.api.audit_routes import audit_page, statistics, verify
 from faceleads.web.api.gallery import subject_detail, visible_subjects
@@ -603,7 +603,7 @@ def admin_page(request: Request, scope: PageScope, session: DbSession, message: 
                                           "offences": lists.list_offences(scope.rt, scope.actor) if can_lists else [],
                                           "purposes": lists.list_purposes(scope.rt) if can_lists else [],
                                           "categories": sorted(scope.rt.settings.retention_days),
-                                          "roles": [r.value for r in __import__("faceleads.security.actor",
+                                          "roles": [r.value for r in __import__("faceleads.core.actor",
                                                     fromlist=["Role"]).Role]})  # fmt: skip
 
 

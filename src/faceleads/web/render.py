@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from faceleads.security.actor import Actor, Role
-from faceleads.security.policy import Action, allowed
+from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import Action, allowed
 from faceleads.web.security import CSRF_COOKIE, csrf_token, set_cookie
 
 TEMPLATES_DIR = __import__("pathlib").Path(__file__).resolve().parent / "templates"

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from faceleads.core import audit
+from faceleads.core.policy import Action
 from faceleads.errors import ValidationError
-from faceleads.governance import audit
-from faceleads.security.policy import Action
+from faceleads.governance import audit_log
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, DbSession, Scope
 
@@ -62,14 +63,14 @@ def audit_page(
 ) -> AuditPage:
     """Entries of the actor's agency, newest first (auditors)."""
     agency_id = scope.own_agency(Action.AUDIT_READ, f"audit_log/agency:{scope.actor.agency_code}")
-    flt = audit.AuditFilter(
+    flt = audit_log.AuditFilter(
         since=parse_day(since, "since"),
         until=parse_day(until, "until", end=True),
         username=username or None,
         action=action or None,
         agency_id=agency_id,
     )
-    rows = [e for e in audit.query_entries(session, flt) if not outcome or e.outcome == outcome]
+    rows = [e for e in audit_log.query_entries(session, flt) if not outcome or e.outcome == outcome]
     rows.reverse()
     return AuditPage(total=len(rows), entries=[e.as_dict() for e in rows[offset : offset + limit]])
 
@@ -114,8 +115,8 @@ def verify_route(scope: ApiScope) -> VerifyOut:
 def statistics(scope: Scope, session: DbSession, since: str | None, until: str | None) -> list[dict[str, Any]]:
     """Searches, leads, verified leads and outcomes by agency, offence and month."""
     scope.require(Action.VIEW_STATISTICS, "audit_log/statistics")
-    flt = audit.AuditFilter(since=parse_day(since, "since"), until=parse_day(until, "until", end=True))
-    return audit.compute_stats(session, flt).rows()
+    flt = audit_log.AuditFilter(since=parse_day(since, "since"), until=parse_day(until, "until", end=True))
+    return audit_log.compute_stats(session, flt).rows()
 
 
 @router.get("/stats")
@@ -145,10 +146,10 @@ def export(
     """Export your agency's audit entries as CSV or JSON (the export itself is audited)."""
     agency_id = scope.actor.agency_id
     scope.require(Action.AUDIT_EXPORT, f"audit_log/agency:{scope.actor.agency_code}", agency_id)
-    flt = audit.AuditFilter(since=parse_day(since, "since"), until=parse_day(until, "until", end=True),
+    flt = audit_log.AuditFilter(since=parse_day(since, "since"), until=parse_day(until, "until", end=True),
                             username=username or None, action=action or None, agency_id=agency_id)  # fmt: skip
-    entries = list(audit.query_entries(session, flt))
-    body = "".join(audit.export_entries(entries, format))
+    entries = list(audit_log.query_entries(session, flt))
+    body = "".join(audit_log.export_entries(entries, format))
     audit.record_now(scope.rt.session_factory, scope.actor, audit.AuditAction.AUDIT_EXPORT,
                      f"audit_log/agency:{scope.actor.agency_code}",
                      details={"format": format, "entries": len(entries), "since": since, "until": until,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from faceleads.db import transaction
+from faceleads.core.uow import transaction
 from faceleads.security import auth
 from faceleads.web.api.schemas import ERRORS, Me, SignInRequest, SignInResponse
 from faceleads.web.deps import ApiActor, Runtime, bearer_token, run_blocking

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, File, Request, UploadFile
 
+from faceleads.core.policy import Action
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.policy import Action
 from faceleads.vision.imaging import load_image
 from faceleads.web.api.schemas import ERRORS, DetectResponse, FaceOut
 from faceleads.web.deps import ApiScope, run_blocking

@@ -10,13 +10,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from faceleads.core.policy import Action
 from faceleads.db import Agency
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
 from faceleads.gallery.galleries import list_galleries
 from faceleads.gallery.models import Encounter, Image, Subject, SubjectStatus
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
-from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS, Id
 from faceleads.web.deps import ApiScope, DbSession, Scope, run_blocking
 from faceleads.web.media import gallery_image, gallery_landmarks

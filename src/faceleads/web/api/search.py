@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
+from faceleads.core.policy import Action
 from faceleads.gallery.search import load_search, search
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
-from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS, Id
 from faceleads.web.deps import ApiScope, run_blocking
 from faceleads.web.security import read_upload

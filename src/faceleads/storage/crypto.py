@@ -19,12 +19,15 @@ import secrets
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, IntegrityError, ValidationError
-from faceleads.vision.types import FloatArray
+
+# Storage sits below vision: the embedding type is spelt out here rather than imported from it.
+FloatArray = npt.NDArray[np.float32]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry, verify_chain
+from faceleads.core.policy import Action, allowed, enforce, explain, require
 from faceleads.errors import PermissionDenied
-from faceleads.governance.audit import AuditEntry, verify_chain
-from faceleads.security.actor import Actor, Role
-from faceleads.security.policy import Action, allowed, enforce, explain, require
 from tests.security.identity_helpers import make_factory
 
 OWN, OTHER = 1, 2

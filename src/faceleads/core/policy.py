@@ -24,8 +24,9 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
 from faceleads.errors import PermissionDenied
-from faceleads.security.actor import Actor, Role
 
 
 class Action(StrEnum):
@@ -268,8 +269,6 @@ def enforce(
     reason = explain(actor, action, resource_agency_id, shared=shared)
     if reason is None:
         return
-    from faceleads.governance import audit  # local import: the audit module depends on the actor types
-
     audit.record_now(
         session_factory,
         actor,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound, ValidationError
-from faceleads.gallery.store import BlobStore
-from faceleads.security.crypto import generate_key
-from faceleads.security.keystore import KeyStore
+from faceleads.storage.blobs import BlobStore
+from faceleads.storage.crypto import generate_key
+from faceleads.storage.keystore import KeyStore
 
 FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
 

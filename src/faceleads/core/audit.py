@@ -16,15 +16,12 @@ No biometric data: ``details`` holds scalars only, short ones, under keys that d
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import re
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,9 +29,9 @@ from sqlalchemy import DDL, DateTime, Integer, String, Text, event, select, upda
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from faceleads.db import Base, transaction, utcnow
-from faceleads.errors import ValidationError
-from faceleads.security.actor import Actor
+from faceleads.core.actor import Actor
+from faceleads.core.uow import transaction
+from faceleads.db import Base, utcnow
 
 GENESIS_HASH = "0" * 64
 MAX_DETAIL_CHARS = 500
@@ -107,7 +104,7 @@ class AuditEntry(Base):
         """A plain dictionary (for JSON/CSV export)."""
         return {
             "seq": self.seq,
-            "at": _iso(self.at),
+            "at": iso_utc(self.at),
             "user_id": self.user_id,
             "username": self.username,
             "agency_id": self.agency_id,
@@ -164,7 +161,7 @@ _BIOMETRIC_KEY = re.compile(
 _ALLOWED_ID_SUFFIX = re.compile(r"(_id|_ids|_sha256|_hash|_ref|_count|_number|_no)$", re.IGNORECASE)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
     """The one textual form of a time in the chain: UTC, microseconds, 'Z'."""
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
         moment = moment.replace(tzinfo=UTC)
@@ -225,7 +222,7 @@ def canonical_bytes(
     """The exact bytes an entry's hash covers: a sorted, compact JSON object of every field but the hash itself."""
     document = {
         "seq": seq,
-        "at": _iso(at),
+        "at": iso_utc(at),
         "user_id": user_id,
         "username": username,
         "agency_id": agency_id,
@@ -449,133 +446,3 @@ def head(session: Session) -> tuple[int, str]:
     """The chain head (last sequence number and its hash): what an auditor anchors externally."""
     row = session.get(AuditChainHead, 1)
     return (row.seq, row.head_hash) if row else (0, GENESIS_HASH)
-
-
-# --- querying, export and statistics ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """Export filters; None means no restriction."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    username: str | None = None
-    action: str | None = None
-    agency_code: str | None = None
-    agency_id: int | None = None
-
-
-def query_entries(session: Session, flt: AuditFilter) -> Iterator[AuditEntry]:
-    """Entries matching ``flt`` in sequence order."""
-    query = select(AuditEntry).order_by(AuditEntry.seq)
-    if flt.since is not None:
-        query = query.where(AuditEntry.at >= flt.since)
-    if flt.until is not None:
-        query = query.where(AuditEntry.at < flt.until)
-    if flt.username is not None:
-        query = query.where(AuditEntry.username == flt.username)
-    if flt.action is not None:
-        query = query.where(AuditEntry.action == flt.action)
-    if flt.agency_code is not None:
-        query = query.where(AuditEntry.agency_code == flt.agency_code)
-    if flt.agency_id is not None:
-        query = query.where(AuditEntry.agency_id == flt.agency_id)
-    yield from session.execute(query.execution_options(yield_per=1000)).scalars()
-
-
-EXPORT_COLUMNS = (
-    "seq", "at", "user_id", "username", "agency_id", "agency_code", "action", "object", "case", "purpose",
-    "outcome", "details", "prev_hash", "entry_hash",
-)  # fmt: skip
-
-
-def export_entries(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:
-    """Serialise entries as CSV (one row each, details as JSON text) or JSON (an array), chunk by chunk."""
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
-        writer.writeheader()
-        yield buffer.getvalue()
-        for entry in entries:
-            buffer.seek(0)
-            buffer.truncate()
-            row = entry.as_dict()
-            row["details"] = entry.details_json
-            writer.writerow(row)
-            yield buffer.getvalue()
-    elif fmt == "json":
-        yield "["
-        for index, entry in enumerate(entries):
-            yield ("," if index else "") + "\n" + json.dumps(entry.as_dict(), ensure_ascii=False)
-        yield "\n]\n"
-    else:
-        raise ValidationError(f"unknown export format {fmt!r}: use csv or json")
-
-
-@dataclass
-class AuditStats:
-    """Counts for public reporting, keyed by (agency code, offence, month 'YYYY-MM')."""
-
-    searches: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    leads: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    verified_leads: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    conclusions: dict[tuple[str, str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per (agency, offence, month) with every count, sorted."""
-        keys = set(self.searches) | set(self.leads) | set(self.verified_leads) | set(self.conclusions)
-        out = []
-        for key in sorted(keys):
-            agency, offence, month = key
-            outcomes = self.conclusions.get(key, Counter())
-            out.append(
-                {
-                    "agency": agency,
-                    "offence": offence,
-                    "month": month,
-                    "searches": self.searches[key],
-                    "leads": self.leads[key],
-                    "verified_leads": self.verified_leads[key],
-                    "excluded": outcomes["excluded"],
-                    "possible_lead": outcomes["possible_lead"],
-                    "inconclusive": outcomes["inconclusive"],
-                }
-            )
-        return out
-
-
-def compute_stats(session: Session, flt: AuditFilter | None = None) -> AuditStats:
-    """Searches, leads (conclusions 'possible_lead'), verified leads (verifications 'agree') and conclusion outcomes.
-
-    Only successful entries (outcome 'ok') count. The offence comes from details 'offence'.
-    """
-    flt = flt or AuditFilter()
-    stats = AuditStats()
-    wanted = (AuditAction.SEARCH, AuditAction.CONCLUSION, AuditAction.VERIFICATION)
-    query = select(AuditEntry).where(AuditEntry.action.in_(wanted), AuditEntry.outcome == Outcome.OK)
-    if flt.since is not None:
-        query = query.where(AuditEntry.at >= flt.since)
-    if flt.until is not None:
-        query = query.where(AuditEntry.at < flt.until)
-    if flt.agency_code is not None:
-        query = query.where(AuditEntry.agency_code == flt.agency_code)
-    if flt.agency_id is not None:
-        query = query.where(AuditEntry.agency_id == flt.agency_id)
-    for entry in session.execute(query.execution_options(yield_per=1000)).scalars():
-        details = entry.details
-        key = (
-            entry.agency_code or "(none)",
-            str(details.get("offence") or "(unspecified)"),
-            _iso(entry.at)[:7],
-        )
-        if entry.action == AuditAction.SEARCH:
-            stats.searches[key] += 1
-        elif entry.action == AuditAction.CONCLUSION:
-            conclusion = str(details.get("conclusion") or "")
-            stats.conclusions[key][conclusion] += 1
-            if conclusion == "possible_lead":
-                stats.leads[key] += 1
-        elif entry.action == AuditAction.VERIFICATION and details.get("result") == "agree":
-            stats.verified_leads[key] += 1
-    return stats

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from faceleads.config import Settings
 from faceleads.errors import IntegrityError, NotFound, ValidationError
-from faceleads.security.crypto import decrypt, encrypt, fsync_dir
-from faceleads.security.keystore import KeyStore, validate_key_id
+from faceleads.storage.crypto import decrypt, encrypt, fsync_dir
+from faceleads.storage.keystore import KeyStore, validate_key_id
 
 __all__ = ["BlobStore", "default_store_root"]
 

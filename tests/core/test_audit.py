@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.db import transaction
-from faceleads.governance import audit
-from faceleads.governance.audit import AuditEntry, AuditFilter, compute_hash, record, record_now, verify_chain
-from faceleads.security.actor import Actor, Role
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry, compute_hash, record, record_now, verify_chain
+from faceleads.core.uow import transaction
+from faceleads.governance import audit_log
 from tests.security.identity_helpers import T0, make_factory
 
 ALICE = Actor(username="alice", agency_id=1, roles=frozenset({Role.ANALYST}), user_id=11, agency_code="METRO")
@@ -278,13 +279,15 @@ def test_identifiers_are_fine_in_details(tmp_path: Path) -> None:
 def test_export_csv_and_json_with_filters(db: tuple[sessionmaker[Session], Path]) -> None:
     factory, _ = db
     with factory() as session:
-        rows = list(audit.query_entries(session, AuditFilter(username="alice", action="search")))
-        text = "".join(audit.export_entries(rows, "csv"))
+        rows = list(audit_log.query_entries(session, audit_log.AuditFilter(username="alice", action="search")))
+        text = "".join(audit_log.export_entries(rows, "csv"))
         parsed = list(csv.DictReader(io.StringIO(text)))
         assert [int(r["seq"]) for r in parsed] == [3, 5]  # alice = even index, search = index not divisible by 3
         assert parsed[0]["username"] == "alice" and json.loads(parsed[0]["details"])["offence"] == "robbery"
-        window = AuditFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=5), agency_code="COUNTY")
-        data = json.loads("".join(audit.export_entries(audit.query_entries(session, window), "json")))
+        window = audit_log.AuditFilter(
+            since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=5), agency_code="COUNTY"
+        )
+        data = json.loads("".join(audit_log.export_entries(audit_log.query_entries(session, window), "json")))
         assert [d["seq"] for d in data] == [4]
         assert data[0]["at"] == "2026-03-14T09:03:00.000000Z" and data[0]["details"]["candidates"] == 20
 
@@ -304,7 +307,7 @@ def test_stats_by_agency_offence_and_month(tmp_path: Path) -> None:
         record(session, BOB, "verification", "lead:1", details={"offence": "robbery", "result": "agree"}, at=march)
         record(session, BOB, "verification", "lead:2", details={"offence": "robbery", "result": "disagree"}, at=march)
     with factory() as session:
-        rows = {(r["agency"], r["offence"], r["month"]): r for r in audit.compute_stats(session).rows()}
+        rows = {(r["agency"], r["offence"], r["month"]): r for r in audit_log.compute_stats(session).rows()}
     metro = rows[("METRO", "robbery", "2026-03")]
     assert (metro["searches"], metro["leads"], metro["excluded"], metro["inconclusive"]) == (3, 2, 2, 1)
     assert rows[("METRO", "fraud", "2026-04")]["searches"] == 1

@@ -24,7 +24,7 @@ from types import TracebackType
 
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, KeyDestroyedError, NotFound, ValidationError
-from faceleads.security.crypto import KEY_BYTES, decrypt, encrypt, fsync_dir, generate_key, load_master_key
+from faceleads.storage.crypto import KEY_BYTES, decrypt, encrypt, fsync_dir, generate_key, load_master_key
 
 __all__ = ["KeyDestroyed", "KeyDestroyedError", "KeyStore", "default_keystore_path", "validate_key_id"]
 

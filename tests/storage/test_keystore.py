@@ -14,8 +14,8 @@ import pytest
 
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, KeyDestroyedError, NotFound, ValidationError
-from faceleads.security.crypto import generate_key
-from faceleads.security.keystore import KeyDestroyed, KeyStore, default_keystore_path
+from faceleads.storage.crypto import generate_key
+from faceleads.storage.keystore import KeyDestroyed, KeyStore, default_keystore_path
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_destroy_killed_after_ledger_write_completes_on_next_open(tmp_path: Path
         f"""
         import os, signal
         from pathlib import Path
-        from faceleads.security.keystore import KeyStore
+        from faceleads.storage.keystore import KeyStore
         ks = KeyStore(Path({str(path)!r}), bytes.fromhex({master.hex()!r}))
         def die(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)

@@ -12,7 +12,7 @@ import pytest
 
 from faceleads.config import Settings
 from faceleads.errors import ConfigurationError, FaceleadsError, IntegrityError, ValidationError
-from faceleads.security.crypto import (
+from faceleads.storage.crypto import (
     HEADER,
     NONCE_BYTES,
     OVERHEAD,
