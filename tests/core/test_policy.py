@@ -14,7 +14,7 @@ from sqlalchemy import select
 from faceleads.core.actor import Actor, Role
 from faceleads.core.audit import AuditEntry, verify_chain
 from faceleads.core.policy import Action, allowed, enforce, explain, require
-from faceleads.errors import PermissionDenied
+from faceleads.errors import NotFound, PermissionDenied
 from tests.security.identity_helpers import make_factory
 
 OWN, OTHER = 1, 2
@@ -91,11 +91,14 @@ def test_action_role_matrix(action: Action, role: Role) -> None:
             require(actor, action, OWN)
 
 
-def test_shareable_default_leaves_visibility_to_the_caller() -> None:
-    """shared=None means the caller already scoped the query by sharing agreements (legacy callers)."""
+def test_the_sharing_check_fails_closed() -> None:
+    """Another agency's record is readable only when the caller established that it is shared: unknown is no."""
     analyst = actor_with(Role.ANALYST)
-    assert allowed(analyst, Action.VIEW_GALLERY_IMAGE, OTHER)
+    assert not allowed(analyst, Action.VIEW_GALLERY_IMAGE, OTHER)
+    assert not allowed(analyst, Action.VIEW_GALLERY_IMAGE, OTHER, shared=None)
     assert not allowed(analyst, Action.VIEW_GALLERY_IMAGE, OTHER, shared=False)
+    assert allowed(analyst, Action.VIEW_GALLERY_IMAGE, OTHER, shared=True)
+    assert allowed(analyst, Action.VIEW_GALLERY_IMAGE, OWN)  # own records need no sharing decision
     assert not allowed(analyst, Action.ENROL, OTHER, shared=True)  # sharing never grants writes
     assert not allowed(actor_with(Role.RECORDS_OFFICER), Action.DESTRUCTION_EXECUTE, OTHER, shared=True)
 
@@ -144,3 +147,24 @@ def test_enforce_audits_a_refusal_in_its_own_transaction(tmp_path: Path) -> None
         ]
         assert "needs one of the roles" in str(entries[0].details["reason"])
         assert verify_chain(session).ok
+
+
+def test_enforce_answers_another_agencys_record_like_a_missing_one(tmp_path: Path) -> None:
+    """With ``not_found``, a refusal for agency scope is a NotFound (404) carrying the missing-record message, and
+    it is still audited; a refusal for lack of a role stays a PermissionDenied (it says nothing about the record)."""
+    factory = make_factory(tmp_path)
+    analyst = actor_with(Role.ANALYST)
+    with pytest.raises(NotFound, match=r"^no case 9$"):
+        enforce(factory, analyst, Action.VIEW_CASE, "case:9", OTHER, not_found="no case 9")
+    with pytest.raises(NotFound, match=r"^no image 4$"):
+        enforce(factory, analyst, Action.VIEW_GALLERY_IMAGE, "image:4", OTHER, shared=None, not_found="no image 4")
+    with pytest.raises(PermissionDenied):
+        enforce(factory, actor_with(Role.AUDITOR), Action.VIEW_CASE, "case:9", OTHER, not_found="no case 9")
+    with factory() as session:
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        assert [(e.action, e.object_ref, e.outcome) for e in entries] == [
+            ("view_case", "case:9", "denied"),
+            ("view_gallery_image", "image:4", "denied"),
+            ("view_case", "case:9", "denied"),
+        ]  # fmt: skip
+

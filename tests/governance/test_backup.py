@@ -22,11 +22,11 @@ from faceleads.errors import IntegrityError, KeyDestroyedError, PermissionDenied
 from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
-from faceleads.gallery.search import search
 from faceleads.governance import backup, destruction
 from faceleads.storage.blobs import BlobStore
 from faceleads.storage.crypto import decrypt_embedding
 from tests.gallery.conftest import lfw_identities, record
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:2]
@@ -44,7 +44,7 @@ def _candidates(rt: GalleryRuntime, name: str) -> list[int]:
     actor = cli_actor(rt, "MET")
     return [
         c.subject_id
-        for c in search(
+        for c in search_on_case(
             rt, actor, PEOPLE[name][2], case=SEARCH["case"], offence=SEARCH["offence"], reason=SEARCH["reason"], top=5
         ).candidates
     ]
@@ -78,7 +78,8 @@ def test_old_backup_restored_after_destruction_stays_unreadable(
         backup.backup(rt, actor, bk, keys_dest=bk / "keys.db")
 
     report = backup.backup(rt, actor, bk, keys_dest=keys)
-    assert report.blobs == 4 and report.referenced_missing == 0 and keys.is_file()
+    # Four booking photos, and the probe photo the search above kept as encrypted case evidence.
+    assert report.blobs == 4 + 1 and report.referenced_missing == 0 and keys.is_file()
     manifest = json.loads((bk / "manifest.json").read_text())
     assert set(manifest["files"]) == {"faceleads.db"} | {p for p in manifest["files"] if p.startswith("store/")}
     assert manifest["keystore_included"] is False

@@ -171,6 +171,7 @@ def open_case(
 def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
     """A case of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -203,6 +204,7 @@ def close_case(rt: GalleryRuntime, actor: Actor, case_id: int, reason: str) -> C
     """Close a case (its data stays until the retention period ends)."""
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -222,6 +224,7 @@ def open_request(
     code = clean_text(purpose, "purpose", 64)
     why = clean_text(justification, "justification", 4000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -243,6 +246,7 @@ def open_request(
 def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestInfo:
     """A request of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)
@@ -252,6 +256,7 @@ def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestIn
 def list_requests(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[RequestInfo]:
     """The requests of a case."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -268,6 +273,7 @@ def authorise_request(
     """
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)

@@ -197,6 +197,7 @@ def list_reports(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[st
     from faceleads.casework.common import get_case
 
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)

@@ -16,7 +16,6 @@ from rich.table import Table
 from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.config import get_settings
-from faceleads.core.policy import Action, enforce
 from faceleads.errors import ValidationError
 from faceleads.governance import backup as backups
 from faceleads.governance import destruction
@@ -250,10 +249,9 @@ def restore_cmd(
         settings = get_settings()
         actor = None
         if backups.sqlite_path(settings).is_file():
-            # An existing installation: only its administrator restores over it.
+            # An existing installation: the restore service checks (and audits) its administrator's permission.
             rt = runtime()
             actor = cli_actor(rt, agency)
-            enforce(rt.session_factory, actor, Action.RESTORE, f"backup:{src.name}")
             rt.close()
         with _progress(not as_json) as update:
             report = backups.restore(settings, src, actor=actor, force=force, keys_src=keys, progress=update)

@@ -8,11 +8,17 @@ Every CLI command, API route and web page goes through :func:`require`. The deci
 2. **Agency scope**: every action on a resource of another agency is denied, except
    - the read-only gallery actions in :data:`SHAREABLE_ACTIONS`, which are allowed across agencies only when the
      resource is shared with the actor's agency (``shared=True``, decided from the sharing agreements by the
-     caller — ``faceleads.gallery`` owns those), and
+     caller — ``faceleads.gallery.visibility`` owns those). The check fails closed: ``shared`` unknown (None) is
+     a refusal, and
    - the system-wide actions in :data:`SYSTEM_ACTIONS` (agency list, offence list, settings, backups, chain
      verification, aggregate statistics), which have no owning agency.
 3. **Nothing else**: there is no per-route special casing; a route that needs a new kind of decision adds an
    action here.
+
+Domain services call :func:`enforce` (which audits every refusal) inside the service function that reads or
+changes the data; ``web`` and ``cli`` never decide. A service that loads a record by id passes ``not_found`` so
+that a record of another agency is answered exactly like a missing one (404, no hint that the id exists) while
+the refusal is still audited.
 
 The administrator manages people and configuration but holds no action that reads biometric content (gallery or
 probe images, records, candidate lists); the auditor only reads the audit log and statistics.
@@ -26,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
-from faceleads.errors import PermissionDenied
+from faceleads.errors import NotFound, PermissionDenied
 
 
 class Action(StrEnum):
@@ -207,9 +213,8 @@ def allowed(actor: Actor, action: Action, resource_agency_id: int | None = None,
 
     ``resource_agency_id`` None means the resource has no owning agency or the caller scopes the query itself
     (e.g. a search runs over the visible galleries only). ``shared`` matters only for a shareable action on another
-    agency's resource: True when a sharing agreement in force covers it, False when none does. None means the caller
-    has already restricted the query to visible records (``faceleads.gallery``'s visibility filter) — kept so that
-    callers of the first policy keep working; new callers should pass True/False.
+    agency's resource: True when a sharing agreement in force covers it. False and None (unknown) both refuse: the
+    sharing check fails closed.
     """
     if action in SELF_SERVICE_ACTIONS:
         return actor.user_id is not None and (resource_agency_id is None or resource_agency_id == actor.agency_id)
@@ -218,8 +223,15 @@ def allowed(actor: Actor, action: Action, resource_agency_id: int | None = None,
     if resource_agency_id is None or resource_agency_id == actor.agency_id or action in SYSTEM_ACTIONS:
         return True
     if action in SHAREABLE_ACTIONS:
-        return shared is not False
+        return shared is True
     return False
+
+
+def holds_role_for(actor: Actor, action: Action) -> bool:
+    """Whether one of the actor's roles grants ``action`` (the role part of the decision, without agency scope)."""
+    if action in SELF_SERVICE_ACTIONS:
+        return actor.user_id is not None
+    return any(action in ROLE_ACTIONS.get(role, frozenset()) for role in actor.roles)
 
 
 def explain(
@@ -260,11 +272,15 @@ def enforce(
     shared: bool | None = None,
     case: str | None = None,
     purpose: str | None = None,
+    not_found: str | None = None,
 ) -> None:
     """:func:`require`, and when it refuses, record the refusal in the audit log in its own transaction.
 
     Call it before opening the transaction of the action itself: the denial entry is committed even though the
-    action never happens.
+    action never happens. With ``not_found`` (the caller's message for a missing record), a refusal because the
+    record belongs to another agency raises :class:`NotFound` with that message instead of
+    :class:`PermissionDenied`, so that ids of other agencies cannot be told from missing ones; a refusal for
+    lack of a role stays a PermissionDenied (it says nothing about the record).
     """
     reason = explain(actor, action, resource_agency_id, shared=shared)
     if reason is None:
@@ -279,4 +295,6 @@ def enforce(
         purpose=purpose,
         details={"reason": reason[:500], "resource_agency_id": resource_agency_id},
     )
+    if not_found is not None and holds_role_for(actor, action):
+        raise NotFound(not_found)
     raise PermissionDenied(reason)

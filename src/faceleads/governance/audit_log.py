@@ -1,7 +1,10 @@
-"""Reading the audit log: filters, CSV/JSON export and statistics for public reporting.
+"""Reading the audit log: filters, CSV/JSON export, chain verification and statistics for public reporting.
 
-The log itself (entries, chain head, appending, chain verification) is :mod:`faceleads.core.audit`; this module
-holds what auditors and supervisors do with it.
+The log itself (entries, chain head, appending, the chain walk) is :mod:`faceleads.core.audit`; this module holds
+what auditors, supervisors and administrators do with it. The service functions at the end (:func:`read_entries`,
+:func:`export`, :func:`verify`, :func:`anchor`, :func:`statistics`) authorise through the central policy and audit
+every read and every refusal — auditors' own reads of the log are in the log too. The web pages, the REST API and
+the CLI only call them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.core.audit import AuditAction, AuditEntry, Outcome, iso_utc
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.audit import AuditAction, AuditEntry, Outcome, VerifyResult, iso_utc
+from faceleads.core.policy import Action, enforce
+from faceleads.db import Agency
 from faceleads.errors import ValidationError
 
 
@@ -147,3 +154,146 @@ def compute_stats(session: Session, flt: AuditFilter | None = None) -> AuditStat
         elif entry.action == AuditAction.VERIFICATION and details.get("result") == "agree":
             stats.verified_leads[key] += 1
     return stats
+
+
+# --- services -----------------------------------------------------------------------------------------------------
+
+MAX_PAGE = 500
+EXPORT_FORMATS = ("csv", "json")
+
+
+def parse_when(text: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """``YYYY-MM-DD`` (an ``end`` day includes that whole day) or an ISO time (UTC when no zone); None passes."""
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time.min, tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{name} {text!r} is not a date (YYYY-MM-DD) or ISO time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _filter_details(flt: AuditFilter) -> dict[str, str | None]:
+    return {
+        "since": iso_utc(flt.since) if flt.since else None,
+        "until": iso_utc(flt.until) if flt.until else None,
+        "user": (flt.username or "")[:150] or None,
+        "filter_action": (flt.action or "")[:64] or None,
+    }
+
+
+def _agency_log(session_factory: sessionmaker[Session], actor: Actor, agency_code: str | None) -> tuple[int, str]:
+    """(agency id, code) of the log being read: the actor's own unless ``agency_code`` names another."""
+    code = (agency_code or actor.agency_code or "").strip().upper()
+    if not code or code == (actor.agency_code or "").upper():
+        return actor.agency_id, actor.agency_code or str(actor.agency_id)
+    with session_factory() as session:
+        agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    if agency is None:
+        raise ValidationError(f"unknown agency {code!r}")
+    return agency.id, code
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    """A page of entries, newest first, and how many match."""
+
+    total: int
+    entries: list[dict[str, Any]]
+
+
+def read_entries(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    flt: AuditFilter | None = None,
+    *,
+    outcome: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> EntriesPage:
+    """Entries of the actor's agency (newest first) matching ``flt`` and ``outcome`` (auditors).
+
+    The read itself is recorded (``audit_read``, with the filters): who looked at which part of the log is part of
+    the log.
+    """
+    ref = f"audit_log/agency:{actor.agency_code or actor.agency_id}"
+    enforce(session_factory, actor, Action.AUDIT_READ, ref, actor.agency_id)
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(f"limit must be 1 to {MAX_PAGE} and offset 0 or more")
+    base = flt or AuditFilter()
+    scoped = AuditFilter(since=base.since, until=base.until, username=base.username, action=base.action,
+                         agency_id=actor.agency_id)  # fmt: skip
+    with session_factory() as session:
+        rows = [e for e in query_entries(session, scoped) if not outcome or e.outcome == outcome]
+        rows.reverse()
+        page = EntriesPage(total=len(rows), entries=[e.as_dict() for e in rows[offset : offset + limit]])
+    audit.record_now(session_factory, actor, "audit_read", ref, Outcome.OK,
+                     details={**_filter_details(scoped), "outcome": (outcome or "")[:32] or None,
+                              "offset": offset, "returned": len(page.entries), "total": page.total})  # fmt: skip
+    return page
+
+
+def export(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    fmt: str,
+    flt: AuditFilter | None = None,
+    *,
+    agency_code: str | None = None,
+) -> tuple[str, int]:
+    """The agency's entries matching ``flt`` as CSV or JSON text, and their count (the export is audited)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(f"unknown export format {fmt!r}: use csv or json")
+    agency_id, code = _agency_log(session_factory, actor, agency_code)
+    ref = f"audit_log/agency:{code}"
+    enforce(session_factory, actor, Action.AUDIT_EXPORT, ref, agency_id)
+    base = flt or AuditFilter()
+    scoped = AuditFilter(since=base.since, until=base.until, username=base.username, action=base.action,
+                         agency_id=agency_id)  # fmt: skip
+    with session_factory() as session:
+        entries = list(query_entries(session, scoped))
+        body = "".join(export_entries(entries, fmt))
+    audit.record_now(session_factory, actor, AuditAction.AUDIT_EXPORT, ref, Outcome.OK,
+                     details={"format": fmt, "entries": len(entries), **_filter_details(scoped)})  # fmt: skip
+    return body, len(entries)
+
+
+def verify(
+    session_factory: sessionmaker[Session], actor: Actor, *, anchors: Iterable[tuple[int, str]] = ()
+) -> VerifyResult:
+    """Walk the whole hash chain (auditors, administrators); the verification and its verdict are audited."""
+    enforce(session_factory, actor, Action.AUDIT_VERIFY, "audit_log")
+    with session_factory() as session:
+        result = audit.verify_chain(session, anchors=list(anchors))
+    audit.record_now(session_factory, actor, AuditAction.AUDIT_VERIFY, "audit_log",
+                     Outcome.OK if result.ok else Outcome.FAILED,
+                     details={"entries": result.entries, "first_bad_seq": result.first_bad_seq})  # fmt: skip
+    return result
+
+
+def anchor(session_factory: sessionmaker[Session], actor: Actor) -> tuple[int, str]:
+    """The chain head (sequence number, hash) to record outside the system; the read is audited."""
+    enforce(session_factory, actor, Action.AUDIT_VERIFY, "audit_log")
+    with session_factory() as session:
+        seq, digest = audit.head(session)
+    audit.record_now(session_factory, actor, "audit_anchor", "audit_log", Outcome.OK, details={"head_seq": seq})
+    return seq, digest
+
+
+def statistics(
+    session_factory: sessionmaker[Session], actor: Actor, flt: AuditFilter | None = None
+) -> list[dict[str, Any]]:
+    """Searches, leads, verified leads and conclusion outcomes by agency, offence and month (public reporting);
+    the read is audited."""
+    enforce(session_factory, actor, Action.VIEW_STATISTICS, "audit_log/statistics")
+    base = flt or AuditFilter()
+    scoped = AuditFilter(since=base.since, until=base.until)
+    with session_factory() as session:
+        rows = compute_stats(session, scoped).rows()
+    audit.record_now(session_factory, actor, "view_statistics", "audit_log/statistics", Outcome.OK,
+                     details={**_filter_details(scoped), "rows": len(rows)})  # fmt: skip
+    return rows
+

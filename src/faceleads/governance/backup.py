@@ -40,7 +40,7 @@ from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
 from faceleads.core.uow import transaction
-from faceleads.db import utcnow
+from faceleads.db import make_engine, make_session_factory, utcnow
 from faceleads.errors import ConfigurationError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
@@ -392,10 +392,13 @@ def restore(
     Verifies the manifest, refuses a data directory in use unless ``force``, restores the keystore escrow copy
     ``keys_src`` if given (the destruction ledger is re-applied either way), copies the database and the blobs, then
     :func:`reconcile`\\ s: every subject whose key is destroyed is destroyed in the restored records too. ``actor``:
-    who restores (checked against the policy by the caller before the database is replaced); None = the system.
+    who restores; over an existing installation they must hold the restore permission there (checked, and a
+    refusal audited, in that installation's database before anything is replaced). None = the system operator.
     """
     src = Path(src)
     db = sqlite_path(settings)
+    if actor is not None and db.is_file():
+        _authorise_restore(settings, actor, src)
     manifest = verify_backup(src, progress)
     in_use = data_dir_contents(settings)
     if in_use and not force:
@@ -463,6 +466,15 @@ def restore(
     finally:
         rt.close()
     return report
+
+
+def _authorise_restore(settings: Settings, actor: Actor, src: Path) -> None:
+    """The central policy's decision on restoring over the installation at ``settings`` (refusals audited there)."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        enforce(make_session_factory(engine), actor, Action.RESTORE, f"backup:{src.name}")
+    finally:
+        engine.dispose()
 
 
 def reconcile(rt: GalleryRuntime, actor: Actor | None, report: RestoreReport | None = None) -> RestoreReport:

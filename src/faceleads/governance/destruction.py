@@ -221,12 +221,15 @@ def request_destruction(
     """
     requester = _text(requester, "requester", 200)
     grounds = _text(grounds, "grounds", 4000, MIN_REASON_CHARS)
+    # The role first, then the record's agency: another agency's subject is answered like a missing one.
+    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}")
     with rt.session_factory() as session:
         subject = session.get(Subject, subject_id)
         if subject is None:
             raise NotFound(f"no subject {subject_id}")
         agency_id = subject.agency_id
-    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", agency_id)
+    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", agency_id,
+            not_found=f"no subject {subject_id}")
     with transaction(rt.session_factory) as session:
         subject = session.get(Subject, subject_id)
         assert subject is not None
@@ -269,9 +272,12 @@ def _load(session: Session, request_id: int) -> DestructionRequest:
 
 
 def _authorise(rt: GalleryRuntime, actor: Actor, action: Action, request_id: int) -> None:
+    """The role first, then the request's agency (another agency's request is answered like a missing one)."""
+    ref = f"destruction_request:{request_id}"
+    enforce(rt.session_factory, actor, action, ref)
     with rt.session_factory() as session:
         agency_id = _load(session, request_id).agency_id
-    enforce(rt.session_factory, actor, action, f"destruction_request:{request_id}", agency_id)
+    enforce(rt.session_factory, actor, action, ref, agency_id, not_found=f"no destruction request {request_id}")
 
 
 def record_checklist(

@@ -28,9 +28,10 @@ from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
-from faceleads.errors import AuthenticationError
+from faceleads.errors import AuthenticationError, TooManyRequests
 from faceleads.security import passwords, totp
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
+from faceleads.security.throttle import SignInLimiter
 
 Clock = Callable[[], datetime]
 
@@ -132,14 +133,28 @@ def authenticate(
     master_key: bytes | None = None,
     clock: Clock = utcnow,
     client: str = "cli",
+    limiter: SignInLimiter | None = None,
+    address: str | None = None,
 ) -> SignIn:
     """Sign a user in and return a new session token; raise :class:`AuthenticationError` otherwise.
 
     Failures are committed (counter, lockout, audit entry) before the error is raised. The message does not say
-    whether the username exists or which factor was wrong; the audit entry does.
+    whether the username exists or which factor was wrong; the audit entry does. With a ``limiter`` (the web app's),
+    an attempt from ``address`` beyond its rate is refused with :class:`TooManyRequests` before any check, and the
+    refusal is audited too.
     """
     settings = settings or get_settings()
     now = as_utc(clock())
+    if limiter is not None:
+        try:
+            limiter.check(address or client, username if isinstance(username, str) else "")
+        except TooManyRequests:
+            audit.record_now(
+                session_factory, None, audit.AuditAction.LOGIN, "user:(throttled)", audit.Outcome.DENIED,
+                details={"attempted_username": str(username)[:150], "reason": "rate limited", "client": client[:100]},
+                at=now,
+            )  # fmt: skip
+            raise
     failure: str | None = None
     result: SignIn | None = None
     with transaction(session_factory) as session:

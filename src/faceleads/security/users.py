@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
 from faceleads.core.policy import Action, enforce
@@ -27,6 +28,7 @@ from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.security import passwords, totp
 from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
+from faceleads.storage.crypto import load_master_key
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
 _AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -425,8 +427,16 @@ class TotpEnrolment:
     qr_png: bytes
 
 
-def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, master_key: bytes) -> TotpEnrolment:
+def begin_totp_enrolment(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    master_key: bytes | None = None,
+    *,
+    settings: Settings | None = None,
+) -> TotpEnrolment:
     """Store a new (not yet active) TOTP secret for the actor and return it with its QR code.
+
+    ``master_key`` seals the secret; by default the installation's (``settings``).
 
     Refused when TOTP is already enabled (an administrator resets it first), so that a stolen session cannot
     silently replace the second factor.
@@ -437,7 +447,8 @@ def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, m
         user = _user(session, actor.username)
         if user.totp_enabled:
             raise ValidationError("TOTP is already enabled; an administrator must reset it before re-enrolling")
-        user.totp_secret_enc = totp.seal_secret(master_key, user.id, secret)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        user.totp_secret_enc = totp.seal_secret(key, user.id, secret)
         user.totp_last_step = None
         audit.record(session, actor, "totp_enrol_begin", f"user:{user.id}")
     uri = totp.provisioning_uri(secret, actor.username, actor.agency_code or str(actor.agency_id))
@@ -448,9 +459,10 @@ def confirm_totp_enrolment(
     session_factory: sessionmaker[Session],
     actor: Actor,
     code: str,
-    master_key: bytes,
+    master_key: bytes | None = None,
     *,
     clock: Clock = utcnow,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Enable TOTP once the user proves their app shows the right code; returns the recovery codes (shown once)."""
     enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
@@ -461,7 +473,8 @@ def confirm_totp_enrolment(
             raise ValidationError("TOTP is already enabled")
         if user.totp_secret_enc is None:
             raise ValidationError("no TOTP enrolment in progress: run 'faceleads account totp-enrol' first")
-        secret = totp.open_secret(master_key, user.id, user.totp_secret_enc)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        secret = totp.open_secret(key, user.id, user.totp_secret_enc)
         step = totp.match_step(secret, code, now)
         if step is None:
             raise ValidationError("the code does not match: check the authenticator app's clock and try again")

@@ -23,10 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from faceleads import __version__
 from faceleads.config import Settings, get_settings
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.jobs import JobRunner
-from faceleads.web.media import ProbeWorkspace
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, SignInLimiter
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 log = logging.getLogger("faceleads.web")
 
@@ -106,7 +106,6 @@ def create_app(
     app.state.settings = settings
     app.state.inference_limiter = anyio.CapacityLimiter(settings.web_inference_threads)
     app.state.sign_in_limiter = SignInLimiter()
-    app.state.probes = ProbeWorkspace()
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)

@@ -21,7 +21,7 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Cases", "/cases", Action.VIEW_CASE),
     ("Verification", "/verification", Action.VERIFY),
     ("Decisions", "/decisions", Action.AUTHORISE_EXCEPTION),
-    ("Quick search", "/probes", Action.SEARCH),
+    ("Quick search", "/search", Action.SEARCH),
     ("Gallery", "/gallery", Action.VIEW_GALLERY_RECORD),
     ("Enrolment", "/enrol", Action.ENROL),
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
