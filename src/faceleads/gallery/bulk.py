@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from faceleads.config import Settings
@@ -49,7 +49,7 @@ from faceleads.gallery.enrolment import (
     parse_sex,
     write_photo,
 )
-from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, Image, RowStatus
+from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, RowStatus
 from faceleads.gallery.runtime import GalleryRuntime
 
 REQUIRED_COLUMNS = ("agency", "subject", "booking", "date", "authority", "photo")
@@ -325,13 +325,23 @@ def _record_row(session: Any, batch_id: int, row: PreparedRow, status: str, reas
 
 
 def referenced_addresses(session: Session) -> set[str]:
-    """Every store address a record points at: gallery photos, case evidence and video frames used as probes."""
-    from faceleads.casework.models import Evidence, Probe  # casework builds on the gallery, not the reverse
+    """Every blob-store address any record points at: gallery photos, case evidence, video frames used as probes.
 
-    columns = (Image.store_address, Evidence.store_address, Probe.frame_address)
+    By convention every column holding a blob-store address is named ``*_address`` (the backup relies on the same
+    convention). The columns are found in the live schema rather than imported from the domains that own them, so
+    the gallery does not depend on casework, and a table added later is covered without a change here; counting a
+    column that holds something else only keeps more blobs.
+    """
+    inspector = inspect(session.get_bind())
     referenced: set[str] = set()
-    for column in columns:
-        referenced.update(a for a in session.execute(select(column).where(column.is_not(None))).scalars() if a)
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            name = str(column["name"])
+            if not name.endswith("address"):
+                continue
+            query = text(f'SELECT "{name}" FROM "{table}" WHERE "{name}" IS NOT NULL')  # names from the schema
+            values: list[object] = list(session.execute(query).scalars())
+            referenced.update(str(a) for a in values if a)
     return referenced
 
 
