@@ -85,6 +85,7 @@ def open_case_of(rt: GalleryRuntime, actor: Actor, occurrence_number: object, pu
     has no such case.
     """
     occurrence = occurrence_number.strip() if isinstance(occurrence_number, str) else ""
+    purpose = purpose.strip()[:100] or None if isinstance(purpose, str) else None  # as recorded in the audit entry
     enforce(rt.session_factory, actor, Action.SEARCH, f"case:{occurrence[:100] or '-'}", actor.agency_id,
             case=occurrence[:100] or None, purpose=purpose)
     who = actor.agency_code or f"agency {actor.agency_id}"
