@@ -196,9 +196,7 @@ class LiveAlert(Base):
     """A track whose score reached the threshold: at most one per track. The officers review it."""
 
     __tablename__ = "live_alerts"
-    __table_args__ = (
-        UniqueConstraint("camera_id", "track_number", name="uq_live_alerts_camera_track"),
-    )
+    __table_args__ = (UniqueConstraint("camera_id", "track_number", name="uq_live_alerts_camera_track"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("live_deployments.id"), index=True)
