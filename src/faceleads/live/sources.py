@@ -193,6 +193,7 @@ class FrameReader(threading.Thread):
         self.fps = capture_fps(self._cap)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        self.frame_count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if spec.kind == "file" else 0
 
     def stop(self) -> None:
         self._stop_event.set()
