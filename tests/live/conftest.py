@@ -86,12 +86,11 @@ def impostor_scores(engine: Any, photos: list[Path]) -> np.ndarray:
 def build_video(
     env: LiveEnv, engine: Any, path: Path, identities: list[str], *, width: int = 640, height: int = 360,
     fps: float = 10.0, dwell_s: float = 2.5, concurrent: int = 3, face_px: float = 90.0,
-) -> None:  # fmt: skip
+) -> scenes.Scene:  # fmt: skip
     patches = [scenes.patch_from_photo(engine, who, env.photos[who][-1]) for who in identities]
     appearances, duration = scenes.schedule(patches, width=width, height=height, dwell_s=dwell_s,
                                             concurrent=concurrent, face_px=face_px)  # fmt: skip
-    scene = scenes.write_scene(path, appearances, duration, width=width, height=height, fps=fps)
-    env.video, env.truth = scene.video, scene.truth
+    return scenes.write_scene(path, appearances, duration, width=width, height=height, fps=fps)
 
 
 def build_live_env(tmp: Path, engine: Any) -> Iterator[LiveEnv]:
@@ -141,7 +140,8 @@ def build_live_env(tmp: Path, engine: Any) -> Iterator[LiveEnv]:
     for number in env.listed.values():
         watchlists.add_entry(rt, env.actors["analyst"], wl.id, number, f"WARRANT-{number}",
                              utcnow() + timedelta(days=7))  # fmt: skip
-    build_video(env, engine, tmp / "street.mp4", [*listed, *env.unlisted])
+    scene = build_video(env, engine, tmp / "street.mp4", [*listed, *env.unlisted])
+    env.video, env.truth = scene.video, scene.truth
     yield env
     rt.close()
 

@@ -141,8 +141,8 @@ def schedule(
 ) -> tuple[list[Appearance], float]:
     """Walk every patch across the frame once, ``concurrent`` people in view at a time, each for ``dwell_s``.
 
-    People in view together walk in separate horizontal lanes so that their faces do not overlap. Returns the
-    appearances and the video's duration.
+    People in view together walk in separate horizontal lanes so that their faces do not overlap; the people of a
+    lane follow each other in the same direction. Returns the appearances and the video's duration.
     """
     if concurrent < 1 or dwell_s <= 0:
         raise ValidationError("a scene needs at least one person in view and a positive dwell time")
@@ -157,7 +157,9 @@ def schedule(
         y = lane_h * (lane + 0.5)
         size = face_px * float(rng.uniform(0.9, 1.15))
         margin = size * 0.9
-        left_to_right = bool(i % 2 == 0)
+        # One walking direction per lane: the next person of a lane enters on the side opposite to where the
+        # previous one left, as people do (and a tracker is not handed one face for another at the frame edge).
+        left_to_right = lane % 2 == 0
         x_a, x_b = margin, width - margin
         if not left_to_right:
             x_a, x_b = x_b, x_a

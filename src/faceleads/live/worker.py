@@ -55,7 +55,9 @@ def _run(rt: GalleryRuntime, camera_id: int, realtime: bool) -> str:
         watchlist = control.load_watchlist(rt, deployment_id)
         watchlist.drop(control.check_entries(rt, deployment_id))
         spec = parse_source(source)
-        queue = DropQueue(rt.settings.live_queue_frames, drop_oldest=True)
+        # A camera (or a file played as one) never waits for the recogniser: old frames are dropped. A file run
+        # as fast as possible (realtime=False: evaluation, tests) is processed frame by frame instead.
+        queue = DropQueue(rt.settings.live_queue_frames, drop_oldest=realtime or spec.is_live)
         reader = FrameReader(spec, queue, realtime=realtime)
     except FaceleadsError as exc:
         control.mark_failed(rt, camera_id, str(exc))
