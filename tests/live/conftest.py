@@ -146,6 +146,6 @@ def build_live_env(tmp: Path, engine: Any) -> Iterator[LiveEnv]:
     rt.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_env(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[LiveEnv]:
     yield from build_live_env(tmp_path_factory.mktemp("live"), engine)
