@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads.casework.common import as_utc
 from faceleads.errors import NotFound, PermissionDenied
 from faceleads.governance import audit
 from faceleads.live.models import (
@@ -21,11 +22,6 @@ from faceleads.security.actor import Actor
 from faceleads.security.policy import Action, enforce
 
 ACTIVE = (DeploymentStatus.AUTHORISED.value, DeploymentStatus.RUNNING.value)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes (stored as UTC); make every time aware."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def effective_status(dep: Deployment, now: datetime) -> DeploymentStatus:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from faceleads.casework.common import clean_text
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Subject, SubjectStatus
@@ -31,16 +32,7 @@ MAX_ENTRIES = 10_000
 
 
 def _text(value: object, name: str, limit: int, *, required: bool = True) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be text")
-    text = value.strip()
-    if required and not text:
-        raise ValidationError(f"{name} is required")
-    if len(text) > limit:
-        raise ValidationError(f"{name} is limited to {limit} characters, got {len(text)}")
-    return text
+    return clean_text(value, name, limit, required=required)
 
 
 @dataclass(frozen=True)
