@@ -260,3 +260,23 @@ def test_alerts_are_visible_through_a_second_runtime(live_env: LiveEnv) -> None:
         assert seen >= 0
     finally:
         other.close()
+
+
+def test_cameras_of_a_running_deployment_restart_only_when_silent(live_env: LiveEnv) -> None:
+    env = live_env
+    info = authorised(env)
+    deployments.start_deployment(env.rt, env.actors["analyst"], info.id)
+    with transaction(env.rt.session_factory) as session:
+        cam = session.scalars(select(DeploymentCamera).where(DeploymentCamera.deployment_id == info.id)).one()
+        cam.status, cam.heartbeat_at = "running", utcnow()
+    with pytest.raises(ValidationError, match="still running"):
+        deployments.resume_cameras(env.rt, env.actors["analyst"], info.id)
+    with transaction(env.rt.session_factory) as session:
+        cam = session.scalars(select(DeploymentCamera).where(DeploymentCamera.deployment_id == info.id)).one()
+        cam.heartbeat_at = utcnow() - timedelta(minutes=1)  # its worker died with the server
+    assert deployments.resume_cameras(env.rt, env.actors["analyst"], info.id).status == "running"
+    with pytest.raises(Exception, match="live operate"):
+        deployments.resume_cameras(env.rt, env.actors["officer"], info.id)
+    deployments.stop_deployment(env.rt, env.actors["analyst"], info.id)
+    with pytest.raises(ValidationError, match="only a running deployment"):
+        deployments.resume_cameras(env.rt, env.actors["analyst"], info.id)

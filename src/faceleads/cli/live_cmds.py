@@ -260,15 +260,20 @@ def run_cmd(
     deployment_id: Annotated[int, typer.Argument(help="An authorised deployment.")],
     agency: AgencyOpt = None,
 ) -> None:
-    """Start an authorised deployment and run its cameras here until it ends (its end time, `live stop`, Ctrl-C,
-    or the sources end). Files are played at their own frame rate, as cameras."""
+    """Start an authorised deployment (or restart the cameras of a running one whose workers died) and run its
+    cameras here until it ends (its end time, `live stop`, Ctrl-C, or the sources end). Files are played at their
+    own frame rate, as cameras."""
     from faceleads.live import deployments as d
     from faceleads.live.runner import DeploymentRunner
 
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
-        info = d.start_deployment(rt, actor, deployment_id)
+        current = d.get_deployment(rt, actor, deployment_id)
+        if current.status == "running":  # its workers died (a restart): start its cameras again
+            info = d.resume_cameras(rt, actor, deployment_id)
+        else:
+            info = d.start_deployment(rt, actor, deployment_id)
         runner = DeploymentRunner(rt.settings)
         runner.start(rt, deployment_id)
         err_console.print(f"deployment {deployment_id} running until {info.end_at.isoformat()} "

@@ -57,6 +57,7 @@ from faceleads.security.policy import Action, enforce, roles_for
 
 MAX_CAMERAS = 16
 START_GRACE = timedelta(minutes=5)  # a deployment may be started this long before its authorised start
+RESUME_QUIET = timedelta(seconds=10)  # a camera silent this long has no worker (heartbeats come every second)
 
 
 @dataclass(frozen=True)
@@ -494,6 +495,28 @@ def start_deployment(rt: GalleryRuntime, actor: Actor, deployment_id: int) -> De
                               "subject_ids": subject_ids if len(subject_ids) <= 450 else subject_ids[:440] + ",...",
                               "model_version": model[:200], "end_at": as_utc(dep.end_at).isoformat()})  # fmt: skip
         session.flush()
+        return build_info(session, dep, now)
+
+
+def resume_cameras(rt: GalleryRuntime, actor: Actor, deployment_id: int) -> DeploymentInfo:
+    """Allow a running deployment's cameras to be started again (after a server restart killed its workers).
+
+    Refused while any camera reported within the last ``RESUME_QUIET`` (a worker, here or on another server,
+    still runs it: two workers on one camera would double its counts and alerts).
+    """
+    ref = f"live_deployment:{deployment_id}"
+    enforce(rt.session_factory, actor, Action.LIVE_OPERATE, ref, actor.agency_id)
+    now = utcnow()
+    with transaction(rt.session_factory) as session:
+        dep = _load_own(session, actor, deployment_id)
+        close_if_due(session, dep, now)
+        if dep.status != DeploymentStatus.RUNNING.value:
+            raise ValidationError(f"deployment {dep.id} is {dep.status}; only a running deployment's cameras restart")
+        for cam in _cameras(session, dep.id):
+            if cam.status == "running" and cam.heartbeat_at and now - as_utc(cam.heartbeat_at) < RESUME_QUIET:
+                raise ValidationError(f"camera {cam.name!r} is still running (it reported "
+                                      f"{(now - as_utc(cam.heartbeat_at)).total_seconds():.0f} s ago)")  # fmt: skip
+        audit.record(session, actor, "live_cameras_restart", ref, audit.Outcome.OK)
         return build_info(session, dep, now)
 
 

@@ -41,8 +41,13 @@ def live_runner(request: Request) -> DeploymentRunner:
 
 
 def start_cameras(request: Request, rt: GalleryRuntime, actor: Actor, deployment_id: int) -> dict[str, Any]:
-    """Start a deployment (freezing its list) and its camera processes on this server."""
-    info = deployments.start_deployment(rt, actor, deployment_id)
+    """Start a deployment (freezing its list) and its camera processes on this server; for a deployment already
+    running whose workers died (server restart), start its cameras again."""
+    current = deployments.get_deployment(rt, actor, deployment_id)
+    if current.status == "running":
+        info = deployments.resume_cameras(rt, actor, deployment_id)
+    else:
+        info = deployments.start_deployment(rt, actor, deployment_id)
     started = live_runner(request).start(rt, deployment_id)
     data = info.to_json()
     data["camera_processes"] = started
