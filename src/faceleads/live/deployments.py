@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads.casework.common import same_person
 from faceleads.db import Agency, transaction, utcnow
 from faceleads.errors import NotFound, ValidationError
 from faceleads.evaluation.stored import ExpectedRate, expected_rate, latest_calibration
@@ -360,8 +361,6 @@ def authorise_deployment(rt: GalleryRuntime, actor: Actor, deployment_id: int, n
     now = utcnow()
     with factory() as session:
         dep = _load_own(session, actor, deployment_id)
-        from faceleads.casework.common import same_person
-
         if same_person(actor, dep.created_by, dep.created_by_user_id):
             raise deny(factory, actor, Action.LIVE_AUTHORISE, ref,
                        "a deployment cannot be authorised by the user who prepared it")  # fmt: skip
