@@ -44,20 +44,22 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.live
     import faceleads.web.api.search
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router]  # fmt: skip
+            api.destruction.router, api.live.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
     """The web pages' routers."""
     import faceleads.web.case_pages
+    import faceleads.web.live_pages
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router]
 
 
 def create_app(
@@ -86,6 +88,8 @@ def create_app(
             yield
         finally:
             app.state.jobs.close()
+            if getattr(app.state, "live_runner", None) is not None:
+                app.state.live_runner.close()  # camera processes of live deployments started here
             if runtime is None:
                 rt.close()
 
