@@ -12,11 +12,11 @@ import pytest
 from faceleads import identifiers
 from faceleads.casework import admin, cases
 from faceleads.config import Settings
+from faceleads.core.actor import Actor, Role
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.enrolment import RecordInput
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security import users
-from faceleads.security.actor import Actor, Role
 from tests.security.identity_helpers import PASSWORD, add_agency
 
 LOOK_ALIKES = [

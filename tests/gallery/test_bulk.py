@@ -20,9 +20,9 @@ from faceleads.errors import ValidationError
 from faceleads.gallery.bulk import enrol_manifest, write_error_report
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.search import search
 from tests.conftest import FACES_DIR
 from tests.gallery.conftest import lfw_identities, write_manifest
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 AUTH = "Custody Records Act s.12"
@@ -108,7 +108,7 @@ def test_error_report_names_every_problem_and_never_stops(rt, tmp_path) -> None:
         assert images["S5"].template is not None
         assert images["S1"].flags == [] and images["S1"].template is not None
     # The enrolled multi-face photo is searchable through its most prominent face.
-    found = search(rt, actor, MULTI_FACE, case="C", offence="O", reason="R", top=2)
+    found = search_on_case(rt, actor, MULTI_FACE, case="C", offence="O", reason="R", top=2)
     assert found.candidates[0].subject_number == "S5"
 
 
@@ -227,7 +227,7 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
     assert not list(rt.store.root.rglob(".tmp-*"))
     rt.verify_index() if rt.index_built else rt.sync_index()
     rt.verify_index()
-    hit = search(
+    hit = search_on_case(
         rt,
         actor,
         PEOPLE[names[3]][2] if len(PEOPLE[names[3]]) > 2 else PEOPLE[names[3]][1],

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from faceleads.cli.context import cli_actor
 from faceleads.gallery.bulk import analyse_many, enrol_manifest
 from faceleads.gallery.models import Image
-from faceleads.gallery.search import rank_subjects, search
+from faceleads.gallery.search import rank_subjects
 from tests.conftest import LFW_DIR
 from tests.gallery.conftest import lfw_gender, lfw_identities, write_manifest
+from tests.lawful import search_on_case
 
 
 @pytest.mark.slow
@@ -73,7 +74,7 @@ def test_lfw_dev_rank1(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     # The full search path (recorded, consolidated) agrees with the ranking core on a few probes.
     for _name, path in probes[:5]:
-        result = search(rt, actor, path, case="LFW", offence="TEST", reason="accuracy check", top=5)
+        result = search_on_case(rt, actor, path, case="LFW", offence="TEST", reason="accuracy check", top=5)
         assert result.gallery_size == 3095 - no_face
         assert len({c.subject_id for c in result.candidates}) == 5
         assert np.isfinite([c.score for c in result.candidates]).all()

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from faceleads.cli.context import cli_actor
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject
 from faceleads.gallery.nist import enrol_nist
-from faceleads.gallery.search import search
 from tests.gallery.conftest import lfw_identities
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 
@@ -97,7 +97,7 @@ def test_nist_transaction_enrols_record_and_faces(rt, tmp_path) -> None:  # type
         assert all(i.capture_date == date(2020, 4, 17) for i in images)
         assert {i.sha256 for i in images} == {__import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in gul[:2]}
         assert session.scalars(select(FaceTemplate).where(FaceTemplate.subject_id == subject.id)).all()
-    result = search(rt, actor, gul[2], case="C-1", offence="BUR", reason="suspect photo", top=2)
+    result = search_on_case(rt, actor, gul[2], case="C-1", offence="BUR", reason="suspect photo", top=2)
     assert result.candidates[0].subject_number == "SID-1"
     # Re-running the same files is a no-op.
     again = enrol_nist(rt, actor, [one, two, junk], authority="Booking Act s.3", workers=0)

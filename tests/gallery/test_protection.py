@@ -15,8 +15,8 @@ from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.reindex import reindex
 from faceleads.gallery.runtime import GalleryRuntime, image_context
-from faceleads.gallery.search import search
 from tests.gallery.conftest import lfw_identities, record
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 SEARCH = {"case": "OCC-7", "offence": "ASS", "reason": "assault, doorbell camera"}
@@ -58,7 +58,7 @@ def test_swapped_embedding_ciphertext_is_never_searchable(rt, settings, engine) 
     fresh = GalleryRuntime(settings, face_engine=engine)
     report = fresh.sync_index()
     assert report is not None and report.skipped == 2 and report.total == 1
-    result = search(fresh, actor, PEOPLE[NAMES[0]][1], **SEARCH)
+    result = search_on_case(fresh, actor, PEOPLE[NAMES[0]][1], **SEARCH)
     assert {c.subject_number for c in result.candidates} == {NAMES[2]}
     fresh.verify_index()  # the gaps are explained by failed decryption
 
@@ -67,17 +67,17 @@ def test_key_destruction_shreds_blobs_and_removes_from_search(rt, settings, engi
     actor, rows = _setup(rt)
     target_img, target_key = rows[0]
     probe = PEOPLE[NAMES[0]][1]
-    assert search(rt, actor, probe, **SEARCH).candidates[0].subject_number == NAMES[0]  # index built and hit
+    assert search_on_case(rt, actor, probe, **SEARCH).candidates[0].subject_number == NAMES[0]  # index built and hit
     rt.keystore.destroy(target_key)
     with pytest.raises(KeyDestroyedError):
         rt.store.get(target_key, target_img.store_address, image_context(target_img.sha256))
     # The running runtime (index built before the destruction) no longer returns the subject ...
-    after = search(rt, actor, probe, **SEARCH)
+    after = search_on_case(rt, actor, probe, **SEARCH)
     assert NAMES[0] not in {c.subject_number for c in after.candidates}
     assert len(after.candidates) == 2
     # ... and a fresh one never indexes it.
     fresh = GalleryRuntime(settings, face_engine=engine)
-    assert NAMES[0] not in {c.subject_number for c in search(fresh, actor, probe, **SEARCH).candidates}
+    assert NAMES[0] not in {c.subject_number for c in search_on_case(fresh, actor, probe, **SEARCH).candidates}
     assert fresh.sync_index(force=True).total == 2  # type: ignore[union-attr]
 
 
@@ -104,13 +104,14 @@ def test_reindex_reembeds_templates_of_another_model(rt) -> None:  # type: ignor
     with rt.session_factory.begin() as session:
         session.execute(update(FaceTemplate).where(FaceTemplate.id <= 2).values(model_version="w600k_mbf@old000000000"))
     rt.sync_index(force=True)
-    assert NAMES[0] not in {c.subject_number for c in search(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates}
+    found = search_on_case(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH)
+    assert NAMES[0] not in {c.subject_number for c in found.candidates}
     report = reindex(rt, actor)
     assert (report.candidates, report.reembedded, report.failed) == (2, 2, 0)
     with rt.session_factory() as session:
         versions = set(session.scalars(select(FaceTemplate.model_version)))
     assert versions == {rt.model_version}
-    assert search(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates[0].subject_number == NAMES[0]
+    assert search_on_case(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates[0].subject_number == NAMES[0]
     rt.verify_index()
     assert reindex(rt, actor).candidates == 0
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from typer.testing import CliRunner
 
 from faceleads.cli.main import app
-from faceleads.governance.audit import AuditEntry, compute_hash
+from faceleads.core.audit import AuditEntry, compute_hash
 from tests.security.test_security_cli import PW
 
 
@@ -164,3 +164,29 @@ def test_a_forged_anchor_is_ignored(auditor: CliRunner, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["audit", "verify", "--anchor-file", str(forged), "--json"])
     assert result.exit_code == 0, result.output
     assert "ignored an anchor: anchor altered" in json.loads(result.stdout)["notes"][0]
+
+
+# --- the governance services: authorised, audited, one path for CLI and API -----------------------------------
+
+
+def test_verify_and_anchor_are_authorised_and_audited(auditor: CliRunner, tmp_path: Path) -> None:
+    """``audit verify`` and ``audit anchor`` go through ``governance.audit_log``: a role without the audit actions
+    is refused before anything is read or written (and the refusal is in the log); an anchor is recorded."""
+    anchors = tmp_path / "data" / "keys" / "audit-anchors.jsonl"
+    written = anchors.read_text(encoding="utf-8").count("\n") if anchors.exists() else 0
+    short = run(auditor, "audit", "anchor", "--short").strip()
+    assert _actions(tmp_path)[-1] == "audit_anchor"
+    assert anchors.read_text(encoding="utf-8").count("\n") == written + 1
+    run(auditor, "logout")
+    run(auditor, "login", "-u", "chief", input=f"{PW}\n\n")
+    run(auditor, "admin", "user-create", "clerk1", "--role", "records_officer", input=f"{PW}\n{PW}\n")
+    run(auditor, "logout")
+    run(auditor, "login", "-u", "clerk1", input=f"{PW}\n\n")
+    run(auditor, "audit", "verify", "--anchor", short, code=2)
+    run(auditor, "audit", "anchor", code=2)
+    with sqlite3.connect(tmp_path / "data" / "faceleads.db") as conn:
+        refused = conn.execute(
+            "SELECT action, outcome FROM audit_log WHERE username = 'clerk1' AND outcome = 'denied'"
+        ).fetchall()
+    assert ("audit_verify", "denied") in refused and len(refused) == 2
+    assert anchors.read_text(encoding="utf-8").count("\n") == written + 1  # no anchor for a refused request

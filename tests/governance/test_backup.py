@@ -16,16 +16,17 @@ from typer.testing import CliRunner
 from faceleads.cli import context
 from faceleads.cli.context import cli_actor
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Role
 from faceleads.errors import IntegrityError, KeyDestroyedError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
-from faceleads.gallery.search import search
-from faceleads.gallery.store import BlobStore
-from faceleads.governance import audit, backup, destruction
-from faceleads.security.actor import Role
-from faceleads.security.crypto import decrypt_embedding
+from faceleads.governance import backup, destruction
+from faceleads.storage.blobs import BlobStore
+from faceleads.storage.crypto import decrypt_embedding
 from tests.gallery.conftest import lfw_identities, record
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:2]
@@ -43,7 +44,7 @@ def _candidates(rt: GalleryRuntime, name: str) -> list[int]:
     actor = cli_actor(rt, "MET")
     return [
         c.subject_id
-        for c in search(
+        for c in search_on_case(
             rt, actor, PEOPLE[name][2], case=SEARCH["case"], offence=SEARCH["offence"], reason=SEARCH["reason"], top=5
         ).candidates
     ]
@@ -77,7 +78,8 @@ def test_old_backup_restored_after_destruction_stays_unreadable(
         backup.backup(rt, actor, bk, keys_dest=bk / "keys.db")
 
     report = backup.backup(rt, actor, bk, keys_dest=keys)
-    assert report.blobs == 4 and report.referenced_missing == 0 and keys.is_file()
+    # Four booking photos, and the probe photo the search above kept as encrypted case evidence.
+    assert report.blobs == 4 + 1 and report.referenced_missing == 0 and keys.is_file()
     manifest = json.loads((bk / "manifest.json").read_text())
     assert set(manifest["files"]) == {"faceleads.db"} | {p for p in manifest["files"] if p.startswith("store/")}
     assert manifest["keystore_included"] is False
@@ -278,7 +280,7 @@ from pathlib import Path
 from faceleads.config import Settings
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import backup
-from faceleads.security.actor import Actor, Role
+from faceleads.core.actor import Actor, Role
 
 rt = GalleryRuntime(Settings(data_dir=Path(sys.argv[1])))
 def killed(db):  # right after the database snapshot was written: kill -9 ourselves

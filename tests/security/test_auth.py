@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import Settings
-from faceleads.db import transaction
+from faceleads.core.actor import Role
+from faceleads.core.audit import AuditEntry, verify_chain
+from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError, IntegrityError
-from faceleads.governance.audit import AuditEntry, verify_chain
 from faceleads.security import auth, passwords, totp, users
-from faceleads.security.actor import Role
 from faceleads.security.models import AuthSession, User
 from tests.security.identity_helpers import (
     MASTER_KEY,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from faceleads.governance.audit import AuditEntry
+from faceleads.core.audit import AuditEntry
 from tests.security.identity_helpers import PASSWORD
-from tests.web.conftest import PEOPLE, ROLE_USERS, WebEnv
+from tests.web.conftest import LEGAL_BASIS, OPEN_CASE, OPEN_CASE_B, PEOPLE, ROLE_USERS, WebEnv
 
-SEARCH_FORM = {"case": "OCC-1", "offence": "ROB", "reason": "robbery on CCTV"}
+SEARCH_FORM = {"case": OPEN_CASE, "offence": "ROB", "reason": "robbery on CCTV", "legal_basis": LEGAL_BASIS}
 
 
 def photo(name: str, index: int = 0) -> tuple[str, bytes, str]:
@@ -121,6 +121,12 @@ def test_sign_in_failures_and_rate_limit(web: WebEnv) -> None:
     # Another username from the same address still works.
     other = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor", "password": PASSWORD})
     assert other.status_code == 200
+    # Every throttled attempt is in the audit log (the security service records it before refusing).
+    with web.rt.session_factory() as session:
+        throttled = session.query(AuditEntry).filter(AuditEntry.object_ref == "user:(throttled)").all()
+    assert len(throttled) == 3
+    assert all(e.action == "login" and e.outcome == "denied" and e.details["reason"] == "rate limited"
+               and e.details["attempted_username"] == "nobody-here" for e in throttled)  # fmt: skip
 
 
 # --- faces, gallery, search ------------------------------------------------------------------------------------
@@ -183,36 +189,59 @@ def test_search_and_stored_result(web: WebEnv) -> None:
     result = response.json()
     assert result["candidates"][0]["subject_number"] == "Abdullah_Gul"
     assert len(result["candidates"]) == 3 and "not identifications" in result["notice"]
+    # The quick search went through casework: a request, the probe as evidence, a case search to adjudicate.
+    assert result["occurrence_number"] == OPEN_CASE and result["request_opened"] and result["status"] == "adjudicating"
+    marks = web.client.get(f"/api/v1/case-searches/{result['case_search_id']}/candidates",
+                           headers=web.headers("analyst"))  # fmt: skip
+    assert marks.status_code == 200 and [m["conclusion"] for m in marks.json()] == [None, None, None]
     stored = web.client.get(f"/api/v1/searches/{result['search_id']}", headers=web.headers("analyst"))
     assert stored.status_code == 200
+    assert stored.json()["case_search_id"] == result["case_search_id"]
     assert [c["subject_id"] for c in stored.json()["candidates"]] == [c["subject_id"] for c in result["candidates"]]
     # Another agency's analyst cannot read it (404, not 403: its existence is not revealed).
     other = web.client.get(f"/api/v1/searches/{result['search_id']}", headers=web.headers("analyst-b"))
     assert other.status_code == 404
+    assert other.json()["detail"] == web.client.get("/api/v1/searches/999999", headers=web.headers("analyst-b")).json()[
+        "detail"
+    ].replace("999999", str(result["search_id"]))
     # Bad input is a 422 naming the problem, never a 500.
     for data, files, needle in (
         ({**SEARCH_FORM, "top": "99"}, {"probe": photo("AJ_Cook")}, "top"),
-        ({"case": "C", "offence": "O"}, {"probe": photo("AJ_Cook")}, "reason"),
+        ({"case": OPEN_CASE, "offence": "ROB", "legal_basis": LEGAL_BASIS}, {"probe": photo("AJ_Cook")}, "reason"),
         (SEARCH_FORM, {"probe": ("p.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}, ""),
         ({**SEARCH_FORM, "face": "7"}, {"probe": photo("AJ_Cook")}, "face"),
+        ({**SEARCH_FORM, "offence": "SHOP"}, {"probe": photo("AJ_Cook")}, "is for offence 'ROB'"),
     ):
         bad = web.client.post("/api/v1/searches", headers=web.headers("analyst"), files=files, data=data)
         assert bad.status_code == 422, bad.text
         assert needle in bad.json()["detail"]
+    # No case, no search: an unknown occurrence number is refused (403) and nothing but the refusal is stored.
+    with web.rt.session_factory() as session:
+        before = session.query(AuditEntry).count()
+    fake = web.client.post("/api/v1/searches", headers=web.headers("analyst"), files={"probe": photo("AJ_Cook")},
+                           data={**SEARCH_FORM, "case": "FAKE-999"})  # fmt: skip
+    assert fake.status_code == 403 and "'FAKE-999' is not a case of AGA" in fake.json()["detail"]
+    with web.rt.session_factory() as session:
+        added = session.query(AuditEntry).order_by(AuditEntry.seq).all()[before:]
+    assert [(e.action, e.outcome, e.case_ref) for e in added] == [("search", "denied", "FAKE-999")]
 
 
 def test_agency_scope_of_gallery(web: WebEnv) -> None:
-    # AGB's analyst sees none of AGA's subjects (no sharing agreement) and cannot open their photos.
+    # AGB's analyst sees none of AGA's subjects (no sharing agreement); their ids answer like missing ones.
     page = web.client.get("/api/v1/gallery/subjects", headers=web.headers("analyst-b")).json()
     assert page["total"] == 0
     image = web.client.get(f"/api/v1/gallery/images/{web.image_ids['AJ_Cook']}", headers=web.headers("analyst-b"))
-    assert image.status_code == 403
+    assert image.status_code == 404 and image.json()["detail"] == f"no image {web.image_ids['AJ_Cook']}"
     subject = web.client.get(f"/api/v1/gallery/subjects/{web.subject_ids['AJ_Cook']}",
                              headers=web.headers("analyst-b"))  # fmt: skip
-    assert subject.status_code == 403
+    assert subject.status_code == 404
+    # AGA's case number is not a case of AGB; AGB's own case finds no gallery it may search.
     search = web.client.post("/api/v1/searches", headers=web.headers("analyst-b"), files={"probe": photo("AJ_Cook")},
                              data=SEARCH_FORM)  # fmt: skip
-    assert search.status_code == 201 and search.json()["candidates"] == []
+    assert search.status_code == 403 and "not a case of AGB" in search.json()["detail"]
+    own = web.client.post("/api/v1/searches", headers=web.headers("analyst-b"), files={"probe": photo("AJ_Cook")},
+                          data={**SEARCH_FORM, "case": OPEN_CASE_B})  # fmt: skip
+    assert own.status_code == 403 and "no gallery may be searched" in own.json()["detail"]
 
 
 def test_gallery_images_are_audited_and_never_cached(web: WebEnv) -> None:
@@ -448,6 +477,13 @@ def test_audit_entries_verify_stats(web: WebEnv) -> None:
     assert verified["ok"] is True and verified["entries"] >= 10
     stats = web.client.get("/api/v1/audit/stats", headers=web.headers("auditor")).json()
     assert any(row["searches"] >= 1 for row in stats)
+    # The auditor's own reads of the log are in the log.
+    with web.rt.session_factory() as session:
+        reads = session.query(AuditEntry).filter(AuditEntry.username == "auditor").all()
+    actions = [e.action for e in reads]
+    assert actions.count("audit_read") >= 3 and "audit_verify" in actions and "view_statistics" in actions
+    assert any(e.action == "audit_read" and e.details["filter_action"] == "login" and e.details["returned"] >= 1
+               for e in reads)  # fmt: skip
 
 
 def test_admin_user_lifecycle(web: WebEnv) -> None:
@@ -495,8 +531,8 @@ def test_sign_in_with_totp_second_factor(web: WebEnv) -> None:
 
     from faceleads.security import users
     from faceleads.security.auth import actor_for_user
-    from faceleads.security.crypto import load_master_key
     from faceleads.security.models import User
+    from faceleads.storage.crypto import load_master_key
 
     key = load_master_key(web.settings)
     with web.rt.session_factory() as session:

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from faceleads import identifiers
 from faceleads.casework.common import authorise, clean_text
 from faceleads.casework.models import Offence, Purpose
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
 from faceleads.identifiers import Kind
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,6 @@ class PurposeInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
 
 
 def retention_days(rt: GalleryRuntime, category: str) -> int:

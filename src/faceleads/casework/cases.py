@@ -28,13 +28,14 @@ from faceleads.casework.models import (
     Purpose,
     RequestStatus,
 )
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
 from faceleads.identifiers import Kind
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def open_case(
 def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
     """A case of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -205,6 +207,7 @@ def close_case(rt: GalleryRuntime, actor: Actor, case_id: int, reason: str) -> C
     """Close a case (its data stays until the retention period ends)."""
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -224,6 +227,7 @@ def open_request(
     code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -245,6 +249,7 @@ def open_request(
 def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestInfo:
     """A request of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)
@@ -254,6 +259,7 @@ def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestIn
 def list_requests(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[RequestInfo]:
     """The requests of a case."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -270,6 +276,7 @@ def authorise_request(
     """
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)

@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from faceleads import identifiers
 from faceleads.config import Settings, get_settings
-from faceleads.db import Agency, transaction
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency
 from faceleads.errors import PermissionDenied
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor, Role
 
 DEV_ROLES: frozenset[Role] = frozenset({Role.RECORDS_OFFICER, Role.ANALYST, Role.ADMINISTRATOR, Role.SUPERVISOR})
 

@@ -27,13 +27,17 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from faceleads import identifiers, safecsv
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
 from faceleads.datadir import private_umask
-from faceleads.db import transaction, utcnow
+from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, ImageError, ValidationError
 from faceleads.gallery.enrolment import (
     PhotoAnalysis,
@@ -48,11 +52,8 @@ from faceleads.gallery.enrolment import (
     parse_sex,
     write_photo,
 )
-from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, Image, RowStatus
+from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, RowStatus
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, require
 from faceleads.vision.imaging import image_format
 
 REQUIRED_COLUMNS = ("agency", "subject", "booking", "date", "authority", "photo")
@@ -406,13 +407,23 @@ def _record_row(session: Any, batch_id: int, row: PreparedRow, status: str, reas
 
 
 def referenced_addresses(session: Session) -> set[str]:
-    """Every store address a record points at: gallery photos, case evidence and video frames used as probes."""
-    from faceleads.casework.models import Evidence, Probe  # casework builds on the gallery, not the reverse
+    """Every blob-store address any record points at: gallery photos, case evidence, video frames used as probes.
 
-    columns = (Image.store_address, Evidence.store_address, Probe.frame_address)
+    By convention every column holding a blob-store address is named ``*_address`` (the backup relies on the same
+    convention). The columns are found in the live schema rather than imported from the domains that own them, so
+    the gallery does not depend on casework, and a table added later is covered without a change here; counting a
+    column that holds something else only keeps more blobs.
+    """
+    inspector = inspect(session.get_bind())
     referenced: set[str] = set()
-    for column in columns:
-        referenced.update(a for a in session.execute(select(column).where(column.is_not(None))).scalars() if a)
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            name = str(column["name"])
+            if not name.endswith("address"):
+                continue
+            query = text(f'SELECT "{name}" FROM "{table}" WHERE "{name}" IS NOT NULL')  # names from the schema
+            values: list[object] = list(session.execute(query).scalars())
+            referenced.update(str(a) for a in values if a)
     return referenced
 
 

@@ -23,7 +23,11 @@ from sqlalchemy.orm import Session
 
 from faceleads import identifiers
 from faceleads.config import Settings
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import ImageError, NotFound, ValidationError
 from faceleads.gallery import geometry
 from faceleads.gallery.models import (
@@ -37,11 +41,8 @@ from faceleads.gallery.models import (
 )
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
-from faceleads.governance import audit
 from faceleads.identifiers import Kind
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import encrypt_embedding
-from faceleads.security.policy import Action, require
+from faceleads.storage.crypto import encrypt_embedding
 
 DEFAULT_GALLERY = "bookings"
 SEXES = {"M", "F", "X"}

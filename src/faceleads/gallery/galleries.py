@@ -8,14 +8,15 @@ from typing import Any
 from sqlalchemy import func, select
 
 from faceleads import identifiers
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Gallery, GalleryShare
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
 from faceleads.identifiers import Kind
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, require
 
 
 def _clean_purposes(purposes: list[str]) -> list[str]:

@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.db import transaction
+from faceleads.core.uow import transaction
 from faceleads.errors import IntegrityError, KeyDestroyedError
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
-from faceleads.security.crypto import decrypt, encrypt
-from faceleads.security.keystore import KeyStore
+from faceleads.storage.crypto import decrypt, encrypt
+from faceleads.storage.keystore import KeyStore
 
 _AAD_PREFIX = b"faceleads-geometry|"
 

@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
 from faceleads.errors import FaceleadsError
 from faceleads.gallery.geometry import geometry_context, seal, template_geometry
 from faceleads.gallery.models import FaceTemplate, Image, ImageFlag, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import encrypt_embedding
-from faceleads.security.policy import Action, require
+from faceleads.storage.crypto import encrypt_embedding
 
 
 @dataclass

@@ -25,12 +25,12 @@ from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
-from faceleads.security.crypto import decrypt_embedding
-from faceleads.security.keystore import KeyStore
+from faceleads.storage.crypto import decrypt_embedding
+from faceleads.storage.keystore import KeyStore
 
 if TYPE_CHECKING:
     from faceleads.gallery.index import TemplateIndex
-    from faceleads.gallery.store import BlobStore
+    from faceleads.storage.blobs import BlobStore
     from faceleads.vision.engine import FaceEngine
 
 EMBEDDING_DIM = 512
@@ -107,7 +107,7 @@ class GalleryRuntime:
     @cached_property
     def store(self) -> BlobStore:
         """The encrypted blob store of originals."""
-        from faceleads.gallery.store import BlobStore
+        from faceleads.storage.blobs import BlobStore
 
         return BlobStore.from_settings(self.settings, self.keystore)
 

@@ -1,5 +1,7 @@
-"""Is the audit log whole? The chain walk (:func:`faceleads.governance.audit.verify_chain`) plus what a chain cannot
-see by itself, and the verification use case every interface calls.
+"""Is the audit log whole? The chain walk (:func:`faceleads.core.audit.verify_chain`) plus what a chain cannot
+see by itself. The audited use cases every interface calls are :func:`faceleads.governance.audit_log.verify` and
+:func:`faceleads.governance.audit_log.anchor`; the server's periodic anchor (:func:`periodic_anchor`) runs as the
+system.
 
 A hash chain proves that the entries it holds were not changed, reordered or removed *between* entries it holds.
 It cannot prove on its own that it is complete: someone who can write the database may delete the whole log (and
@@ -40,11 +42,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor
 from faceleads.db import utcnow
 from faceleads.errors import ValidationError
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import fsync_dir, load_master_key
+from faceleads.storage.crypto import fsync_dir, load_master_key
 
 log = logging.getLogger("faceleads.audit")
 
@@ -87,7 +89,7 @@ def make_anchor(settings: Settings, seq: int, digest: str, first_entry_at: str |
         "seq": seq,
         "hash": digest,
         "entries": seq,
-        "at": audit._iso(utcnow()),
+        "at": audit.iso_utc(utcnow()),
         "first_entry_at": first_entry_at,
     }
     body = _canonical(document)
@@ -169,6 +171,8 @@ class Verdict:
     result: audit.VerifyResult
     anchors_checked: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Why the verification could not be recorded in the audit log (None: it was, or not attempted yet).
+    recording_problem: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -185,7 +189,8 @@ class Verdict:
             "first_bad_seq": r.first_bad_seq,
             "reason": r.reason,
             "anchors_checked": self.anchors_checked,
-            "notes": list(self.notes),
+            "notes": list(self.notes) + ([self.recording_problem] if self.recording_problem else []),
+            "recorded": self.recording_problem is None,
         }
 
 
@@ -212,8 +217,8 @@ def _older_data(session: Session, entries: int, first_at: datetime | None) -> st
         oldest = session.scalar(select(func.min(column)))
         if oldest is not None and audit_time(oldest) < first_at - OLDER_DATA_TOLERANCE:
             return (
-                f"the log starts at {audit._iso(first_at)} but a {name} dates from {audit._iso(audit_time(oldest))}: "
-                "earlier entries were removed (the log was cut and restarted)"
+                f"the log starts at {audit.iso_utc(first_at)} but a {name} dates from "
+                f"{audit.iso_utc(audit_time(oldest))}: earlier entries were removed (the log was cut and restarted)"
             )
     return None
 
@@ -302,7 +307,7 @@ def anchor_now(session_factory: sessionmaker[Session], settings: Settings) -> tu
         return verdict, None
     with session_factory() as session:
         first = session.get(audit.AuditEntry, 1)
-        first_at = audit._iso(first.at) if first is not None else None
+        first_at = audit.iso_utc(first.at) if first is not None else None
     r = verdict.result
     document = make_anchor(settings, r.head_seq, r.head_hash, first_at)
     write_anchor(settings, document)
@@ -319,7 +324,7 @@ def periodic_anchor(session_factory: sessionmaker[Session], settings: Settings) 
         with session_factory() as session:
             result = audit.verify_chain(session, since=since)
             first = session.get(audit.AuditEntry, 1)
-            first_at = audit._iso(first.at) if first is not None else None
+            first_at = audit.iso_utc(first.at) if first is not None else None
     except sa_exc.SQLAlchemyError as exc:
         log.critical("AUDIT CHAIN cannot be read for the periodic anchor: %s", exc)
         return None

@@ -36,20 +36,21 @@ from sqlalchemy.engine import make_url
 
 from faceleads import __version__
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
 from faceleads.datadir import PARTIAL_MARKER, cleanup_partials, register_partial
-from faceleads.db import transaction, utcnow
+from faceleads.db import make_engine, make_session_factory, utcnow
 from faceleads.errors import ConfigurationError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.store import default_store_root
-from faceleads.governance import audit
 from faceleads.governance.audit_integrity import anchor_file
 from faceleads.governance.destruction import delete_blobs, purge_records, subject_blob_addresses
 from faceleads.governance.models import DestructionRequest, RequestStatus
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import fsync_dir
-from faceleads.security.keystore import LEDGER_NAME, KeyStore, default_keystore_path
-from faceleads.security.policy import Action, enforce
+from faceleads.storage.blobs import default_store_root
+from faceleads.storage.crypto import fsync_dir
+from faceleads.storage.keystore import LEDGER_NAME, KeyStore, default_keystore_path
 
 FORMAT = "faceleads-backup-v1"
 MANIFEST = "manifest.json"
@@ -295,7 +296,7 @@ def _write_backup(
             if progress is not None:
                 progress("copying encrypted blobs", i, len(addresses))
         missing = referenced - copied
-        created_at = audit._iso(utcnow())
+        created_at = audit.iso_utc(utcnow())
         manifest = {
             "format": FORMAT,
             "created_at": created_at,
@@ -409,10 +410,13 @@ def restore(
     Verifies the manifest, refuses a data directory in use unless ``force``, restores the keystore escrow copy
     ``keys_src`` if given (the destruction ledger is re-applied either way), copies the database and the blobs, then
     :func:`reconcile`\\ s: every subject whose key is destroyed is destroyed in the restored records too. ``actor``:
-    who restores (checked against the policy by the caller before the database is replaced); None = the system.
+    who restores; over an existing installation they must hold the restore permission there (checked, and a
+    refusal audited, in that installation's database before anything is replaced). None = the system operator.
     """
     src = Path(src)
     db = sqlite_path(settings)
+    if actor is not None and db.is_file():
+        _authorise_restore(settings, actor, src)
     manifest = verify_backup(src, progress)
     in_use = data_dir_contents(settings)
     if in_use and not force:
@@ -489,6 +493,15 @@ def restore(
     finally:
         rt.close()
     return report
+
+
+def _authorise_restore(settings: Settings, actor: Actor, src: Path) -> None:
+    """The central policy's decision on restoring over the installation at ``settings`` (refusals audited there)."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        enforce(make_session_factory(engine), actor, Action.RESTORE, f"backup:{src.name}")
+    finally:
+        engine.dispose()
 
 
 def reconcile(rt: GalleryRuntime, actor: Actor | None, report: RestoreReport | None = None) -> RestoreReport:

@@ -25,12 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads import identifiers
 from faceleads.config import Settings, get_settings
-from faceleads.db import Agency, transaction, utcnow
-from faceleads.errors import AuthenticationError, ValidationError
-from faceleads.governance import audit
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
+from faceleads.errors import AuthenticationError, TooManyRequests, ValidationError
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
+from faceleads.security.throttle import SignInLimiter
 
 Clock = Callable[[], datetime]
 
@@ -111,7 +113,7 @@ def _check_second_factor(
         return None, "recovery"
     if user.totp_secret_enc is None:
         return "TOTP enabled but no secret stored", "totp"
-    from faceleads.security.crypto import load_master_key
+    from faceleads.storage.crypto import load_master_key
 
     key = master_key if master_key is not None else load_master_key(settings)
     secret = totp.open_secret(key, user.id, user.totp_secret_enc)
@@ -141,6 +143,8 @@ def authenticate(
     master_key: bytes | None = None,
     clock: Clock = utcnow,
     client: str = "cli",
+    limiter: SignInLimiter | None = None,
+    address: str | None = None,
 ) -> SignIn:
     """Sign a user in and return a new session token; raise :class:`AuthenticationError` otherwise.
 
@@ -148,9 +152,21 @@ def authenticate(
     same :data:`SIGN_IN_REFUSED` message after the same work — exactly one argon2id verification, against the
     account's hash or, for an unknown username, a dummy hash — so neither the message nor the time taken tells an
     unknown user from a wrong password, a locked or a deactivated account. Only the audit entry has the reason.
+    With a ``limiter`` (the web app's), an attempt from ``address`` beyond its rate is refused with
+    :class:`TooManyRequests` before any check (the same answer for every username), and the refusal is audited too.
     """
     settings = settings or get_settings()
     now = as_utc(clock())
+    if limiter is not None:
+        try:
+            limiter.check(address or client, username if isinstance(username, str) else "")
+        except TooManyRequests:
+            audit.record_now(
+                session_factory, None, audit.AuditAction.LOGIN, "user:(throttled)", audit.Outcome.DENIED,
+                details={"attempted_username": str(username)[:150], "reason": "rate limited", "client": client[:100]},
+                at=now,
+            )  # fmt: skip
+            raise
     failure = False
     result: SignIn | None = None
     try:

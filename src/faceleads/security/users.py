@@ -1,7 +1,7 @@
 """Administration of agencies, users, roles and certifications, and each user's own account (password, TOTP).
 
 Every function takes a session factory and the acting :class:`Actor`, asks the central policy
-(:func:`faceleads.security.policy.enforce`, which audits refusals), does its work in one transaction and audits it
+(:func:`faceleads.core.policy.enforce`, which audits refusals), does its work in one transaction and audits it
 in that same transaction, so that a change and its audit entry commit together.
 
 Separation of duties: nobody changes their own roles or certifications (an administrator cannot make themselves an
@@ -18,14 +18,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads import identifiers
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.config import Settings, get_settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
-from faceleads.governance import audit
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
-from faceleads.security.policy import Action, enforce
+from faceleads.storage.crypto import load_master_key
 
 
 def parse_roles(names: Iterable[str]) -> frozenset[Role]:
@@ -421,8 +424,16 @@ class TotpEnrolment:
     qr_png: bytes
 
 
-def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, master_key: bytes) -> TotpEnrolment:
+def begin_totp_enrolment(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    master_key: bytes | None = None,
+    *,
+    settings: Settings | None = None,
+) -> TotpEnrolment:
     """Store a new (not yet active) TOTP secret for the actor and return it with its QR code.
+
+    ``master_key`` seals the secret; by default the installation's (``settings``).
 
     Refused when TOTP is already enabled (an administrator resets it first), so that a stolen session cannot
     silently replace the second factor.
@@ -433,7 +444,8 @@ def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, m
         user = _user(session, actor.username)
         if user.totp_enabled:
             raise ValidationError("TOTP is already enabled; an administrator must reset it before re-enrolling")
-        user.totp_secret_enc = totp.seal_secret(master_key, user.id, secret)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        user.totp_secret_enc = totp.seal_secret(key, user.id, secret)
         user.totp_last_step = None
         audit.record(session, actor, "totp_enrol_begin", f"user:{user.id}")
     uri = totp.provisioning_uri(secret, actor.username, actor.agency_code or str(actor.agency_id))
@@ -444,9 +456,10 @@ def confirm_totp_enrolment(
     session_factory: sessionmaker[Session],
     actor: Actor,
     code: str,
-    master_key: bytes,
+    master_key: bytes | None = None,
     *,
     clock: Clock = utcnow,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Enable TOTP once the user proves their app shows the right code; returns the recovery codes (shown once)."""
     enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
@@ -457,7 +470,8 @@ def confirm_totp_enrolment(
             raise ValidationError("TOTP is already enabled")
         if user.totp_secret_enc is None:
             raise ValidationError("no TOTP enrolment in progress: run 'faceleads account totp-enrol' first")
-        secret = totp.open_secret(master_key, user.id, user.totp_secret_enc)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        secret = totp.open_secret(key, user.id, user.totp_secret_enc)
         step = totp.match_step(secret, code, now)
         if step is None:
             raise ValidationError("the code does not match: check the authenticator app's clock and try again")

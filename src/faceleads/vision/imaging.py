@@ -83,6 +83,16 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "TIFF": "image/tiff",
+               "WEBP": "image/webp"}  # fmt: skip
+
+
+def media_type(data: bytes) -> str:
+    """The HTTP media type of an accepted image, from its magic bytes (``application/octet-stream`` otherwise)."""
+    fmt = image_format(data)
+    return MEDIA_TYPES.get(fmt, "application/octet-stream") if fmt else "application/octet-stream"
+
+
 def _describe_content(data: bytes) -> str:
     """Name what a refused file looks like, for the error message."""
     head = bytes(data[:64])

@@ -26,10 +26,10 @@ from faceleads import __version__
 from faceleads.config import Settings, get_settings
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance.audit_integrity import periodic_anchor
+from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.jobs import JobRunner
-from faceleads.web.media import ProbeWorkspace
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, SignInLimiter
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 log = logging.getLogger("faceleads.web")
 
@@ -47,20 +47,22 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.live
     import faceleads.web.api.search
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router]  # fmt: skip
+            api.destruction.router, api.live.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
     """The web pages' routers."""
     import faceleads.web.case_pages
+    import faceleads.web.live_pages
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router]
 
 
 class AnchorTimer:
@@ -119,6 +121,8 @@ def create_app(
         finally:
             anchors.close()
             app.state.jobs.close()
+            if getattr(app.state, "live_runner", None) is not None:
+                app.state.live_runner.close()  # camera processes of live deployments started here
             if runtime is None:
                 rt.close()
 
@@ -139,7 +143,6 @@ def create_app(
     app.state.settings = settings
     app.state.inference_limiter = anyio.CapacityLimiter(settings.web_inference_threads)
     app.state.sign_in_limiter = SignInLimiter()
-    app.state.probes = ProbeWorkspace()
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)

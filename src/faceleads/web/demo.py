@@ -16,12 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from faceleads.core.actor import Actor
 from faceleads.errors import ConfigurationError
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
 from faceleads.security.models import User
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.vision.models import default_model_dir

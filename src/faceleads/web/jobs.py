@@ -25,11 +25,11 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from faceleads.core.actor import Actor
 from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, NotFound, ValidationError
 from faceleads.gallery.bulk import BatchReport, enrol_manifest, write_error_report
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor
 
 log = logging.getLogger("faceleads.web.jobs")
 

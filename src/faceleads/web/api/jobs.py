@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 
+from faceleads.core.policy import Action
 from faceleads.errors import NotFound, ValidationError
-from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, Scope, get_jobs
 from faceleads.web.jobs import Job, JobRunner, unpack_bulk_upload
