@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck check bench clean install
+.PHONY: run demo test lint typecheck contracts check bench clean install
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/
 
-check: lint typecheck test
+## The architecture contract: layers and web/CLI reaching biometric data only through domain services.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck contracts test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/lfw_verification.py

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from faceleads.config import Settings
 from tests import dbs
@@ -151,3 +152,19 @@ def engine():  # type: ignore[no-untyped-def]
     from faceleads.vision.engine import FaceEngine
 
     return FaceEngine(Settings())
+
+
+@pytest.fixture()
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A command-line runner on a fresh dev-mode data directory (and, on PostgreSQL, a fresh database), nobody
+    signed in."""
+    from faceleads.config import get_settings
+
+    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
+    for name, value in dbs.database_env(tmp_path / "data").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FACELEADS_MODE", "dev")
+    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

@@ -61,8 +61,9 @@ def test_audit_log_is_append_only_in_the_database(tmp_path: Path) -> None:
             expected = {"audit_log_no_update", "audit_log_no_delete"}
         triggers = {row[0] for row in connection.execute(text(query))}
     assert expected <= triggers
-    from faceleads.db import make_session_factory, transaction
-    from faceleads.governance.audit import record
+    from faceleads.core.audit import record
+    from faceleads.core.uow import transaction
+    from faceleads.db import make_session_factory
 
     with transaction(make_session_factory(engine)) as session:
         record(session, None, "setting_change", "setting:test")

@@ -49,3 +49,11 @@ class AuthenticationError(FaceleadsError):
 
 class Unavailable(FaceleadsError):
     """Something the action waits for (another server, a worker) did not answer in time; nothing was lost: retry."""
+
+
+class TooManyRequests(FaceleadsError):
+    """A rate limit was reached; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from faceleads.core.actor import Actor, Role
+from faceleads.core.jobs import MAX_ATTEMPTS, Job, JobLost, JobStatus, claim, finish, heartbeat, new_job
 from faceleads.db import utcnow
 from faceleads.errors import ValidationError
 from faceleads.gallery import bulk_jobs
 from faceleads.gallery.bulk import referenced_addresses
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.jobs import MAX_ATTEMPTS, Job, JobLost, JobStatus, claim, finish, heartbeat, new_job
-from faceleads.security.actor import Actor, Role
 from tests.conftest import lfw_identities
 from tests.dbs import database_env
 from tests.security.identity_helpers import add_agency, add_user
@@ -103,7 +103,7 @@ def test_each_job_is_claimed_once_and_taken_over_only_after_its_lease(rt) -> Non
 
 
 def test_finished_jobs_are_deleted_after_their_retention(rt) -> None:  # type: ignore[no-untyped-def]
-    from faceleads.jobs import prune_finished
+    from faceleads.core.jobs import prune_finished
 
     actor = _records_officer(rt)
     with rt.session_factory.begin() as session:
@@ -205,7 +205,7 @@ def test_worker_killed_during_a_bulk_job_and_the_other_finishes_it(rt, settings)
 
 
 def test_job_of_a_deactivated_user_fails_with_the_reason(rt) -> None:  # type: ignore[no-untyped-def]
-    from faceleads.jobs import JobWorker
+    from faceleads.core.jobs import JobWorker
     from faceleads.security.models import User
 
     actor = _records_officer(rt)

@@ -19,7 +19,7 @@ from faceleads.gallery.models import FaceTemplate, IndexChange, IndexFollower, S
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.search import search
 from faceleads.governance import destruction
-from faceleads.security.keystore import KeyStore
+from faceleads.storage.keystore import KeyStore
 from tests import dbs
 from tests.conftest import lfw_identities
 from tests.gallery.conftest import record

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from faceleads.cli.context import cli_actor
 from faceleads.gallery.bulk import analyse_many, enrol_manifest
 from faceleads.gallery.models import Image
-from faceleads.gallery.search import rank_subjects, search
+from faceleads.gallery.search import rank_subjects
 from tests.conftest import lfw_gender, lfw_identities
 from tests.gallery.conftest import write_manifest
+from tests.lawful import search_on_case
 
 
 @pytest.mark.slow
@@ -37,7 +38,7 @@ def test_lfw_dev_rank1(rt, tmp_path, full_lfw_dir) -> None:  # type: ignore[no-u
         ]
         for i, (name, photos) in enumerate(sorted(people.items()))
     ]
-    report = enrol_manifest(rt, actor, write_manifest(tmp_path / "lfw.csv", rows), workers=2)
+    report = enrol_manifest(rt, actor, write_manifest(tmp_path / "lfw.csv", rows), workers=2, photo_root=full_lfw_dir)
     assert report.errors == 0, report.error_rows[:5]
     assert report.enrolled == len(people) == 3095
     with rt.session_factory() as session:
@@ -74,7 +75,7 @@ def test_lfw_dev_rank1(rt, tmp_path, full_lfw_dir) -> None:  # type: ignore[no-u
 
     # The full search path (recorded, consolidated) agrees with the ranking core on a few probes.
     for _name, path in probes[:5]:
-        result = search(rt, actor, path, case="LFW", offence="TEST", reason="accuracy check", top=5)
+        result = search_on_case(rt, actor, path, case="LFW", offence="TEST", reason="accuracy check", top=5)
         assert result.gallery_size == 3095 - no_face
         assert len({c.subject_id for c in result.candidates}) == 5
         assert np.isfinite([c.score for c in result.candidates]).all()

@@ -10,10 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from faceleads.config import Settings
-from faceleads.db import Agency, transaction
-from faceleads.security.ratelimit import RateLimitBucket, TokenBucketLimiter
-from faceleads.web.security import SignInLimiter
+from faceleads.security.throttle import RateLimitBucket, SignInLimiter, TokenBucketLimiter
 from tests.security.identity_helpers import PASSWORD, make_factory
 from tests.web.conftest import PEOPLE, WebEnv
 
@@ -87,18 +84,19 @@ def test_csrf_is_required_on_every_form(web: WebEnv) -> None:
                         follow_redirects=False)  # fmt: skip
     assert wrong.status_code == 403 and "security token" in wrong.text
     browser_sign_in(client, "analyst")
-    token = csrf_of(client.get("/probes").text)
+    token = csrf_of(client.get("/search").text)
+    form = {"case": "OCC-1", "reason": "r", "legal_basis": "b"}
     with open(PEOPLE["AJ_Cook"][0], "rb") as fh:
-        forged = client.post("/probes", data={"csrf": "forged-token-forged-token"}, files={"probe": fh},
+        forged = client.post("/search", data={**form, "csrf": "forged-token-forged-token"}, files={"probe": fh},
                              follow_redirects=False)  # fmt: skip
-    assert forged.status_code == 403
+    assert forged.status_code == 403 and "security token" in forged.text
     # A cross-site attacker's browser would not send the cookie, so the token cannot be matched without it.
     fresh = page_client(web)
     fresh.cookies.set("fl_session", client.cookies.get("fl_session") or "")
     with open(PEOPLE["AJ_Cook"][0], "rb") as fh:
-        stolen = fresh.post("/probes", data={"csrf": token}, files={"probe": fh}, follow_redirects=False)
+        stolen = fresh.post("/search", data={**form, "csrf": token}, files={"probe": fh}, follow_redirects=False)
     assert stolen.status_code == 403
-    draw = client.post("/probes/whatever/box", json={"box": [0, 0, 10, 10]})
+    draw = client.post("/case-probes/1/box", json={"box": [0, 0, 10, 10]})
     assert draw.status_code == 403, "JSON posts from scripts need the X-CSRF-Token header"
 
 
@@ -188,42 +186,3 @@ def test_error_pages_are_html_and_api_errors_json(web: WebEnv) -> None:
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     api = web.client.get("/api/v1/no-such-route")
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
-
-
-def test_probe_workspace_is_shared_per_user_and_bounded(settings: Settings) -> None:
-    from faceleads.gallery.runtime import GalleryRuntime
-    from faceleads.gallery.workspace import ProbeWorkspace
-    from faceleads.security.actor import Actor, Role
-
-    alice = Actor("alice", 1, frozenset({Role.ANALYST}), 1, "A")
-    bob = Actor("bob", 1, frozenset({Role.ANALYST}), 2, "A")
-    rt = GalleryRuntime(settings)
-    other_rt = GalleryRuntime(settings)  # a second server on the same database and blob store
-    try:
-        with transaction(rt.session_factory) as session:
-            session.add(Agency(id=1, code="A", name="A police"))
-        workspace = ProbeWorkspace(rt, max_probes=2, max_bytes=100)
-        elsewhere = ProbeWorkspace(other_rt, max_probes=2, max_bytes=100)
-        first = workspace.add(alice, b"x" * 40, "a" * 64, 1, 1, "one.jpg", [])
-        workspace.add(alice, b"y" * 40, "b" * 64, 1, 1, "two.jpg", [])
-        workspace.add(bob, b"z" * 40, "c" * 64, 1, 1, "three.jpg", [])  # bob's probes do not count against alice
-        assert [p.filename for p in elsewhere.mine(alice)] == ["two.jpg", "one.jpg"]
-        assert elsewhere.get(alice, first.probe_id).data == b"x" * 40  # read back through the other server
-        elsewhere.add_search(alice, first.probe_id, 7)
-        assert workspace.get(alice, first.probe_id).searches == [7]
-        workspace.add(alice, b"w" * 40, "d" * 64, 1, 1, "four.jpg", [])  # over the count: the oldest goes
-        assert [p.filename for p in elsewhere.mine(alice)] == ["four.jpg", "two.jpg"]
-        with pytest.raises(Exception, match="no such probe"):
-            elsewhere.get(alice, first.probe_id)
-        assert rt.keystore.is_destroyed(f"workspace:{first.probe_id}"), "a dropped probe is crypto-shredded"
-        bobs = workspace.mine(bob)[0]
-        with pytest.raises(Exception, match="no such probe"):
-            workspace.get(alice, bobs.probe_id)  # never another user's probe
-        elsewhere.drop_user(bob.user_id)  # sign-out on another server
-        assert workspace.mine(bob) == []
-        expired = ProbeWorkspace(rt, ttl_seconds=-1)
-        expired.add(alice, b"v", "e" * 64, 1, 1, "old.jpg", [])
-        assert expired.mine(alice) == []
-    finally:
-        rt.close()
-        other_rt.close()

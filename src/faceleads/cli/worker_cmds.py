@@ -21,16 +21,17 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run at most one queued job, then exit.")] = False,
 ) -> None:
     """Run queued background jobs (bulk enrolment) until stopped (SIGTERM/SIGINT finish the current step)."""
+    from faceleads.core.jobs import JobWorker
     from faceleads.gallery import bulk_jobs
     from faceleads.gallery.runtime import GalleryRuntime
-    from faceleads.jobs import JobWorker
+    from faceleads.security.auth import actor_for_user_id
 
     settings = get_settings()
     with cli_errors():
         rt = GalleryRuntime(settings)
         runner = JobWorker(
             rt.session_factory,
-            {bulk_jobs.BULK_KIND: bulk_jobs.bulk_job_handler(rt)},
+            {bulk_jobs.BULK_KIND: bulk_jobs.bulk_job_handler(rt, actor_for_user_id)},
             lease=settings.job_lease_seconds,
             poll=settings.job_poll_seconds,
             role="worker",

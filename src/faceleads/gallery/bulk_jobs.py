@@ -1,4 +1,4 @@
-"""Bulk enrolment as a background job in the database queue (:mod:`faceleads.jobs`), run by any worker.
+"""Bulk enrolment as a background job in the database queue (:mod:`faceleads.core.jobs`), run by any worker.
 
 Submission (:func:`submit_bulk_upload`, :func:`submit_bulk_path`) checks the input at once — an unsafe or broken
 zip is refused with the reason while the user waits — then stores it where every worker can read it: the uploaded
@@ -13,25 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.jobs import Job, JobContext, JobLost, JobStatus, JobView, get_job, list_jobs, new_job, new_job_id
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
 from faceleads.errors import FaceleadsError, KeyDestroyedError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.bulk import enrol_manifest, error_report_csv
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.jobs import Job, JobContext, JobLost, JobStatus, JobView, get_job, list_jobs, new_job, new_job_id
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, require
 
 BULK_KIND = "bulk_enrolment"
 MAX_ZIP_MEMBERS = 100_000
@@ -40,14 +41,19 @@ MAX_ZIP_MEMBERS = 100_000
 def unpack_bulk_upload(manifest: bytes, photos_zip: bytes | None, target: Path, max_total: int) -> Path:
     """Write ``manifest`` and the zip's files into ``target`` safely; returns the manifest path.
 
-    Refuses absolute paths, ``..`` components, links, too many members and more than ``max_total`` bytes
-    uncompressed (a zip bomb), each with a :class:`ValidationError` naming the problem.
+    Refuses absolute paths, ``..`` components, NUL bytes, links, device files and other special entries, too many
+    members and more than ``max_total`` bytes uncompressed (a zip bomb), each with a :class:`ValidationError`
+    naming the problem. The manifest is written last, so no zip entry can replace it.
     """
     target.mkdir(parents=True, exist_ok=True)
     path = target / "manifest.csv"
+    if photos_zip is not None:
+        _unpack_zip(photos_zip, target, max_total)
     path.write_bytes(manifest)
-    if photos_zip is None:
-        return path
+    return path
+
+
+def _unpack_zip(photos_zip: bytes, target: Path, max_total: int) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(photos_zip))
     except zipfile.BadZipFile:
@@ -64,22 +70,29 @@ def unpack_bulk_upload(manifest: bytes, photos_zip: bytes | None, target: Path, 
             name = PurePosixPath(member.filename)
             if member.is_dir():
                 continue
-            if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
+            if name.is_absolute() or ".." in name.parts or "\\" in member.filename or "\x00" in member.filename:
                 raise ValidationError(f"zip entry {member.filename!r} has an unsafe path")
-            if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            kind = (member.external_attr >> 16) & 0o170000
+            if kind == 0o120000:
                 raise ValidationError(f"zip entry {member.filename!r} is a symbolic link")
+            if kind not in (0, 0o100000):  # devices, FIFOs, sockets: only plain files are unpacked
+                raise ValidationError(f"zip entry {member.filename!r} is not a regular file")
             dest = (target / Path(*name.parts)).resolve()
             if root not in dest.parents:
                 raise ValidationError(f"zip entry {member.filename!r} points outside the upload")
-            dest.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with archive.open(member) as src, dest.open("wb") as out:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                # O_EXCL + O_NOFOLLOW: never write through a link or over an entry already unpacked.
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                raise ValidationError(f"zip entry {member.filename!r} clashes with another entry") from None
+            with archive.open(member) as src, os.fdopen(fd, "wb") as out:
                 while chunk := src.read(1024 * 1024):
                     written += len(chunk)
                     if written > member.file_size or written > max_total:
                         raise ValidationError(f"zip entry {member.filename!r} is larger than it declares")
                     out.write(chunk)
-    return path
 
 
 def _unpack_limit(rt: GalleryRuntime) -> int:
@@ -92,12 +105,12 @@ def import_root(rt: GalleryRuntime) -> Path:
 
 
 def resolve_server_manifest(rt: GalleryRuntime, server_path: str) -> Path:
-    """A manifest path inside the import folder (anything else is refused)."""
+    """A manifest path inside the import folder (anything else is refused, without naming server paths)."""
     root = import_root(rt)
-    candidate = (root / server_path).resolve()
-    if root not in candidate.parents or not candidate.is_file():
+    candidate = None if "\x00" in server_path else (root / server_path).resolve()
+    if candidate is None or root not in candidate.parents or not candidate.is_file():
         raise ValidationError(
-            f"server_path must name a manifest file inside the import folder {root} (relative path)"
+            "server_path must name a manifest file inside the import folder <data_dir>/imports (relative path)"
         )
     return candidate
 
@@ -111,8 +124,12 @@ def _queue(rt: GalleryRuntime, actor: Actor, payload: dict[str, Any], job_id: st
         return JobView.of(job)
 
 
-def submit_bulk_upload(rt: GalleryRuntime, actor: Actor, manifest: bytes, photos_zip: bytes | None) -> JobView:
-    """Queue a bulk enrolment of an uploaded manifest (and zip of photos) for any worker to run."""
+def submit_bulk_upload(rt: GalleryRuntime, actor: Actor, manifest: bytes, photos_zip: bytes | None,
+                       filename: str = "manifest.csv") -> JobView:  # fmt: skip
+    """Queue a bulk enrolment of an uploaded manifest (and zip of photos) for any worker to run.
+
+    ``filename`` (the uploaded manifest's name) labels the batch and its errors instead of any server path.
+    """
     require(actor, Action.ENROL, actor.agency_id)
     if not manifest:
         raise ValidationError("the manifest is empty")
@@ -127,7 +144,7 @@ def submit_bulk_upload(rt: GalleryRuntime, actor: Actor, manifest: bytes, photos
     # As a store writer (shared lock): an orphan sweep elsewhere must not take these blobs for orphans before the
     # job row that references them is committed.
     with enrolment_lock(rt, exclusive=False):
-        upload: dict[str, Any] = {"key_id": key_id,
+        upload: dict[str, Any] = {"key_id": key_id, "filename": (filename or "manifest.csv")[:100],
                                   "manifest": rt.store.put(key_id, manifest, f"job-manifest|{job_id}")}  # fmt: skip
         if photos_zip is not None:
             upload["photos"] = rt.store.put(key_id, photos_zip, f"job-photos|{job_id}")
@@ -167,16 +184,19 @@ def job_input_addresses(session: Session) -> set[str]:
     return found
 
 
-def _job_actor(rt: GalleryRuntime, job: Job) -> Actor:
-    """The submitting user as they are now (a user who lost the right to enrol meanwhile is refused)."""
-    from faceleads.security.auth import actor_for_user
-    from faceleads.security.models import User
+ActorOf = Callable[[Session, int], Actor | None]
+"""The current identity of an active user by id, or None (``faceleads.security.auth.actor_for_user_id``).
 
+Passed in by the entry point that runs the worker: the gallery domain does not import the security domain."""
+
+
+def _job_actor(rt: GalleryRuntime, job: Job, actor_of: ActorOf) -> Actor:
+    """The submitting user as they are now (a user who lost the right to enrol meanwhile is refused)."""
     with rt.session_factory() as session:
-        user = session.get(User, job.user_id) if job.user_id is not None else None
-        if user is None or not user.active:
-            raise PermissionDenied(f"the user who submitted job {job.id} no longer exists or is deactivated")
-        return actor_for_user(session, user)
+        actor = actor_of(session, job.user_id) if job.user_id is not None else None
+    if actor is None:
+        raise PermissionDenied(f"the user who submitted job {job.id} no longer exists or is deactivated")
+    return actor
 
 
 def _discard_input(rt: GalleryRuntime, upload: dict[str, Any]) -> None:
@@ -187,16 +207,22 @@ def _discard_input(rt: GalleryRuntime, upload: dict[str, Any]) -> None:
         rt.keystore.destroy(str(upload["key_id"]))
 
 
-def bulk_job_handler(rt: GalleryRuntime) -> Any:
-    """The worker's handler for bulk-enrolment jobs (see :class:`faceleads.jobs.JobWorker`)."""
+def bulk_job_handler(rt: GalleryRuntime, actor_of: ActorOf) -> Any:
+    """The worker's handler for bulk-enrolment jobs (see :class:`faceleads.core.jobs.JobWorker`).
+
+    Photos must lie inside the upload (uploads) or the import folder (server paths); errors name the manifest by
+    its upload name or its path under ``imports/``, never by a server path.
+    """
 
     def handle(ctx: JobContext) -> tuple[dict[str, Any], str | None]:
         job = ctx.job
-        actor = _job_actor(rt, job)
+        actor = _job_actor(rt, job, actor_of)
         upload = (job.payload or {}).get("upload")
         if upload is None:
             manifest = resolve_server_manifest(rt, str(job.payload.get("server_path", "")))
-            report = enrol_manifest(rt, actor, manifest, workers=0, progress=ctx.progress)
+            label = f"imports/{manifest.relative_to(import_root(rt)).as_posix()}"
+            report = enrol_manifest(rt, actor, manifest, photo_root=import_root(rt), label=label, workers=0,
+                                    progress=ctx.progress)  # fmt: skip
         else:
             key_id = str(upload["key_id"])
             try:
@@ -209,7 +235,9 @@ def bulk_job_handler(rt: GalleryRuntime) -> Any:
             workdir = Path(tempfile.mkdtemp(prefix=f"faceleads-job-{job.id}-"))
             try:
                 path = unpack_bulk_upload(manifest_bytes, photos, workdir / "input", _unpack_limit(rt))
-                report = enrol_manifest(rt, actor, path, workers=0, progress=ctx.progress)
+                label = f"uploaded {str(upload.get('filename') or 'manifest.csv')!r}"
+                report = enrol_manifest(rt, actor, path, photo_root=path.parent, label=label, workers=0,
+                                        progress=ctx.progress)  # fmt: skip
             except JobLost:
                 raise  # another worker resumes the job: its input stays
             except FaceleadsError:

@@ -7,12 +7,14 @@
 The app's lifespan owns the heavy resources: the :class:`~faceleads.gallery.runtime.GalleryRuntime` (database,
 keystore, blob store, face models, search index), the bounded inference thread pool, the thread that keeps the
 search index in step with the database's change feed, and the job thread. Nothing two servers must agree on is
-kept in memory: jobs, quick-search workspaces and sign-in rate limits are in the database (docs/deployment.md).
+kept in memory: jobs and sign-in rate limits are in the database, and a quick search's photo is case evidence
+(docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,15 +22,17 @@ from pathlib import Path
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads import __version__
 from faceleads.config import Settings, get_settings
 from faceleads.gallery.changefeed import FeedFollower
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.workspace import ProbeWorkspace
+from faceleads.governance.audit_integrity import periodic_anchor
+from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.jobs import JobService
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, SignInLimiter
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 log = logging.getLogger("faceleads.web")
 
@@ -46,20 +50,50 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.live
     import faceleads.web.api.search
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router]  # fmt: skip
+            api.destruction.router, api.live.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
     """The web pages' routers."""
     import faceleads.web.case_pages
+    import faceleads.web.live_pages
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router]
+
+
+class AnchorTimer:
+    """The server's periodic audit anchor (``Settings.audit_anchor_minutes``; 0 = off): at start, then every period,
+    the entries since the last anchor are verified and a signed anchor of the head is appended to the anchor file
+    outside the database; a broken chain is logged as a critical operator alert instead (docs/audit.md)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.minutes = settings.audit_anchor_minutes
+        if self.minutes:
+            self._thread = threading.Thread(target=self._loop, args=(session_factory, settings),
+                                            name="faceleads-audit-anchor", daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _loop(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
+        while not self._stop.is_set():
+            try:
+                periodic_anchor(session_factory, settings)
+            except Exception:  # never let the timer die: the next period tries again
+                log.exception("periodic audit anchor failed")
+            self._stop.wait(self.minutes * 60)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def create_app(
@@ -87,7 +121,7 @@ def create_app(
         # other's services and leak its own.
         jobs = app.state.jobs = JobService(rt, run_jobs=settings.web_run_jobs)
         app.state.sign_in_limiter = SignInLimiter(rt.session_factory)
-        app.state.probes = ProbeWorkspace(rt)
+        anchors = AnchorTimer(rt.session_factory, rt.settings)
         follower: FeedFollower | None = None
         if warm or follow:
             # Builds the index now and keeps it in step with the change feed, so that other servers' enrolments
@@ -96,9 +130,12 @@ def create_app(
         try:
             yield
         finally:
+            anchors.close()
             if follower is not None:
                 await anyio.to_thread.run_sync(follower.stop)
             await anyio.to_thread.run_sync(jobs.close)
+            if getattr(app.state, "live_runner", None) is not None:
+                app.state.live_runner.close()  # camera processes of live deployments started here
             if runtime is None:
                 rt.close()
 

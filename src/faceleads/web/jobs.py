@@ -1,6 +1,6 @@
 """The web app's view of the background-job queue (bulk enrolment from the API or the web pages).
 
-Jobs live in the database queue (:mod:`faceleads.jobs`), so every server shows the same jobs and any worker —
+Jobs live in the database queue (:mod:`faceleads.core.jobs`), so every server shows the same jobs and any worker —
 this server's own job thread (``FACELEADS_WEB_RUN_JOBS``, on by default) or a ``faceleads worker`` process on
 another host — may run them; a server restart or a killed worker loses nothing (the job is taken over and the
 batch resumes). Uploaded input goes to the shared blob store, encrypted, until the job ends.
@@ -8,14 +8,15 @@ batch resumes). Uploaded input goes to the shared blob store, encrypted, until t
 
 from __future__ import annotations
 
+from faceleads.core.actor import Actor
+from faceleads.core.jobs import JobView, JobWorker
 from faceleads.gallery import bulk_jobs
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.jobs import JobView, JobWorker
-from faceleads.security.actor import Actor
+from faceleads.security.auth import actor_for_user_id
 
 
 class JobService:
-    """Submits and shows jobs; runs them too when ``run_jobs`` (a :class:`~faceleads.jobs.JobWorker` thread)."""
+    """Submits and shows jobs; runs them too when ``run_jobs`` (a :class:`~faceleads.core.jobs.JobWorker` thread)."""
 
     def __init__(self, rt: GalleryRuntime, *, run_jobs: bool = True) -> None:
         self.rt = rt
@@ -23,7 +24,7 @@ class JobService:
         if run_jobs:
             self.worker = JobWorker(
                 rt.session_factory,
-                {bulk_jobs.BULK_KIND: bulk_jobs.bulk_job_handler(rt)},
+                {bulk_jobs.BULK_KIND: bulk_jobs.bulk_job_handler(rt, actor_for_user_id)},
                 lease=rt.settings.job_lease_seconds,
                 poll=rt.settings.job_poll_seconds,
                 role="serve",
@@ -43,9 +44,10 @@ class JobService:
         """The jobs of the actor's agency, newest first."""
         return bulk_jobs.bulk_jobs(self.rt, actor)
 
-    def submit_upload(self, actor: Actor, manifest: bytes, photos_zip: bytes | None) -> JobView:
+    def submit_upload(self, actor: Actor, manifest: bytes, photos_zip: bytes | None,
+                      filename: str = "manifest.csv") -> JobView:  # fmt: skip
         """Queue a bulk enrolment of an uploaded manifest and zip of photos."""
-        job = bulk_jobs.submit_bulk_upload(self.rt, actor, manifest, photos_zip)
+        job = bulk_jobs.submit_bulk_upload(self.rt, actor, manifest, photos_zip, filename)
         self._wake()
         return job
 

@@ -8,7 +8,8 @@
   every form carries the same value in a hidden ``csrf`` field (scripts send it as ``X-CSRF-Token``, read from a
   ``<meta>`` tag). Unsafe page requests whose token does not match are refused. The API uses bearer tokens, which a
   browser never sends by itself, so it needs no CSRF token.
-- **Rate limiting** of sign-in: token buckets per client address and per (address, username), in the database.
+- **Rate limiting** of sign-in lives in :mod:`faceleads.security.throttle` (counted in the database, refusals
+  audited there).
 - **Request size**: bodies larger than the limit are refused (413) before they are read.
 """
 
@@ -18,18 +19,15 @@ import hmac
 import ipaddress
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import Request, Response, UploadFile
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceleads.config import Settings
 from faceleads.errors import PermissionDenied, ValidationError
-from faceleads.security.ratelimit import TokenBucketLimiter
-from faceleads.web.errors import PayloadTooLarge, TooManyRequests
+from faceleads.web.errors import PayloadTooLarge
 
 SESSION_COOKIE = "fl_session"
 CSRF_COOKIE = "fl_csrf"
@@ -210,25 +208,6 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted or not hmac.compare_digest(cookie.encode(), submitted.encode()):
         raise PermissionDenied("the form's security token is missing or stale: reload the page and try again")
-
-
-# --- rate limiting ---------------------------------------------------------------------------------------------
-
-
-class SignInLimiter:
-    """Sign-in throttling per client address (30 at once, 30/min) and per address + username (5 at once, 5/min),
-    counted in the database so that every server behind the load balancer sees the same attempts."""
-
-    def __init__(self, session_factory: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
-        self.per_ip = TokenBucketLimiter(session_factory, "sign-in-ip", 30, 30, clock)
-        self.per_user = TokenBucketLimiter(session_factory, "sign-in-user", 5, 5, clock)
-
-    def check(self, client: str, username: str) -> None:
-        """Raise :class:`TooManyRequests` when either bucket is empty."""
-        wait = max(self.per_ip.take(client), self.per_user.take(f"{client}|{username.strip().lower()[:150]}"))
-        if wait > 0:
-            seconds = max(1, int(wait + 0.999))
-            raise TooManyRequests(f"too many sign-in attempts: wait {seconds} seconds and try again", seconds)
 
 
 def client_address(request: Request) -> str:

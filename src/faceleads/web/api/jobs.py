@@ -8,9 +8,9 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 
+from faceleads.core.jobs import JobView
+from faceleads.core.policy import Action
 from faceleads.errors import NotFound, ValidationError
-from faceleads.jobs import JobView
-from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, Scope, get_jobs
 from faceleads.web.jobs import JobService
@@ -49,7 +49,8 @@ async def start_bulk_job(
     settings = scope.rt.settings
     manifest_bytes = await read_upload(manifest, MAX_MANIFEST_UPLOAD, "manifest")
     zip_bytes = await read_upload(photos, settings.web_max_request_bytes, "photos zip") if photos else None
-    return await anyio.to_thread.run_sync(runner.submit_upload, scope.actor, manifest_bytes, zip_bytes)
+    name = (manifest.filename or "manifest.csv")[:100]
+    return await anyio.to_thread.run_sync(runner.submit_upload, scope.actor, manifest_bytes, zip_bytes, name)
 
 
 @router.get("")
