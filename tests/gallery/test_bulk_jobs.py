@@ -26,6 +26,7 @@ from faceleads.gallery import bulk_jobs
 from faceleads.gallery.bulk import referenced_addresses
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.security.auth import actor_for_user_id
 from tests.conftest import lfw_identities
 from tests.dbs import database_env
 from tests.security.identity_helpers import add_agency, add_user
@@ -213,7 +214,8 @@ def test_job_of_a_deactivated_user_fails_with_the_reason(rt) -> None:  # type: i
     job = bulk_jobs.submit_bulk_upload(rt, actor, manifest, photos)
     with rt.session_factory.begin() as session:
         session.execute(update(User).values(active=False))
-    runner = JobWorker(rt.session_factory, {bulk_jobs.BULK_KIND: bulk_jobs.bulk_job_handler(rt)}, lease=30, poll=1)
+    handler = bulk_jobs.bulk_job_handler(rt, actor_for_user_id)
+    runner = JobWorker(rt.session_factory, {bulk_jobs.BULK_KIND: handler}, lease=30, poll=1)
     assert runner.run_once()
     failed = _job(rt, job.job_id)
     assert failed.status == JobStatus.FAILED and "deactivated" in failed.error

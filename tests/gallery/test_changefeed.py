@@ -17,12 +17,12 @@ from faceleads.gallery import changefeed
 from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, IndexChange, IndexFollower, Subject
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.search import search
 from faceleads.governance import destruction
 from faceleads.storage.keystore import KeyStore
 from tests import dbs
 from tests.conftest import lfw_identities
 from tests.gallery.conftest import record
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 SEARCH = {"case": "OCC-11", "offence": "ROB", "reason": "street robbery, CCTV still"}
@@ -39,7 +39,7 @@ def other(settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-unty
 
 def _names(rt: GalleryRuntime, probe_of: str) -> list[str]:
     actor = cli_actor(rt, "MET")
-    return [c.subject_number for c in search(rt, actor, PEOPLE[probe_of][2], **SEARCH, top=5).candidates]
+    return [c.subject_number for c in search_on_case(rt, actor, PEOPLE[probe_of][2], **SEARCH, top=5).candidates]
 
 
 def test_other_process_follows_enrolments_deletions_and_an_id_reused(rt, other) -> None:  # type: ignore[no-untyped-def]

@@ -223,7 +223,13 @@ def heartbeat(session_factory: Any, job_id: str, worker: str, done: int | None =
 
 def finish(session_factory: Any, job_id: str, worker: str, *, report: dict[str, Any] | None = None,
            error: str = "", error_report: str | None = None) -> bool:  # fmt: skip
-    """Record a job's outcome (done, or failed with ``error``) if ``worker`` still holds it; returns whether so."""
+    """Record a job's outcome (done, or failed with ``error``) if ``worker`` still holds it; returns whether so.
+
+    NUL characters are dropped from the texts: they often come from the hostile input being reported (a photo name
+    in a manifest), and PostgreSQL text cannot hold them — the outcome must be recorded all the same.
+    """
+    error = error.replace("\x00", "")
+    error_report = error_report.replace("\x00", "") if error_report is not None else None
     with transaction(session_factory) as session:
         changed = session.execute(
             update(Job)
