@@ -42,15 +42,19 @@ from typing import TypeVar
 import numpy as np
 import simsimd
 
-from faceleads.errors import ValidationError
+from faceleads.gallery.index_backend import (
+    IndexInputError,
+    check_add,
+    check_ids,
+    check_k,
+    check_partitions,
+    check_queries,
+)
 
 __all__ = ["IndexInputError", "TemplateIndex"]
 
-_INT32_MIN = int(np.iinfo(np.int32).min)
-_INT32_MAX = int(np.iinfo(np.int32).max)
 _ROW_BITS = 32  # location = segment slot << 32 | row
 _ROW_MASK = (1 << _ROW_BITS) - 1
-_NORM_TOLERANCE = 1e-3  # float32 unit vectors are within ~1e-6 of norm 1; 1e-3 catches unnormalised input
 _BLOCK = 256  # block length for the block-maximum top-k bound
 _MIN_BLOCK = 16
 _INT8_MAX = 127
@@ -90,10 +94,6 @@ def _release_free_heap() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-class IndexInputError(ValidationError, ValueError):
-    """Arguments given to the template index are malformed (shape, dtype, non-finite values...)."""
 
 
 class _IdMap:
@@ -331,6 +331,15 @@ def _top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(scores, m - k)[m - k :]
 
 
+def _with_ties(scores: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """``picked`` plus every other entry equal to its lowest score, so that the final merge can break ties at the
+    cut by id (duplicate photos give exactly equal scores; which of them survives must not be arbitrary)."""
+    if picked.size == 0 or picked.size == scores.size:
+        return picked
+    ties = np.flatnonzero(scores == scores[picked].min())
+    return np.union1d(picked, ties) if ties.size > 1 else picked
+
+
 def _int8_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric int8 codes of float32 rows with a per-row scale: ``x ~ scale * codes``.
 
@@ -433,29 +442,6 @@ class TemplateIndex:
             np.uint16
         )
 
-    def _check_ids(self, ids: object, name: str = "ids") -> np.ndarray:
-        arr = np.asarray(ids)
-        if arr.ndim != 1:
-            raise IndexInputError(f"{name} must be a 1-D array, got shape {arr.shape}")
-        if arr.size == 0:
-            return np.empty(0, dtype=np.int64)
-        if arr.dtype.kind not in "iu":
-            raise IndexInputError(f"{name} must be integers, got dtype {arr.dtype}")
-        if arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
-            raise IndexInputError(f"{name} must fit in int64")
-        return arr.astype(np.int64, copy=False)
-
-    def _check_matrix(self, values: object, name: str) -> np.ndarray:
-        arr = np.asarray(values)
-        if arr.dtype.kind not in "fiu":
-            raise IndexInputError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise IndexInputError(f"{name} must have shape (n, {self.dim}), got {arr.shape}")
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise IndexInputError(f"{name} contain non-finite values (NaN or infinity)")
-        return arr
-
     # ------------------------------------------------------------------------------------------- updates
     def add(self, ids: np.ndarray, vectors: np.ndarray, partitions: np.ndarray) -> None:
         """Add templates; an id already in the index is replaced (vector and partition).
@@ -469,27 +455,9 @@ class TemplateIndex:
             IndexInputError: wrong shapes or dtypes, mismatched lengths, duplicates, non-finite or
                 non-unit vectors.
         """
-        id_arr = self._check_ids(ids)
-        vec = self._check_matrix(vectors, "vectors")
-        part_arr = self._check_ids(partitions, "partitions")
-        if not (id_arr.size == vec.shape[0] == part_arr.size):
-            raise IndexInputError(
-                f"ids, vectors and partitions must have the same length, got "
-                f"{id_arr.size}, {vec.shape[0]} and {part_arr.size}"
-            )
+        id_arr, vec, part_arr = check_add(self.dim, ids, vectors, partitions)
         if id_arr.size == 0:
             return
-        if int(part_arr.min()) < _INT32_MIN or int(part_arr.max()) > _INT32_MAX:
-            raise IndexInputError("partitions must fit in int32")
-        norms = np.linalg.norm(vec, axis=1)
-        bad = np.flatnonzero(np.abs(norms - 1.0) > _NORM_TOLERANCE)
-        if bad.size:
-            raise IndexInputError(
-                f"vectors must be unit-norm; {bad.size} are not (e.g. id {int(id_arr[bad[0]])} "
-                f"has norm {float(norms[bad[0]]):.4f})"
-            )
-        if np.unique(id_arr).size != id_arr.size:
-            raise IndexInputError("ids contain duplicates within one add() call")
         stored = self._encode(vec)
 
         with self._lock:
@@ -523,7 +491,7 @@ class TemplateIndex:
             How many templates were removed.
         """
         if isinstance(ids, np.ndarray):
-            id_list = self._check_ids(ids.ravel()).tolist()
+            id_list = check_ids(ids.ravel()).tolist()
         else:
             try:
                 id_list = [int(i) for i in ids]
@@ -571,18 +539,9 @@ class TemplateIndex:
             ``(ids, scores)``: int64 and float32 arrays of shape ``(q, k')``, best first (ties by id),
             where ``k' = min(k, number of visible templates)``; never padded.
         """
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        q = self._check_matrix(q, "queries")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise IndexInputError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
-        allowed: set[int] | None = None
-        if allowed_partitions is not None:
-            if isinstance(allowed_partitions, str | bytes):
-                raise IndexInputError("allowed_partitions must be a collection of integers")
-            allowed = {int(p) for p in allowed_partitions}
+        q = check_queries(queries, self.dim)
+        k = check_k(k)
+        allowed = check_partitions(allowed_partitions)
         if self.dtype == np.float16 and q.size and float(np.abs(q).max()) > 65504.0:
             raise IndexInputError("queries have values too large for float16 (|x| > 65504)")
         q_kernel = np.ascontiguousarray(self._to_storage(q))
@@ -626,7 +585,7 @@ class TemplateIndex:
                             found.append((lo + idx, row[idx]))
                     else:
                         for row in scores:
-                            idx = _top_k_indices(row, kk)
+                            idx = _with_ties(row, _top_k_indices(row, kk))
                             found.append((seg.ids[lo + idx], row[idx]))
                 return found
 
@@ -704,6 +663,25 @@ class TemplateIndex:
         """Number of templates per partition (partitions with none are left out)."""
         with self._lock:
             return {s.partition: s.count for s in self._segments if s.count}
+
+    def count(self, allowed_partitions: Collection[int] | None = None) -> int:
+        """Number of templates a search restricted to ``allowed_partitions`` sees (None: all)."""
+        allowed = check_partitions(allowed_partitions)
+        with self._lock:
+            return sum(s.count for s in self._segments if allowed is None or s.partition in allowed)
+
+    @property
+    def persistent(self) -> bool:
+        """False: the contents live in this process only and are rebuilt from the database at start."""
+        return False
+
+    @property
+    def max_k(self) -> int | None:
+        """No limit on ``k``."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release (the arrays go with the object)."""
 
     @property
     def nbytes(self) -> int:

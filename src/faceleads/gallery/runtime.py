@@ -29,6 +29,7 @@ from faceleads.security.keystore import KeyStore
 
 if TYPE_CHECKING:
     from faceleads.gallery.index import TemplateIndex
+    from faceleads.gallery.index_backend import VectorIndex
     from faceleads.gallery.store import BlobStore
     from faceleads.vision.engine import FaceEngine
 
@@ -77,11 +78,16 @@ class GalleryRuntime:
         self.session_factory: sessionmaker[Session] = make_session_factory(self.db_engine)
         self._face_engine = face_engine
         self._lock = threading.RLock()
-        self._index: TemplateIndex | None = None
+        # The template index of Settings.index_backend (in-process, or a Milvus collection shared by every server).
+        self._index: VectorIndex | None = None
+        # Set when an index object is (re)opened: the next sync compares id sets. A persistent (shared) index is
+        # reconciled with the database instead of being filled from scratch.
+        self._reconcile_pending = False
         # Template id -> subject id of every indexed template (-1 = not indexed): 4 bytes per id, no Python objects.
         self._subject_of = np.full(0, -1, dtype=np.int32)
         self._max_seen = 0
-        # Fused per-subject templates (built on the first MEAN_TEMPLATE ranking, then kept up to date).
+        # Fused per-subject templates (built on the first MEAN_TEMPLATE ranking, then kept up to date). Always
+        # in-process: it is a cache derived from the templates, private to this process whatever the backend.
         self._subject_index: TemplateIndex | None = None
         # subject -> (sum of unit embeddings, count, gallery); kept only while the subject index exists.
         self._subject_sums: dict[int, tuple[np.ndarray, int, int]] = {}
@@ -120,7 +126,10 @@ class GalleryRuntime:
         return self.face_engine.model_version
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the index backend's connection and the database connections."""
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
         self.db_engine.dispose()
 
     # -- index ----------------------------------------------------------------------------------------------
@@ -136,9 +145,15 @@ class GalleryRuntime:
         return self.settings.score_fusion
 
     def _new_index(self) -> TemplateIndex:
+        """An in-process index (the fused subject index; the template index of the default backend)."""
         from faceleads.gallery.index import TemplateIndex
 
         return TemplateIndex(dim=EMBEDDING_DIM, dtype=self.settings.index_dtype)
+
+    def _open_template_index(self, model: str) -> VectorIndex:
+        from faceleads.gallery.index_backend import open_index
+
+        return open_index(self.settings, EMBEDDING_DIM, model)
 
     def start(self) -> SyncReport:
         """Build the index now (instead of on the first search) and check it against the database.
@@ -150,7 +165,7 @@ class GalleryRuntime:
         self.verify_index()
         return report
 
-    def template_index(self) -> TemplateIndex:
+    def template_index(self) -> VectorIndex:
         """The template index, built from the database on first call and synchronised with it afterwards."""
         self.sync_index()
         assert self._index is not None
@@ -197,9 +212,56 @@ class GalleryRuntime:
         destroyed subjects, or that cannot be decrypted are never indexed.
         """
         with self._lock:
+            index = self._ensure_index()
+            model = self.model_version
+            with self.session_factory() as session:
+                marker = self._marker(session)
+                reconcile = self._reconcile_pending
+                if not force and not reconcile and marker == self._db_marker:
+                    return None
+                added = skipped = 0
+                if not (reconcile and index.persistent):
+                    # A shared index being adopted is compared below instead: re-adding everything it already
+                    # holds would decrypt and upload the whole gallery at every start.
+                    fresh = self._searchable(model).where(FaceTemplate.id > self._max_seen)
+                    added, skipped = self._add_ids(session, sorted(session.execute(fresh).scalars()))
+                removed = 0
+                searchable = session.execute(
+                    select(func.count()).select_from(self._searchable(model).subquery())
+                ).scalar_one()
+                if force or reconcile or searchable != len(index) + len(self._unreadable_ids):
+                    wanted = set(session.execute(self._searchable(model)).scalars())
+                    have = {int(i) for i in index.ids()}
+                    self._adopt(session, sorted(have & wanted))
+                    # Entries this process booked that the index no longer holds were removed by another server
+                    # sharing the index (a destruction): forget them too.
+                    booked = {int(i) for i in np.nonzero(self._subject_of >= 0)[0]}
+                    removed = self.remove_templates(sorted((have - wanted) | (booked - have)))
+                    self._unreadable_ids &= wanted
+                    more_added, more_skipped = self._add_ids(session, sorted(wanted - have - self._unreadable_ids))
+                    added += more_added
+                    skipped += more_skipped
+                self._db_marker = marker
+                self._max_seen = max(self._max_seen, marker[1])
+                self._reconcile_pending = False
+            return SyncReport(added, removed, skipped, len(index))
+
+    @property
+    def shared_index(self) -> bool:
+        """Whether the template index is an engine shared with other processes (Milvus) rather than in-process."""
+        return self.settings.index_backend != "memory"
+
+    def _ensure_index(self) -> VectorIndex:
+        """The template index object of the current model, opened (empty, or a shared engine's current contents)
+        if needed, without synchronising it."""
+        with self._lock:
             model = self.model_version
             if self._index is None or self._indexed_model != model:
-                self._index = self._new_index()
+                if self._index is not None:
+                    self._index.close()
+                self._index = None
+                self._index = self._open_template_index(model)
+                self._reconcile_pending = True
                 self._subject_index = None
                 self._subject_of = np.full(0, -1, dtype=np.int32)
                 self._subject_sums.clear()
@@ -207,28 +269,25 @@ class GalleryRuntime:
                 self._indexed_model = model
                 self._db_marker = None
                 self._max_seen = 0
-            index = self._index
-            with self.session_factory() as session:
-                marker = self._marker(session)
-                if not force and marker == self._db_marker:
-                    return None
-                fresh = self._searchable(model).where(FaceTemplate.id > self._max_seen)
-                added, skipped = self._add_ids(session, sorted(session.execute(fresh).scalars()))
-                removed = 0
-                searchable = session.execute(
-                    select(func.count()).select_from(self._searchable(model).subquery())
-                ).scalar_one()
-                if force or searchable != len(index) + len(self._unreadable_ids):
-                    wanted = set(session.execute(self._searchable(model)).scalars())
-                    have = {int(i) for i in index.ids()}
-                    removed = self.remove_templates(sorted(have - wanted))
-                    self._unreadable_ids &= wanted
-                    more_added, more_skipped = self._add_ids(session, sorted(wanted - have - self._unreadable_ids))
-                    added += more_added
-                    skipped += more_skipped
-                self._db_marker = marker
-                self._max_seen = max(self._max_seen, marker[1])
-            return SyncReport(added, removed, skipped, len(index))
+            return self._index
+
+    def _adopt(self, session: Session, template_ids: list[int]) -> None:
+        """Book templates found in a persistent index that this process has not indexed itself (their subject
+        comes from the database; their vectors are already in the engine, so nothing is decrypted)."""
+        if not template_ids:
+            return
+        ids = np.array(template_ids, dtype=np.int64)
+        self._grow(int(ids.max()))
+        unknown = ids[self._subject_of[ids] < 0].tolist()
+        for start in range(0, len(unknown), 4096):
+            chunk = unknown[start : start + 4096]
+            rows = session.execute(
+                select(FaceTemplate.id, FaceTemplate.subject_id).where(FaceTemplate.id.in_(chunk))
+            ).all()
+            for tid, sid in rows:
+                self._subject_of[int(tid)] = int(sid)
+        if self._subject_index is not None and unknown:
+            self._refresh_sums({int(s) for s in self._subject_of[np.array(unknown, dtype=np.int64)] if s >= 0})
 
     def _load_and_add(self, session: Session, template_ids: list[int]) -> int:
         from faceleads.gallery.models import Image
@@ -280,10 +339,18 @@ class GalleryRuntime:
             self._subject_of = grown
 
     def add_templates(self, items: Iterable[tuple[int, int, int, np.ndarray]]) -> None:
-        """Add (template id, subject id, gallery id, unit embedding) entries to the index (no-op if not built)."""
+        """Add (template id, subject id, gallery id, unit embedding) entries to the index.
+
+        A no-op while an in-process index is not built (it is built from the database when first needed); a
+        shared engine is written at once, so every server sees the template without waiting for a rebuild.
+        """
         items = list(items)
         with self._lock:
-            if self._index is None or not items:
+            if not items:
+                return
+            if self._index is None and self.shared_index:
+                self._ensure_index()
+            if self._index is None:
                 return
             ids = np.array([t[0] for t in items], dtype=np.int64)
             vectors = np.stack([np.asarray(t[3], dtype=np.float32) for t in items])
@@ -308,10 +375,18 @@ class GalleryRuntime:
             self._rebuild_subject_index(touched)
 
     def remove_templates(self, template_ids: Iterable[int]) -> int:
-        """Remove templates from the index (no-op if not built); returns how many were indexed."""
+        """Remove templates from the index; returns how many were indexed.
+
+        A no-op while an in-process index is not built; a shared engine is opened if needed, so that a process
+        that never searched (the CLI running a destruction) still deletes the vectors from it.
+        """
         ids = np.array([int(t) for t in template_ids], dtype=np.int64)
         with self._lock:
-            if self._index is None or ids.size == 0:
+            if ids.size == 0:
+                return 0
+            if self._index is None and self.shared_index:
+                self._ensure_index()
+            if self._index is None:
                 return 0
             removed = self._index.remove(ids)
             known = ids[(ids >= 0) & (ids < len(self._subject_of))]
@@ -322,9 +397,17 @@ class GalleryRuntime:
             return int(removed)
 
     def remove_subject(self, subject_id: int) -> int:
-        """Remove every indexed template of a subject (destruction); returns how many."""
+        """Remove every indexed template of a subject (destruction); returns how many.
+
+        With a shared engine the subject's templates are also looked up in the database: another server may
+        have indexed templates this process never booked.
+        """
         with self._lock:
-            return self.remove_templates(self.subject_template_ids(subject_id))
+            ids = self.subject_template_ids(subject_id)
+            if self.shared_index:
+                with self.session_factory() as session:
+                    ids |= set(session.scalars(select(FaceTemplate.id).where(FaceTemplate.subject_id == subject_id)))
+            return self.remove_templates(sorted(ids))
 
     def _refresh_sums(self, subject_ids: set[int]) -> None:
         """Recompute fused sums of subjects from their indexed templates (decrypting them; chunked queries)."""
@@ -403,8 +486,7 @@ class GalleryRuntime:
         """Number of indexed templates in the given galleries."""
         if self._index is None:
             return 0
-        counts = self._index.partition_counts()
-        return sum(counts.get(g, 0) for g in gallery_ids)
+        return self._index.count(list(gallery_ids))
 
     def read_photo(self, subject: Subject, image: Image) -> bytes:
         """The decrypted original of an enrolled photo, for display or export after the caller's authorisation.
