@@ -33,6 +33,7 @@ import ctypes
 import ctypes.util
 import functools
 import itertools
+import math
 import os
 import queue
 import threading
@@ -62,9 +63,11 @@ _RESIDUAL_STEPS = 16  # 4-bit residual: the int8 rounding error in sixteenths of
 _MIN_CAPACITY = 64
 _MAX_SCORE_CELLS = 16 * 1024 * 1024  # 64 MB of float32 scores per kernel call
 _PIECE_ROWS = 65_536  # rows per work piece: ~4 ms of one core at 512-d, and >= 4 * 50 blocks for the bound
+_SIGN_PIECE_ROWS = 262_144  # sign_int8: a piece of 64-byte codes is scanned in ~1 ms; fewer pieces, less overhead
+_MAG_QUANTILE = 0.98  # sign_int8: query magnitudes are quantised up to this quantile of |q| (larger ones clipped)
 _T = TypeVar("_T")
 _GROWTH = 2.0
-_DTYPES = ("float16", "float32", "bfloat16", "int8")
+_DTYPES = ("float16", "float32", "bfloat16", "int8", "sign_int8")
 
 
 _TRIM_BYTES = 16 * 1024 * 1024  # after an add moving at least this much, hand freed heap back to the OS
@@ -368,6 +371,48 @@ def _encode_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return codes, packed, scales
 
 
+def _sign_bits(values: np.ndarray) -> np.ndarray:
+    """One bit per dimension, set where the value is positive, packed 8 per byte (``(n, ceil(dim / 8))`` uint8)."""
+    return np.packbits(values > 0, axis=1)
+
+
+def _query_planes(queries: np.ndarray, bits: int) -> np.ndarray:
+    """Binary codes whose Hamming distances to a template's sign bits give an asymmetric score.
+
+    The query is kept as its signs ``x`` plus ``bits`` magnitude planes: each dimension's ``|q_i|`` quantised to
+    ``L_i`` in ``0..2**bits - 1`` (up to the 98th percentile of ``|q|``, larger values clipped). For a template
+    with sign bits ``b`` the disagreement ``y = x XOR b`` gives ``q . sign(template) ~ const - 2 * sum_i L_i y_i``,
+    and ``sum_i L_i y_i = sum_j 2**j popcount(m_j AND y)`` with ``m_j`` the j-th magnitude plane. Since
+    ``popcount(m AND y) = (popcount(m) + popcount(y) - popcount(m XOR y)) / 2`` and ``m XOR y = (m XOR x) XOR b``,
+    the rows ``[x, m_0 XOR x, ..., m_{bits-1} XOR x]`` scanned with one Hamming kernel call give every term;
+    :func:`_plane_keys` combines them. ``bits = 0`` is the plain symmetric Hamming distance of the signs.
+
+    Returns:
+        uint8 ``(q * (bits + 1), ceil(dim / 8))``, the planes of each query consecutive.
+    """
+    signs = queries > 0
+    planes = [signs]
+    if bits:
+        mags = np.abs(queries)
+        top = np.quantile(mags, _MAG_QUANTILE, axis=1, keepdims=True) if mags.shape[1] else np.ones((len(mags), 1))
+        top = np.where(top > 0, top, 1.0)
+        levels = np.clip(np.rint(mags / top * (2**bits - 1)), 0, 2**bits - 1).astype(np.uint8)
+        planes += [((levels >> np.uint8(j)) & np.uint8(1)).astype(bool) ^ signs for j in range(bits)]
+    stacked = np.stack(planes, axis=1).reshape(-1, queries.shape[1])  # (q * planes, dim), query-major
+    return np.packbits(stacked, axis=1)
+
+
+def _plane_keys(distances: np.ndarray, bits: int) -> np.ndarray:
+    """Combine one query's plane distances (``(bits + 1, rows)`` uint32) into an int32 key, smaller = better:
+    ``(2**bits - 1) * h_x - sum_j 2**j h_j`` is ``2 * sum_i L_i y_i`` up to a per-query constant."""
+    if not bits:
+        return distances[0].astype(np.int32)
+    key = distances[0].astype(np.int32) * np.int32(2**bits - 1)
+    for j in range(bits):
+        key -= distances[j + 1].astype(np.int32) << np.int32(j)
+    return key
+
+
 def _decode_int8(codes: np.ndarray, packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_encode_int8` (up to the residual step): float32 rows."""
     nibbles = np.empty((packed.shape[0], 2 * packed.shape[1]), dtype=np.float32)
@@ -387,12 +432,29 @@ class TemplateIndex:
             1M), ``"bfloat16"`` (same memory, half the kernel compute, recall 0.994 measured), ``"float32"``,
             or ``"int8"`` (two-stage: an int8 scan of all visible templates picks a shortlist of
             ``rerank * k`` candidates, which are re-scored from int8 codes plus 4-bit residuals; 772 B per
-            512-d template, scores within ~1e-4 of float32).
+            512-d template, scores within ~1e-4 of float32), or ``"sign_int8"`` (three stages: the sign bits of
+            every visible template, 64 B at 512-d, are scanned against the query's signs and magnitude planes
+            with SimSIMD's Hamming kernel; the best ``prefilter`` share of each piece is scored from int8 codes,
+            and the best ``rerank * k`` of those re-scored from codes plus residuals as for ``int8``; 836 B per
+            template; reads ~1/9 of the bytes of an int8 scan per query).
         threads: threads per search (the caller plus ``threads - 1`` shared helpers); default one per core.
-        rerank: int8 only: shortlist length as a multiple of ``k`` (>= 1).
+        rerank: int8/sign_int8: shortlist re-scored from the residuals, as a multiple of ``k`` (>= 1).
+        prefilter: sign_int8: share of the visible templates (per piece) passed from the sign scan to the int8
+            scoring (at least ``rerank * k`` of each piece).
+        query_bits: sign_int8: magnitude planes of the query in the sign scan (0 = plain Hamming distance of
+            the signs; each plane costs one more Hamming pass and sharpens the first-stage ranking).
     """
 
-    def __init__(self, dim: int = 512, dtype: str = "float16", threads: int | None = None, rerank: int = 8) -> None:
+    def __init__(
+        self,
+        dim: int = 512,
+        dtype: str = "float16",
+        threads: int | None = None,
+        rerank: int = 8,
+        *,
+        prefilter: float = 0.01,
+        query_bits: int = 2,
+    ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise IndexInputError(f"dim must be a positive integer, got {dim!r}")
         if dtype not in _DTYPES:
@@ -401,15 +463,26 @@ class TemplateIndex:
             raise IndexInputError(f"threads must be a positive integer or None, got {threads!r}")
         if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 1:
             raise IndexInputError(f"rerank must be a positive integer, got {rerank!r}")
+        if isinstance(prefilter, bool) or not isinstance(prefilter, int | float) or not 0 < prefilter <= 1:
+            raise IndexInputError(f"prefilter must be a share in (0, 1], got {prefilter!r}")
+        if isinstance(query_bits, bool) or not isinstance(query_bits, int) or not 0 <= query_bits <= 4:
+            raise IndexInputError(f"query_bits must be an integer from 0 to 4, got {query_bits!r}")
         self.dim = dim
         self.dtype_name = dtype
         self.rerank = rerank
+        self.prefilter = float(prefilter)
+        self.query_bits = query_bits
         # numpy has no bfloat16: those are stored as their uint16 bit patterns and the kernel is told so.
-        self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
-        self._two_stage = dtype == "int8"
+        storage = {"bfloat16": np.uint16, "sign_int8": np.int8}.get(dtype, dtype)
+        self.dtype = np.dtype(storage)
+        self._signs = dtype == "sign_int8"
+        self._two_stage = dtype in ("int8", "sign_int8")
         self._specs: list[tuple[tuple[int, ...], np.dtype]] = [((dim,), self.dtype)]
         if self._two_stage:
             self._specs += [(((dim + 1) // 2,), np.dtype(np.uint8)), ((), np.dtype(np.float32))]
+        if self._signs:
+            # Column 3: the sign bits the first stage scans (columns 0-2 as for int8).
+            self._specs.append((((dim + 7) // 8,), np.dtype(np.uint8)))
         self.threads = threads if threads is not None else max(1, os.cpu_count() or 1)
         self._segments: list[_Segment] = []
         self._slot_of: dict[int, int] = {}
@@ -426,6 +499,8 @@ class TemplateIndex:
 
     def _encode(self, values: np.ndarray) -> tuple[np.ndarray, ...]:
         """float32 unit rows -> the segment columns for this storage type."""
+        if self._signs:
+            return (*_encode_int8(values), _sign_bits(values))
         if self._two_stage:
             return _encode_int8(values)
         return (self._to_storage(values),)
@@ -558,8 +633,9 @@ class TemplateIndex:
             cand_ids: list[list[np.ndarray]] = [[] for _ in range(nq)]
             cand_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
             pieces = []
+            piece_rows = _SIGN_PIECE_ROWS if self._signs else _PIECE_ROWS
             for seg in segments:
-                n_pieces = -(-seg.count // _PIECE_ROWS)
+                n_pieces = -(-seg.count // piece_rows)
                 bounds = np.linspace(0, seg.count, n_pieces + 1).astype(np.int64).tolist()
                 pieces += [(seg, lo, hi) for lo, hi in itertools.pairwise(bounds)]
             # int8: each piece keeps a shortlist of `shortlist` rows per query by approximate score, the
@@ -589,7 +665,47 @@ class TemplateIndex:
                             found.append((seg.ids[lo + idx], row[idx]))
                 return found
 
-            tasks = [functools.partial(scan, *piece) for piece in pieces]
+            if self._signs:
+                planes = _query_planes(q, self.query_bits)
+                n_planes = self.query_bits + 1
+
+                def scan_signs(seg: _Segment, lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
+                    """sign_int8, per query: the sign scan of rows lo:hi keeps the best ``prefilter`` share (at
+                    least ``shortlist``), those are scored from int8 codes, and the best ``shortlist`` are returned
+                    as (row numbers, approximate scores) for the residual re-rank."""
+                    found = []
+                    n = hi - lo
+                    keep = min(n, max(shortlist, math.ceil(self.prefilter * n)))
+                    step = max(1, _MAX_SCORE_CELLS // (n * n_planes))
+                    for q0 in range(0, nq, step):
+                        q1 = min(nq, q0 + step)
+                        dist = np.asarray(
+                            simsimd.cdist(
+                                planes[q0 * n_planes : q1 * n_planes],
+                                seg.columns[3][lo:hi],
+                                metric="hamming",
+                                dtype="bin8",
+                                threads=1,
+                                out_dtype="uint32",  # type: ignore[arg-type]  # integer output: supported, not in the stubs
+                            )
+                        ).reshape(q1 - q0, n_planes, n)
+                        for i in range(q1 - q0):
+                            if keep < n:
+                                key = _plane_keys(dist[i], self.query_bits)
+                                rows = np.sort(np.argpartition(key, keep - 1)[:keep]) + lo
+                            else:
+                                rows = np.arange(lo, hi)
+                            approx = np.asarray(
+                                self._kernel(q_kernel[q0 + i : q0 + i + 1], seg.columns[0][rows])
+                            ).reshape(-1)
+                            approx *= seg.columns[2][rows]
+                            idx = _top_k_indices(approx, min(shortlist, approx.size))
+                            found.append((rows[idx], approx[idx]))
+                    return found
+
+                tasks = [functools.partial(scan_signs, *piece) for piece in pieces]
+            else:
+                tasks = [functools.partial(scan, *piece) for piece in pieces]
             results = _POOL.run(tasks, helpers=self.threads - 1)
             if self._two_stage:
                 for i in range(nq):
@@ -638,7 +754,7 @@ class TemplateIndex:
         for seg, row_parts in by_segment.values():
             # Sorted: the same shortlist gives bit-identical scores however the scan was cut into pieces.
             rows = np.sort(np.concatenate(row_parts))
-            codes, packed, scales = (column[rows] for column in seg.columns)
+            codes, packed, scales = (column[rows] for column in seg.columns[:3])
             ids_out.append(seg.ids[rows])
             scores_out.append(_decode_int8(codes, packed, scales) @ query)
         return np.concatenate(ids_out), np.concatenate(scores_out).astype(np.float32, copy=False)
