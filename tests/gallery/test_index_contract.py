@@ -20,7 +20,7 @@ _names = itertools.count()
 
 # Score tolerance per backend: int8 codes + residual re-rank are within ~1e-3 at this small dimension; Milvus and
 # float32 are exact float32 inner products.
-BACKENDS = {"memory-int8": 1e-3, "memory-float32": 1e-5, "milvus": 1e-5}
+BACKENDS = {"memory-int8": 1e-3, "memory-sign_int8": 1e-3, "memory-float32": 1e-5, "milvus": 1e-5}
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_empty_index(backend: tuple[str, Factory]) -> None:
 
 def test_add_and_search_match_float32_brute_force(backend: tuple[str, Factory]) -> None:
     name, make = backend
-    index, vecs, ids, parts = filled(make)
+    index, vecs, ids, _parts = filled(make)
     assert len(index) == 400 and index.count() == 400
     assert set(index.ids().tolist()) == set(ids.tolist())
     assert index.partition_counts() == {0: 100, 1: 100, 2: 100, 3: 100}
@@ -115,7 +115,7 @@ def test_add_and_search_match_float32_brute_force(backend: tuple[str, Factory]) 
         for lost in set(ref_ids[qi].tolist()) - set(got_ids[qi].tolist()):  # only near-ties at the cut may differ
             assert abs(float(queries[qi] @ by_id[lost]) - ref_scores[qi, -1]) < BACKENDS[name]
     assert np.array_equal(got_ids[:5, 0], ids[:5]), "a noisy copy finds its source first"
-    one_ids, one_scores = index.search(queries[0], 10)  # a single (dim,) query
+    one_ids, _one_scores = index.search(queries[0], 10)  # a single (dim,) query
     assert np.array_equal(one_ids, got_ids[:1]) and one_ids.shape == (1, 10)
 
 
@@ -178,7 +178,7 @@ def test_consolidation_inputs_ties_depth_and_limits(backend: tuple[str, Factory]
     index = make()
     index.add(np.arange(500, 470, -1), crowd, np.zeros(30, np.int32))  # ids added in descending order
     index.add(np.arange(1000, 1200), others, np.zeros(200, np.int32))
-    got, scores = index.search(probe, 10)
+    got, _scores = index.search(probe, 10)
     assert got[0].tolist() == list(range(471, 481)), "equal scores are ordered by id"
     deeper, deep_scores = index.search(probe, 60)
     assert set(range(471, 501)) <= set(deeper[0].tolist()) and np.all(np.diff(deep_scores[0]) <= 0)
@@ -192,7 +192,7 @@ def test_consolidation_inputs_ties_depth_and_limits(backend: tuple[str, Factory]
 
 def test_bad_input_is_refused_and_changes_nothing(backend: tuple[str, Factory]) -> None:
     _, make = backend
-    index, vecs, ids, parts = filled(make, n=40)
+    index, vecs, _ids, _parts = filled(make, n=40)
     rng = np.random.default_rng(1)
     bad_calls = [
         (np.array([1, 2]), unit(rng, 2)[:, :-1], np.array([0, 0])),  # wrong dimension
