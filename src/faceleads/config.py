@@ -60,8 +60,11 @@ class Settings(BaseSettings):
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)
     score_fusion: ScoreFusion = ScoreFusion.BEST
-    # In-memory index storage (docs/search-index.md): int8 scan + 4-bit-residual re-rank, or float16/bfloat16/float32.
-    index_dtype: str = Field(default="int8", pattern="^(int8|float16|bfloat16|float32)$")
+    # In-memory index storage (docs/search-index.md): int8 scan + 4-bit-residual re-rank; sign_int8 (a sign-bit
+    # Hamming scan first, then int8 scoring of a shortlist, then the residual re-rank); or float16/bfloat16/float32.
+    index_dtype: str = Field(default="int8", pattern="^(int8|sign_int8|float16|bfloat16|float32)$")
+    # sign_int8: share of the templates passed from the sign scan to int8 scoring (recall vs time, see the doc).
+    index_prefilter: float = Field(default=0.01, gt=0.0, le=1.0)
     quality_floor: float = Field(default=0.25, ge=0.0, le=1.0)
     # Where templates are searched (docs/search-index.md, docs/deployment.md): "memory" = the exact in-process
     # index above (default), "milvus" = a Milvus collection shared by every app server (pymilvus). Milvus gets

@@ -25,6 +25,7 @@ from faceleads.errors import ValidationError
 
 if TYPE_CHECKING:
     from faceleads.config import Settings
+    from faceleads.gallery.index import TemplateIndex
 
 __all__ = [
     "IndexInputError",
@@ -34,6 +35,7 @@ __all__ = [
     "check_k",
     "check_partitions",
     "check_queries",
+    "memory_index",
     "open_index",
     "sort_hits",
 ]
@@ -209,6 +211,13 @@ def open_index(settings: Settings, dim: int, model_version: str) -> VectorIndex:
             index_type=settings.milvus_index_type,
             timeout=settings.milvus_timeout_s,
         )
+    return memory_index(settings, dim)
+
+
+def memory_index(settings: Settings, dim: int) -> TemplateIndex:
+    """A new, empty in-process index with the storage of ``Settings.index_dtype``."""
     from faceleads.gallery.index import TemplateIndex
 
+    if settings.index_dtype == "sign_int8":
+        return TemplateIndex(dim=dim, dtype="sign_int8", prefilter=settings.index_prefilter)
     return TemplateIndex(dim=dim, dtype=settings.index_dtype)

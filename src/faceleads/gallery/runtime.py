@@ -146,9 +146,9 @@ class GalleryRuntime:
 
     def _new_index(self) -> TemplateIndex:
         """An in-process index (the fused subject index; the template index of the default backend)."""
-        from faceleads.gallery.index import TemplateIndex
+        from faceleads.gallery.index_backend import memory_index
 
-        return TemplateIndex(dim=EMBEDDING_DIM, dtype=self.settings.index_dtype)
+        return memory_index(self.settings, EMBEDDING_DIM)
 
     def _open_template_index(self, model: str) -> VectorIndex:
         from faceleads.gallery.index_backend import open_index
