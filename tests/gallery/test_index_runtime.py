@@ -66,10 +66,11 @@ def test_shared_milvus_index_across_servers_restart_and_destruction(
         name: enrol_record(a, actor, record(name, f"MET-M{i}"), PEOPLE[name][:2]).subject_id
         for i, name in enumerate(NAMES)
     }
-    report = a.start()  # builds (uploads) the collection from the database and verifies it
-    assert report.total == 6 and a.template_index().persistent
+    # Enrolments are written to the shared engine at once, before any server built or searched anything.
     held = _engine_ids(a)
     assert len(held) == 6
+    report = a.start()  # adopts the collection and checks it against the database
+    assert (report.added, report.removed, report.total) == (0, 0, 6) and a.template_index().persistent
 
     # Server B never enrolled anything: it adopts the shared collection (nothing decrypted or uploaded again).
     report_b = b.start()

@@ -398,13 +398,14 @@ def write_photo(
 
 
 def index_outcomes(rt: GalleryRuntime, outcomes: Sequence[PhotoOutcome]) -> None:
-    """After commit: add the new templates to the runtime's index (if it is built and the model matches)."""
+    """After commit: add the new templates to the runtime's index (if it is built, or is an engine shared with
+    other processes, which every server searches: then at once)."""
     items = [
         (o.template_id, o.subject_id, o.gallery_id, o.embedding)
         for o in outcomes
         if o.template_id is not None and o.embedding is not None
     ]
-    if items and rt.index_built:
+    if items and (rt.index_built or rt.shared_index):
         rt.add_templates(items)
 
 
