@@ -39,10 +39,10 @@ class Population:
         seed: any int; the same seed gives the same gallery and queries.
     """
 
-    def __init__(self, kind: str, n: int, dim: int = 512, seed: int = 20261122) -> None:
+    def __init__(self, kind: str, n: int, dim: int = 512, seed: int = 20261122, chunk: int = CHUNK) -> None:
         if kind not in ("isotropic", "arcface"):
             raise ValueError(f"unknown distribution {kind!r}")
-        self.kind, self.n, self.dim, self.seed = kind, n, dim, seed
+        self.kind, self.n, self.dim, self.seed, self.chunk = kind, n, dim, seed, chunk
         if kind == "arcface":
             stats = np.load(STATS)
             if stats["mean"].shape[0] != dim:
@@ -64,8 +64,8 @@ class Population:
             self.mean32 = self.mean.astype(np.float32)
 
     def _latent(self, chunk: int) -> np.ndarray:
-        start = chunk * CHUNK
-        rows = min(CHUNK, self.n - start)
+        start = chunk * self.chunk
+        rows = min(self.chunk, self.n - start)
         rng = np.random.default_rng([self.seed, chunk])
         return rng.standard_normal((rows, self.dim), dtype=np.float32)
 
@@ -83,16 +83,16 @@ class Population:
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(start row, float32 unit chunk)`` over the whole gallery."""
-        for chunk in range(-(-self.n // CHUNK)):
-            yield chunk * CHUNK, self._realise(self._latent(chunk))
+        for chunk in range(-(-self.n // self.chunk)):
+            yield chunk * self.chunk, self._realise(self._latent(chunk))
 
     def mated_queries(self, rows: np.ndarray, seed: int) -> np.ndarray:
         """One query per gallery row in ``rows``: another photo of the same identity (float32 unit)."""
         rng = np.random.default_rng([self.seed, seed, 1])
         out = np.empty((rows.size, self.dim), dtype=np.float32)
-        for chunk in np.unique(rows // CHUNK).tolist():
-            sel = np.flatnonzero(rows // CHUNK == chunk)
-            x = self._unnormalised(self._latent(chunk)[rows[sel] - chunk * CHUNK])
+        for chunk in np.unique(rows // self.chunk).tolist():
+            sel = np.flatnonzero(rows // self.chunk == chunk)
+            x = self._unnormalised(self._latent(chunk)[rows[sel] - chunk * self.chunk])
             if self.kind == "arcface":
                 identity = self.mean32 + (x - self.mean32) @ self.to_identity
                 identity += rng.standard_normal(x.shape, dtype=np.float32) @ self.identity_spread
