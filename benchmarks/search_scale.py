@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distribution", choices=["isotropic", "arcface"], default="isotropic")
     ap.add_argument("--milvus-uri", default=None, help="Milvus server (default: a temporary milvus-lite file)")
     ap.add_argument("--milvus-index", default="FLAT", choices=["FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"])
+    ap.add_argument("--milvus-timeout", type=float, default=900.0, help="seconds per Milvus request")
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--no-faiss", action="store_true", help="skip the FAISS comparison")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         if uri is None:
             tmp = tempfile.mkdtemp(prefix="faceleads-milvus-bench-")
             uri = str(Path(tmp) / "bench.db")
-        milvus = MilvusIndex(uri, dim=dim, collection=f"bench_{os.getpid()}", index_type=args.milvus_index)
+        # A long timeout: embedded milvus-lite flushes and compacts in Python, slowly on a loaded machine.
+        milvus = MilvusIndex(
+            uri, dim=dim, collection=f"bench_{os.getpid()}", index_type=args.milvus_index, timeout=args.milvus_timeout
+        )
     gc.collect()
     rss_before = rss_bytes()
     index = TemplateIndex(dim=dim, dtype=args.dtype, threads=args.threads, rerank=args.rerank, **sign_kwargs)

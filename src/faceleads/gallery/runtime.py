@@ -6,6 +6,11 @@ template) and then kept in step incrementally: enrolments and deletions made thr
 directly, and :meth:`GalleryRuntime.sync_index` (run before each search, cheap when nothing changed) catches up
 with changes made by other processes (a bulk enrolment running in the CLI while the API serves searches): new
 templates by id, deletions by comparing id sets when the counts disagree — never a full rebuild.
+
+The index is whatever ``Settings.index_backend`` names, behind the ``VectorIndex`` protocol
+(``gallery/index_backend.py``): the in-process index (filled from the database at start), or a Milvus collection
+shared by every process (``index.persistent``): that one is adopted at start (its ids compared with the
+database, nothing decrypted again), and enrolments and destructions write to it at once from any process.
 """
 
 from __future__ import annotations
