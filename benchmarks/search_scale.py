@@ -167,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerank", type=int, default=8, help="int8/sign_int8: residual re-rank shortlist / k")
     ap.add_argument("--prefilter", type=float, default=None, help="sign_int8: share passed from the sign scan")
     ap.add_argument("--query-bits", type=int, default=None, help="sign_int8: query magnitude planes")
+    ap.add_argument(
+        "--sweep-prefilter",
+        default="",
+        help="sign_int8: comma-separated prefilter shares also timed on the same index (e.g. 0.005,0.02)",
+    )
     ap.add_argument("--distribution", choices=["isotropic", "arcface"], default="isotropic")
     ap.add_argument("--milvus-uri", default=None, help="Milvus server (default: a temporary milvus-lite file)")
     ap.add_argument("--milvus-index", default="FLAT", choices=["FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"])
@@ -266,6 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.dtype == "sign_int8":
         result["prefilter"] = index.prefilter
         result["query_bits"] = index.query_bits
+    if args.dtype == "sign_int8" and args.sweep_prefilter:
+        chosen = index.prefilter
+        sweep = []
+        for share in [float(v) for v in args.sweep_prefilter.split(",") if v.strip()]:
+            index.prefilter = share
+            t = time_queries(index, queries, k, allowed, partitions)
+            sweep.append(
+                {
+                    "prefilter": share,
+                    "p50_ms": round(percentile_ms(t["single"], 50), 2),
+                    "recall": round(recall(t["got"], truth_ids), 4),
+                    "recall_mated": round(recall(t["got"][:nq_m], truth_ids[:nq_m]), 4),
+                    "recall_nonmated": round(recall(t["got"][nq_m:], truth_ids[nq_m:]), 4),
+                    "load_1min": round(os.getloadavg()[0], 2),
+                }
+            )
+        index.prefilter = chosen
+        result["prefilter_sweep"] = sweep
     # The reference points of the same run: one plain pass over the index's bytes, a full int8 scan.
     passes = [plain_pass_s(index, args.threads) for _ in range(3)]
     result["plain_pass_ms"] = round(1000 * float(np.median(passes)), 2)
