@@ -274,3 +274,25 @@ def test_milvus_refuses_a_collection_of_another_dimension(milvus_file: str) -> N
     finally:
         first.drop()
         first.close()
+
+
+def test_settings_choose_the_backend_and_storage(tmp_path: Path) -> None:
+    from faceleads.config import Settings
+    from faceleads.gallery.index_backend import memory_index, open_index
+
+    settings = Settings(data_dir=tmp_path, index_dtype="sign_int8", index_prefilter=0.05)
+    index = open_index(settings, DIM, "model-a")
+    assert isinstance(index, TemplateIndex) and not index.persistent
+    assert index.dtype_name == "sign_int8" and index.prefilter == 0.05
+    assert memory_index(Settings(data_dir=tmp_path), DIM).dtype_name == "int8"  # the gallery default
+    shared = open_index(settings.model_copy(update={"index_backend": "milvus"}), DIM, "model-a")
+    try:
+        assert isinstance(shared, MilvusIndex) and shared.persistent and shared.max_k == MILVUS_MAX_K
+        assert shared.uri == str(tmp_path / "milvus.db")  # embedded milvus-lite under the data directory
+        other = open_index(settings.model_copy(update={"index_backend": "milvus"}), DIM, "model-b")
+        assert other.collection != shared.collection  # templates of two models are never compared
+        other.drop()  # type: ignore[attr-defined]
+        other.close()
+    finally:
+        shared.drop()  # type: ignore[attr-defined]
+        shared.close()
