@@ -319,6 +319,12 @@ class MilvusIndex:
         """Milvus answers at most 16,384 results per query."""
         return MILVUS_MAX_K
 
+    def flush(self) -> None:
+        """Seal what was written into segments (Milvus does this by itself over time; after a bulk load, calling it
+        makes the data searchable from indexed segments at once: embedded milvus-lite searches its unsealed
+        buffer ~20x slower)."""
+        self._call("flush", self._client.flush, self.collection)
+
     def drop(self) -> None:
         """Delete the whole collection (tests, benchmarks, decommissioning)."""
         self._call("drop_collection", self._client.drop_collection, self.collection)
