@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sweep-prefilter",
         default="",
-        help="sign_int8: comma-separated prefilter shares also timed on the same index (e.g. 0.005,0.02)",
+        help="sign_int8: comma-separated prefilter shares, or query_bits:share pairs, also timed on the same index "
+        "(e.g. 0.005,0.02 or 0:0.02,2:0.005)",
     )
     ap.add_argument("--distribution", choices=["isotropic", "arcface"], default="isotropic")
     ap.add_argument("--milvus-uri", default=None, help="Milvus server (default: a temporary milvus-lite file)")
@@ -280,14 +281,17 @@ def main(argv: list[str] | None = None) -> int:
         result["prefilter"] = index.prefilter
         result["query_bits"] = index.query_bits
     if args.dtype == "sign_int8" and args.sweep_prefilter:
-        chosen = index.prefilter
+        chosen = index.prefilter, index.query_bits
         sweep = []
-        for share in [float(v) for v in args.sweep_prefilter.split(",") if v.strip()]:
-            index.prefilter = share
+        for item in [v.strip() for v in args.sweep_prefilter.split(",") if v.strip()]:
+            bits, _, share = item.rpartition(":")
+            index.query_bits = int(bits) if bits else chosen[1]
+            index.prefilter = float(share)
             t = time_queries(index, queries, k, allowed, partitions)
             sweep.append(
                 {
-                    "prefilter": share,
+                    "query_bits": index.query_bits,
+                    "prefilter": index.prefilter,
                     "p50_ms": round(percentile_ms(t["single"], 50), 2),
                     "cpu_p50_ms": round(percentile_ms(t["cpu"], 50), 2),
                     "recall": round(recall(t["got"], truth_ids), 4),
@@ -296,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_1min": round(os.getloadavg()[0], 2),
                 }
             )
-        index.prefilter = chosen
+        index.prefilter, index.query_bits = chosen
         result["prefilter_sweep"] = sweep
     # The reference points of the same run: one plain pass over the index's bytes, a full int8 scan.
     c0 = time.process_time()
