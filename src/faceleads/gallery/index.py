@@ -68,6 +68,7 @@ _MIN_CAPACITY = 64
 _MAX_SCORE_CELLS = 16 * 1024 * 1024  # 64 MB of float32 scores per kernel call
 _PIECE_ROWS = 65_536  # rows per work piece: ~4 ms of one core at 512-d, and >= 4 * 50 blocks for the bound
 _SIGN_PIECE_ROWS = 262_144  # sign_int8: a piece of 64-byte codes is scanned in ~1 ms; fewer pieces, less overhead
+_SIGN_COARSE = 10  # sign_int8: rows kept by the plain sign distance, as a multiple of the prefilter, for the planes
 _MAG_QUANTILE = 0.98  # sign_int8: query magnitudes are quantised up to this quantile of |q| (larger ones clipped)
 _T = TypeVar("_T")
 _GROWTH = 2.0
@@ -674,32 +675,46 @@ class TemplateIndex:
                 planes = _query_planes(q, self.query_bits)
                 n_planes = self.query_bits + 1
 
+                def hamming(codes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+                    return np.asarray(
+                        simsimd.cdist(
+                            codes,
+                            rows,
+                            metric="hamming",
+                            dtype="bin8",
+                            threads=1,
+                            out_dtype="uint32",  # type: ignore[arg-type]  # integer output: supported, not in the stubs
+                        )
+                    )
+
                 def scan_signs(seg: _Segment, lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
-                    """sign_int8, per query: the sign scan of rows lo:hi keeps the best ``prefilter`` share (at
-                    least ``shortlist``), those are scored from int8 codes, and the best ``shortlist`` are returned
-                    as (row numbers, approximate scores) for the residual re-rank."""
+                    """sign_int8, per query: the plain Hamming distance of the signs over rows lo:hi keeps
+                    ``_SIGN_COARSE`` times the prefilter share; the magnitude planes re-score only those, and the
+                    best ``prefilter`` share (at least ``shortlist``) is scored from int8 codes; the best
+                    ``shortlist`` are returned as (row numbers, approximate scores) for the residual re-rank."""
                     found = []
                     n = hi - lo
                     keep = min(n, max(shortlist, math.ceil(self.prefilter * n)))
-                    step = max(1, _MAX_SCORE_CELLS // (n * n_planes))
+                    coarse = min(n, _SIGN_COARSE * keep) if n_planes > 1 else keep
+                    bits = seg.columns[3]
+                    step = max(1, _MAX_SCORE_CELLS // n)
                     for q0 in range(0, nq, step):
                         q1 = min(nq, q0 + step)
-                        dist = np.asarray(
-                            simsimd.cdist(
-                                planes[q0 * n_planes : q1 * n_planes],
-                                seg.columns[3][lo:hi],
-                                metric="hamming",
-                                dtype="bin8",
-                                threads=1,
-                                out_dtype="uint32",  # type: ignore[arg-type]  # integer output: supported, not in the stubs
-                            )
-                        ).reshape(q1 - q0, n_planes, n)
+                        # One Hamming pass of the query signs over every row (the magnitude planes would cost a
+                        # pass each: SimSIMD's binary kernel is bound by its per-pair cost, not by bandwidth).
+                        signs = hamming(planes[q0 * n_planes : q1 * n_planes : n_planes], bits[lo:hi])
                         for i in range(q1 - q0):
-                            if keep < n:
-                                key = _plane_keys(dist[i], self.query_bits)
-                                rows = np.sort(np.argpartition(key, keep - 1)[:keep]) + lo
-                            else:
+                            if keep >= n:
                                 rows = np.arange(lo, hi)
+                            else:
+                                d0 = signs[i]
+                                pre = np.sort(np.argpartition(d0, coarse - 1)[:coarse]) if coarse < n else np.arange(n)
+                                if n_planes > 1:
+                                    plane_rows = planes[(q0 + i) * n_planes + 1 : (q0 + i + 1) * n_planes]
+                                    dist = np.vstack([d0[pre][None, :], hamming(plane_rows, bits[lo + pre])])
+                                    key = _plane_keys(dist, self.query_bits)
+                                    pre = np.sort(pre[np.argpartition(key, keep - 1)[:keep]])
+                                rows = pre + lo
                             approx = np.asarray(
                                 self._kernel(q_kernel[q0 + i : q0 + i + 1], seg.columns[0][rows])
                             ).reshape(-1)
