@@ -10,7 +10,7 @@ Design (measured figures in ``docs/search-index.md``):
 * ``sign_int8`` (for galleries of many millions): the sign bit of every dimension (64 B at 512-d) is scanned first
   with SimSIMD's Hamming kernel against the query's signs and magnitude planes (an asymmetric score, see
   ``_query_planes``); only the best ``prefilter`` share of each piece is scored from the int8 codes, then re-ranked
-  from the residuals as above. It reads ~1/9 of the bytes of an int8 scan per query.
+  from the residuals as above. Its full scan reads an eighth of the bytes of an int8 scan.
 * Templates are stored **grouped by partition** (gallery id): each partition owns contiguous, geometrically
   growing arrays ("segment"). A search filtered to some galleries therefore scans only the allowed segments;
   nothing is masked after the fact.
@@ -442,7 +442,7 @@ class TemplateIndex:
             every visible template, 64 B at 512-d, are scanned against the query's signs and magnitude planes
             with SimSIMD's Hamming kernel; the best ``prefilter`` share of each piece is scored from int8 codes,
             and the best ``rerank * k`` of those re-scored from codes plus residuals as for ``int8``; 836 B per
-            template; reads ~1/9 of the bytes of an int8 scan per query).
+            template; its full scan reads an eighth of the bytes of an int8 scan).
         threads: threads per search (the caller plus ``threads - 1`` shared helpers); default one per core.
         rerank: int8/sign_int8: shortlist re-scored from the residuals, as a multiple of ``k`` (>= 1).
         prefilter: sign_int8: share of the visible templates (per piece) passed from the sign scan to the int8
