@@ -6,6 +6,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,9 +99,22 @@ class Settings(BaseSettings):
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)
     score_fusion: ScoreFusion = ScoreFusion.BEST
-    # In-memory index storage (docs/search-index.md): int8 scan + 4-bit-residual re-rank, or float16/bfloat16/float32.
-    index_dtype: str = Field(default="int8", pattern="^(int8|float16|bfloat16|float32)$")
+    # In-memory index storage (docs/search-index.md): int8 scan + 4-bit-residual re-rank; sign_int8 (a sign-bit
+    # Hamming scan first, then int8 scoring of a shortlist, then the residual re-rank); or float16/bfloat16/float32.
+    index_dtype: str = Field(default="int8", pattern="^(int8|sign_int8|float16|bfloat16|float32)$")
+    # sign_int8: share of the templates passed from the sign scan to int8 scoring (recall vs time, see the doc).
+    index_prefilter: float = Field(default=0.01, gt=0.0, le=1.0)
     quality_floor: float = Field(default=0.25, ge=0.0, le=1.0)
+    # Where templates are searched (docs/search-index.md, docs/deployment.md): "memory" = the exact in-process
+    # index above (default), "milvus" = a Milvus collection shared by every app server (pymilvus). Milvus gets
+    # template ids, gallery ids and vectors only; production needs TLS (https://) and a token.
+    index_backend: Literal["memory", "milvus"] = "memory"
+    milvus_uri: str | None = None  # https://host:19530; a local file path = embedded milvus-lite (dev and tests)
+    milvus_token: str | None = Field(default=None, repr=False)  # "user:password" of a Milvus role (RBAC)
+    milvus_db_name: str | None = None  # Milvus database (default: "default")
+    milvus_collection_prefix: str = Field(default="faceleads", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    milvus_index_type: Literal["FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW"] = "FLAT"  # FLAT = exact, like the default
+    milvus_timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
 
     # Casework (docs/casework.md): retention of case data and probes by offence category, in days from opening
     # (FACELEADS_RETENTION_DAYS='{"serious": 3650, ...}'); categories not listed use retention_default_days.
@@ -200,6 +214,15 @@ class Settings(BaseSettings):
             )
         if self.blob_store == "s3" and not self.s3_bucket:
             raise ConfigurationError("FACELEADS_BLOB_STORE=s3 needs FACELEADS_S3_BUCKET")
+        if self.index_backend == "milvus":
+            uri = self.milvus_uri or ""
+            if not uri.startswith("https://"):
+                raise ConfigurationError(
+                    "production mode needs FACELEADS_MILVUS_URI to be an https:// address (TLS to Milvus); "
+                    "embedded milvus-lite and plain http are for development and tests only"
+                )
+            if not self.milvus_token:
+                raise ConfigurationError("production mode needs FACELEADS_MILVUS_TOKEN (Milvus authentication)")
 
 
 @lru_cache(maxsize=1)

@@ -47,18 +47,26 @@ def assert_same_topk(
         assert len(set(got_ids[qi].tolist())) == got_ids.shape[1], "no duplicate ids"
 
 
+def make_index(dim: int, dtype: str, **kw: object) -> TemplateIndex:
+    """An index whose results must equal brute force: sign_int8 keeps every row after the sign scan here (its
+    cut is tested on its own below)."""
+    if dtype == "sign_int8":
+        kw.setdefault("prefilter", 1.0)
+    return TemplateIndex(dim=dim, dtype=dtype, **kw)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16", "int8", "sign_int8"])
 def test_matches_float32_brute_force(rng: np.random.Generator, dtype: str) -> None:
     n = 30000  # partitions of ~15000 > 4 * k * block length: the block-maximum selection path runs
     vecs = unit(rng, n)
     ids = rng.permutation(10 * n)[:n].astype(np.int64)
     parts = rng.integers(0, 2, n).astype(np.int32)
-    index = TemplateIndex(dim=DIM, dtype=dtype, threads=2)
+    index = make_index(dim=DIM, dtype=dtype, threads=2)
     index.add(ids, vecs, parts)
     queries = vecs[:20] + 0.3 * unit(rng, 20)
     queries = np.vstack([queries, unit(rng, 10)]).astype(np.float32)
@@ -66,7 +74,7 @@ def test_matches_float32_brute_force(rng: np.random.Generator, dtype: str) -> No
     ref_ids, ref_scores = brute_force(vecs, ids, queries, 10)
     assert got_ids.dtype == np.int64 and got_scores.dtype == np.float32
     by_id = dict(zip(ids.tolist(), vecs, strict=True))
-    tol = {"float16": 3e-3, "float32": 1e-5, "bfloat16": 1.5e-2, "int8": 1e-3}[dtype]
+    tol = {"float16": 3e-3, "float32": 1e-5, "bfloat16": 1.5e-2, "int8": 1e-3, "sign_int8": 1e-3}[dtype]
     assert_same_topk(got_ids, got_scores, ref_ids, ref_scores, by_id, queries, tol)
     # The noisy copy's source is its best match.
     assert np.array_equal(got_ids[:20, 0], ids[:20])
@@ -108,10 +116,10 @@ def test_empty_index(rng: np.random.Generator) -> None:
     assert len(index) == 0
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "int8", "sign_int8"])
 def test_add_remove_replace(rng: np.random.Generator, dtype: str) -> None:
     vecs = unit(rng, 100)
-    index = TemplateIndex(dim=DIM, dtype=dtype)
+    index = make_index(dim=DIM, dtype=dtype)
     ids = np.arange(1000, 1100, dtype=np.int64)
     index.add(ids, vecs, (ids % 3).astype(np.int32))
     assert len(index) == 100 and 1050 in index and 5 not in index
@@ -144,10 +152,10 @@ def test_add_remove_replace(rng: np.random.Generator, dtype: str) -> None:
     assert 1000 in index and len(index) == 98
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "int8", "sign_int8"])
 def test_many_removals_and_readds_keep_map_consistent(rng: np.random.Generator, dtype: str) -> None:
     """Exercise the id map's merge and tombstone paths against a dict model."""
-    index = TemplateIndex(dim=16, dtype=dtype)
+    index = make_index(dim=16, dtype=dtype)
     model: dict[int, np.ndarray] = {}
     next_id = 0
     for _round in range(30):
@@ -178,13 +186,13 @@ def test_many_removals_and_readds_keep_map_consistent(rng: np.random.Generator, 
     assert not any(int(i) in index for i in range(next_id, next_id + 50))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "int8", "sign_int8"])
 def test_partition_filter_never_leaks(rng: np.random.Generator, dtype: str) -> None:
     n = 3000
     vecs = unit(rng, n)
     ids = np.arange(n, dtype=np.int64)
     parts = rng.integers(0, 10, n).astype(np.int32)
-    index = TemplateIndex(dim=DIM, dtype=dtype)
+    index = make_index(dim=DIM, dtype=dtype)
     index.add(ids, vecs, parts)
     allowed = {2, 5, 7}
     mask = np.isin(parts, list(allowed))
@@ -196,7 +204,7 @@ def test_partition_filter_never_leaks(rng: np.random.Generator, dtype: str) -> N
     assert_same_topk(got, scores, ref_ids, ref_scores, by_id, queries)
 
     # k above the visible count: every visible id, nothing else, no padding.
-    small = TemplateIndex(dim=DIM, dtype=dtype)
+    small = make_index(dim=DIM, dtype=dtype)
     small.add(np.arange(12), vecs[:12], np.array([1] * 4 + [2] * 8, dtype=np.int32))
     got, scores = small.search(vecs[0], 100, allowed_partitions=[1, 99])
     assert got.shape == (1, 4) and sorted(got[0].tolist()) == [0, 1, 2, 3]
@@ -282,13 +290,13 @@ def test_capacity_grows_geometrically(rng: np.random.Generator) -> None:
     assert got[0, 0] == 4950
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "int8", "sign_int8"])
 def test_concurrent_adds_and_searches(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
     import faceleads.gallery.index as index_module
 
     monkeypatch.setattr(index_module, "_PIECE_ROWS", 128)  # several pieces per scan, shared with helpers
     base = unit(rng, 2000)
-    index = TemplateIndex(dim=DIM, dtype=dtype, threads=2)  # the helper pool is shared by the concurrent searches
+    index = make_index(dim=DIM, dtype=dtype, threads=2)  # the helper pool is shared by the concurrent searches
     index.add(np.arange(2000), base, (np.arange(2000) % 4).astype(np.int32))
     extra = unit(rng, 3000)
     errors: list[BaseException] = []
@@ -328,14 +336,14 @@ def test_concurrent_adds_and_searches(rng: np.random.Generator, monkeypatch: pyt
     assert index.partition_counts() == {0: 500, 1: 500, 2: 500, 3: 500, 5: 2700}
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int8"])
+@pytest.mark.parametrize("dtype", ["float16", "int8", "sign_int8"])
 def test_batches_and_scans_are_split_without_changing_results(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
     import faceleads.gallery.index as index_module
 
     vecs = unit(rng, 3000)
-    index = TemplateIndex(dim=DIM, dtype=dtype)
+    index = make_index(dim=DIM, dtype=dtype)
     index.add(np.arange(3000), vecs, (np.arange(3000) % 3).astype(np.int32))
     queries = unit(rng, 40)
     whole_ids, whole_scores = index.search(queries, 20)
@@ -394,3 +402,55 @@ def test_int8_two_stage_scores_and_memory(rng: np.random.Generator) -> None:
     # A zero query (no direction) must not break the int8 quantisation of queries.
     zero_ids, zero_scores = index.search(np.zeros(512, np.float32), 5)
     assert zero_ids.shape == (1, 5) and np.allclose(zero_scores, 0.0)
+
+
+def test_sign_planes_give_the_asymmetric_score(rng: np.random.Generator) -> None:
+    """The Hamming distances of the query planes combine into 2 * sum_i L_i [sign(q_i) != b_i] up to a constant
+    of the query: the first stage ranks templates by the magnitude-weighted sign disagreement, exactly."""
+    from faceleads.gallery.index import _MAG_QUANTILE, _plane_keys, _query_planes, _sign_bits
+
+    dim = 100  # not a multiple of 8: the padding bits must cancel out
+    q = unit(rng, 3, dim)
+    rows = unit(rng, 40, dim)
+    bits = _sign_bits(rows)
+    for qbits in (0, 1, 2, 3):
+        planes = _query_planes(q, qbits)
+        assert planes.shape == (3 * (qbits + 1), (dim + 7) // 8)
+        dist = np.array([[int(np.unpackbits(p ^ b).sum()) for b in bits] for p in planes], dtype=np.uint32)
+        for i in range(3):
+            key = _plane_keys(dist[i * (qbits + 1) : (i + 1) * (qbits + 1)], qbits)
+            disagree = (q[i] > 0) != (rows > 0)
+            if qbits:
+                top = np.quantile(np.abs(q[i]), _MAG_QUANTILE)
+                levels = np.clip(np.rint(np.abs(q[i]) / top * (2**qbits - 1)), 0, 2**qbits - 1)
+            else:
+                levels = np.ones(dim)
+            expected = 2 * (disagree * levels).sum(axis=1) if qbits else disagree.sum(axis=1)
+            offset = key - expected
+            assert np.all(offset == offset[0]), "the key differs from the weighted disagreement by a constant"
+
+
+def test_sign_int8_prefilter_recall_and_memory(rng: np.random.Generator) -> None:
+    """With the prefilter actually cutting (1 % of each piece), noisy copies still find their source first and
+    the returned scores are the re-ranked ones; memory is the int8 storage plus one bit per dimension."""
+    n = 40_000
+    vecs = unit(rng, n, 512)
+    ids = np.arange(n, dtype=np.int64) * 3 + 1
+    parts = rng.integers(0, 2, n).astype(np.int32)
+    index = TemplateIndex(dim=512, dtype="sign_int8", threads=2, rerank=2, prefilter=0.01)
+    index.add(ids, vecs, parts)
+    assert index.nbytes <= index.capacity * (64 + 512 + 256 + 4 + 8) + 16 * n + 100 * 1024
+    queries = vecs[:20] + 0.04 * unit(rng, 20, 512) * np.sqrt(512) / 8
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    got, scores = index.search(queries, 10)
+    assert np.array_equal(got[:, 0], ids[:20])
+    by_id = dict(zip(ids.tolist(), vecs, strict=True))
+    exact = np.array([[queries[i] @ by_id[j] for j in row] for i, row in enumerate(got.tolist())])
+    assert np.abs(scores - exact).max() < 2e-4
+    ref_ids, _ = brute_force(vecs, ids, queries, 10)
+    overlap = np.mean([np.isin(ref_ids[i], got[i]).mean() for i in range(20)])
+    assert overlap > 0.5  # isotropic 512-d noise is the hard case for sign codes; figures in docs/search-index.md
+    with pytest.raises(IndexInputError):
+        TemplateIndex(dtype="sign_int8", prefilter=0.0)
+    with pytest.raises(IndexInputError):
+        TemplateIndex(dtype="sign_int8", query_bits=9)

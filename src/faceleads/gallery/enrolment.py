@@ -404,7 +404,19 @@ def write_photo(
 
 def index_outcomes(rt: GalleryRuntime, outcomes: Sequence[PhotoOutcome]) -> None:
     """After commit: bring this process's index up to date (if it is built) through the change feed, the one path
-    from the database to every process's index; other processes follow the same feed."""
+    from the database to every process's index; other processes follow the same feed.
+
+    A shared engine (Milvus) is also written at once with the embeddings in hand, by a process that has not built
+    its index too (the CLI): every server searches that engine, and their feed followers then find the templates
+    already there instead of decrypting and uploading them again.
+    """
+    items = [
+        (o.template_id, o.subject_id, o.gallery_id, o.embedding)
+        for o in outcomes
+        if o.template_id is not None and o.embedding is not None
+    ]
+    if rt.shared_index and items:
+        rt.add_templates(items)
     if rt.index_built and any(o.template_id is not None for o in outcomes):
         rt.sync_index()
 

@@ -7,6 +7,10 @@ Design (measured figures in ``docs/search-index.md``):
   int8 dot kernel (half the bytes of float16: 19 ms vs 40 ms per 1M on the reference machine), every piece keeps
   a shortlist of ``rerank * k`` rows by approximate score, and the best ``rerank * k`` overall are re-scored
   from the codes plus a 4-bit residual (two per byte) — 772 B per 512-d template, scores within ~1e-4.
+* ``sign_int8`` (for galleries of many millions): the sign bit of every dimension (64 B at 512-d) is scanned first
+  with SimSIMD's Hamming kernel against the query's signs and magnitude planes (an asymmetric score, see
+  ``_query_planes``); only the best ``prefilter`` share of each piece is scored from the int8 codes, then re-ranked
+  from the residuals as above. Its full scan reads an eighth of the bytes of an int8 scan.
 * Templates are stored **grouped by partition** (gallery id): each partition owns contiguous, geometrically
   growing arrays ("segment"). A search filtered to some galleries therefore scans only the allowed segments;
   nothing is masked after the fact.
@@ -33,6 +37,7 @@ import ctypes
 import ctypes.util
 import functools
 import itertools
+import math
 import os
 import queue
 import threading
@@ -42,15 +47,19 @@ from typing import TypeVar
 import numpy as np
 import simsimd
 
-from faceleads.errors import ValidationError
+from faceleads.gallery.index_backend import (
+    IndexInputError,
+    check_add,
+    check_ids,
+    check_k,
+    check_partitions,
+    check_queries,
+)
 
 __all__ = ["IndexInputError", "TemplateIndex"]
 
-_INT32_MIN = int(np.iinfo(np.int32).min)
-_INT32_MAX = int(np.iinfo(np.int32).max)
 _ROW_BITS = 32  # location = segment slot << 32 | row
 _ROW_MASK = (1 << _ROW_BITS) - 1
-_NORM_TOLERANCE = 1e-3  # float32 unit vectors are within ~1e-6 of norm 1; 1e-3 catches unnormalised input
 _BLOCK = 256  # block length for the block-maximum top-k bound
 _MIN_BLOCK = 16
 _INT8_MAX = 127
@@ -58,9 +67,12 @@ _RESIDUAL_STEPS = 16  # 4-bit residual: the int8 rounding error in sixteenths of
 _MIN_CAPACITY = 64
 _MAX_SCORE_CELLS = 16 * 1024 * 1024  # 64 MB of float32 scores per kernel call
 _PIECE_ROWS = 65_536  # rows per work piece: ~4 ms of one core at 512-d, and >= 4 * 50 blocks for the bound
+_SIGN_PIECE_ROWS = 262_144  # sign_int8: a piece of 64-byte codes is scanned in ~1 ms; fewer pieces, less overhead
+_SIGN_COARSE = 10  # sign_int8: rows kept by the plain sign distance, as a multiple of the prefilter, for the planes
+_MAG_QUANTILE = 0.98  # sign_int8: query magnitudes are quantised up to this quantile of |q| (larger ones clipped)
 _T = TypeVar("_T")
 _GROWTH = 2.0
-_DTYPES = ("float16", "float32", "bfloat16", "int8")
+_DTYPES = ("float16", "float32", "bfloat16", "int8", "sign_int8")
 
 
 _TRIM_BYTES = 16 * 1024 * 1024  # after an add moving at least this much, hand freed heap back to the OS
@@ -90,10 +102,6 @@ def _release_free_heap() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-class IndexInputError(ValidationError, ValueError):
-    """Arguments given to the template index are malformed (shape, dtype, non-finite values...)."""
 
 
 class _IdMap:
@@ -195,7 +203,8 @@ class _Segment:
     """The templates of one partition: growable per-row arrays ("columns") plus their ids.
 
     Column 0 is what the kernel scans (float16/float32/bfloat16 vectors, or int8 codes); the int8 storage adds
-    packed 4-bit residuals and per-template scales as further columns. Every column has one row per template,
+    packed 4-bit residuals and per-template scales as further columns, and sign_int8 the sign bits (column 3,
+    scanned before the int8 codes). Every column has one row per template,
     so appending, swap-with-last removal and reallocation treat them all alike.
     """
 
@@ -331,6 +340,15 @@ def _top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(scores, m - k)[m - k :]
 
 
+def _with_ties(scores: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """``picked`` plus every other entry equal to its lowest score, so that the final merge can break ties at the
+    cut by id (duplicate photos give exactly equal scores; which of them survives must not be arbitrary)."""
+    if picked.size == 0 or picked.size == scores.size:
+        return picked
+    ties = np.flatnonzero(scores == scores[picked].min())
+    return np.union1d(picked, ties) if ties.size > 1 else picked
+
+
 def _int8_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric int8 codes of float32 rows with a per-row scale: ``x ~ scale * codes``.
 
@@ -359,6 +377,48 @@ def _encode_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return codes, packed, scales
 
 
+def _sign_bits(values: np.ndarray) -> np.ndarray:
+    """One bit per dimension, set where the value is positive, packed 8 per byte (``(n, ceil(dim / 8))`` uint8)."""
+    return np.packbits(values > 0, axis=1)
+
+
+def _query_planes(queries: np.ndarray, bits: int) -> np.ndarray:
+    """Binary codes whose Hamming distances to a template's sign bits give an asymmetric score.
+
+    The query is kept as its signs ``x`` plus ``bits`` magnitude planes: each dimension's ``|q_i|`` quantised to
+    ``L_i`` in ``0..2**bits - 1`` (up to the 98th percentile of ``|q|``, larger values clipped). For a template
+    with sign bits ``b`` the disagreement ``y = x XOR b`` gives ``q . sign(template) ~ const - 2 * sum_i L_i y_i``,
+    and ``sum_i L_i y_i = sum_j 2**j popcount(m_j AND y)`` with ``m_j`` the j-th magnitude plane. Since
+    ``popcount(m AND y) = (popcount(m) + popcount(y) - popcount(m XOR y)) / 2`` and ``m XOR y = (m XOR x) XOR b``,
+    the rows ``[x, m_0 XOR x, ..., m_{bits-1} XOR x]`` scanned with one Hamming kernel call give every term;
+    :func:`_plane_keys` combines them. ``bits = 0`` is the plain symmetric Hamming distance of the signs.
+
+    Returns:
+        uint8 ``(q * (bits + 1), ceil(dim / 8))``, the planes of each query consecutive.
+    """
+    signs = queries > 0
+    planes = [signs]
+    if bits:
+        mags = np.abs(queries)
+        top = np.quantile(mags, _MAG_QUANTILE, axis=1, keepdims=True) if mags.shape[1] else np.ones((len(mags), 1))
+        top = np.where(top > 0, top, 1.0)
+        levels = np.clip(np.rint(mags / top * (2**bits - 1)), 0, 2**bits - 1).astype(np.uint8)
+        planes += [((levels >> np.uint8(j)) & np.uint8(1)).astype(bool) ^ signs for j in range(bits)]
+    stacked = np.stack(planes, axis=1).reshape(-1, queries.shape[1])  # (q * planes, dim), query-major
+    return np.packbits(stacked, axis=1)
+
+
+def _plane_keys(distances: np.ndarray, bits: int) -> np.ndarray:
+    """Combine one query's plane distances (``(bits + 1, rows)`` uint32) into an int32 key, smaller = better:
+    ``(2**bits - 1) * h_x - sum_j 2**j h_j`` is ``2 * sum_i L_i y_i`` up to a per-query constant."""
+    if not bits:
+        return distances[0].astype(np.int32)
+    key = distances[0].astype(np.int32) * np.int32(2**bits - 1)
+    for j in range(bits):
+        key -= distances[j + 1].astype(np.int32) << np.int32(j)
+    return key
+
+
 def _decode_int8(codes: np.ndarray, packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_encode_int8` (up to the residual step): float32 rows."""
     nibbles = np.empty((packed.shape[0], 2 * packed.shape[1]), dtype=np.float32)
@@ -378,12 +438,29 @@ class TemplateIndex:
             1M), ``"bfloat16"`` (same memory, half the kernel compute, recall 0.994 measured), ``"float32"``,
             or ``"int8"`` (two-stage: an int8 scan of all visible templates picks a shortlist of
             ``rerank * k`` candidates, which are re-scored from int8 codes plus 4-bit residuals; 772 B per
-            512-d template, scores within ~1e-4 of float32).
+            512-d template, scores within ~1e-4 of float32), or ``"sign_int8"`` (three stages: the sign bits of
+            every visible template, 64 B at 512-d, are scanned against the query's signs and magnitude planes
+            with SimSIMD's Hamming kernel; the best ``prefilter`` share of each piece is scored from int8 codes,
+            and the best ``rerank * k`` of those re-scored from codes plus residuals as for ``int8``; 836 B per
+            template; its full scan reads an eighth of the bytes of an int8 scan).
         threads: threads per search (the caller plus ``threads - 1`` shared helpers); default one per core.
-        rerank: int8 only: shortlist length as a multiple of ``k`` (>= 1).
+        rerank: int8/sign_int8: shortlist re-scored from the residuals, as a multiple of ``k`` (>= 1).
+        prefilter: sign_int8: share of the visible templates (per piece) passed from the sign scan to the int8
+            scoring (at least ``rerank * k`` of each piece).
+        query_bits: sign_int8: magnitude planes of the query in the sign scan (0 = plain Hamming distance of
+            the signs; each plane costs one more Hamming pass and sharpens the first-stage ranking).
     """
 
-    def __init__(self, dim: int = 512, dtype: str = "float16", threads: int | None = None, rerank: int = 8) -> None:
+    def __init__(
+        self,
+        dim: int = 512,
+        dtype: str = "float16",
+        threads: int | None = None,
+        rerank: int = 8,
+        *,
+        prefilter: float = 0.01,
+        query_bits: int = 2,
+    ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise IndexInputError(f"dim must be a positive integer, got {dim!r}")
         if dtype not in _DTYPES:
@@ -392,15 +469,26 @@ class TemplateIndex:
             raise IndexInputError(f"threads must be a positive integer or None, got {threads!r}")
         if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 1:
             raise IndexInputError(f"rerank must be a positive integer, got {rerank!r}")
+        if isinstance(prefilter, bool) or not isinstance(prefilter, int | float) or not 0 < prefilter <= 1:
+            raise IndexInputError(f"prefilter must be a share in (0, 1], got {prefilter!r}")
+        if isinstance(query_bits, bool) or not isinstance(query_bits, int) or not 0 <= query_bits <= 4:
+            raise IndexInputError(f"query_bits must be an integer from 0 to 4, got {query_bits!r}")
         self.dim = dim
         self.dtype_name = dtype
         self.rerank = rerank
+        self.prefilter = float(prefilter)
+        self.query_bits = query_bits
         # numpy has no bfloat16: those are stored as their uint16 bit patterns and the kernel is told so.
-        self.dtype = np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
-        self._two_stage = dtype == "int8"
+        storage = {"bfloat16": np.uint16, "sign_int8": np.int8}.get(dtype, dtype)
+        self.dtype = np.dtype(storage)
+        self._signs = dtype == "sign_int8"
+        self._two_stage = dtype in ("int8", "sign_int8")
         self._specs: list[tuple[tuple[int, ...], np.dtype]] = [((dim,), self.dtype)]
         if self._two_stage:
             self._specs += [(((dim + 1) // 2,), np.dtype(np.uint8)), ((), np.dtype(np.float32))]
+        if self._signs:
+            # Column 3: the sign bits the first stage scans (columns 0-2 as for int8).
+            self._specs.append((((dim + 7) // 8,), np.dtype(np.uint8)))
         self.threads = threads if threads is not None else max(1, os.cpu_count() or 1)
         self._segments: list[_Segment] = []
         self._slot_of: dict[int, int] = {}
@@ -417,6 +505,8 @@ class TemplateIndex:
 
     def _encode(self, values: np.ndarray) -> tuple[np.ndarray, ...]:
         """float32 unit rows -> the segment columns for this storage type."""
+        if self._signs:
+            return (*_encode_int8(values), _sign_bits(values))
         if self._two_stage:
             return _encode_int8(values)
         return (self._to_storage(values),)
@@ -433,29 +523,6 @@ class TemplateIndex:
             np.uint16
         )
 
-    def _check_ids(self, ids: object, name: str = "ids") -> np.ndarray:
-        arr = np.asarray(ids)
-        if arr.ndim != 1:
-            raise IndexInputError(f"{name} must be a 1-D array, got shape {arr.shape}")
-        if arr.size == 0:
-            return np.empty(0, dtype=np.int64)
-        if arr.dtype.kind not in "iu":
-            raise IndexInputError(f"{name} must be integers, got dtype {arr.dtype}")
-        if arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
-            raise IndexInputError(f"{name} must fit in int64")
-        return arr.astype(np.int64, copy=False)
-
-    def _check_matrix(self, values: object, name: str) -> np.ndarray:
-        arr = np.asarray(values)
-        if arr.dtype.kind not in "fiu":
-            raise IndexInputError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise IndexInputError(f"{name} must have shape (n, {self.dim}), got {arr.shape}")
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise IndexInputError(f"{name} contain non-finite values (NaN or infinity)")
-        return arr
-
     # ------------------------------------------------------------------------------------------- updates
     def add(self, ids: np.ndarray, vectors: np.ndarray, partitions: np.ndarray) -> None:
         """Add templates; an id already in the index is replaced (vector and partition).
@@ -469,27 +536,9 @@ class TemplateIndex:
             IndexInputError: wrong shapes or dtypes, mismatched lengths, duplicates, non-finite or
                 non-unit vectors.
         """
-        id_arr = self._check_ids(ids)
-        vec = self._check_matrix(vectors, "vectors")
-        part_arr = self._check_ids(partitions, "partitions")
-        if not (id_arr.size == vec.shape[0] == part_arr.size):
-            raise IndexInputError(
-                f"ids, vectors and partitions must have the same length, got "
-                f"{id_arr.size}, {vec.shape[0]} and {part_arr.size}"
-            )
+        id_arr, vec, part_arr = check_add(self.dim, ids, vectors, partitions)
         if id_arr.size == 0:
             return
-        if int(part_arr.min()) < _INT32_MIN or int(part_arr.max()) > _INT32_MAX:
-            raise IndexInputError("partitions must fit in int32")
-        norms = np.linalg.norm(vec, axis=1)
-        bad = np.flatnonzero(np.abs(norms - 1.0) > _NORM_TOLERANCE)
-        if bad.size:
-            raise IndexInputError(
-                f"vectors must be unit-norm; {bad.size} are not (e.g. id {int(id_arr[bad[0]])} "
-                f"has norm {float(norms[bad[0]]):.4f})"
-            )
-        if np.unique(id_arr).size != id_arr.size:
-            raise IndexInputError("ids contain duplicates within one add() call")
         stored = self._encode(vec)
 
         with self._lock:
@@ -523,7 +572,7 @@ class TemplateIndex:
             How many templates were removed.
         """
         if isinstance(ids, np.ndarray):
-            id_list = self._check_ids(ids.ravel()).tolist()
+            id_list = check_ids(ids.ravel()).tolist()
         else:
             try:
                 id_list = [int(i) for i in ids]
@@ -571,18 +620,9 @@ class TemplateIndex:
             ``(ids, scores)``: int64 and float32 arrays of shape ``(q, k')``, best first (ties by id),
             where ``k' = min(k, number of visible templates)``; never padded.
         """
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        q = self._check_matrix(q, "queries")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise IndexInputError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
-        allowed: set[int] | None = None
-        if allowed_partitions is not None:
-            if isinstance(allowed_partitions, str | bytes):
-                raise IndexInputError("allowed_partitions must be a collection of integers")
-            allowed = {int(p) for p in allowed_partitions}
+        q = check_queries(queries, self.dim)
+        k = check_k(k)
+        allowed = check_partitions(allowed_partitions)
         if self.dtype == np.float16 and q.size and float(np.abs(q).max()) > 65504.0:
             raise IndexInputError("queries have values too large for float16 (|x| > 65504)")
         q_kernel = np.ascontiguousarray(self._to_storage(q))
@@ -599,8 +639,9 @@ class TemplateIndex:
             cand_ids: list[list[np.ndarray]] = [[] for _ in range(nq)]
             cand_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
             pieces = []
+            piece_rows = _SIGN_PIECE_ROWS if self._signs else _PIECE_ROWS
             for seg in segments:
-                n_pieces = -(-seg.count // _PIECE_ROWS)
+                n_pieces = -(-seg.count // piece_rows)
                 bounds = np.linspace(0, seg.count, n_pieces + 1).astype(np.int64).tolist()
                 pieces += [(seg, lo, hi) for lo, hi in itertools.pairwise(bounds)]
             # int8: each piece keeps a shortlist of `shortlist` rows per query by approximate score, the
@@ -626,11 +667,65 @@ class TemplateIndex:
                             found.append((lo + idx, row[idx]))
                     else:
                         for row in scores:
-                            idx = _top_k_indices(row, kk)
+                            idx = _with_ties(row, _top_k_indices(row, kk))
                             found.append((seg.ids[lo + idx], row[idx]))
                 return found
 
-            tasks = [functools.partial(scan, *piece) for piece in pieces]
+            if self._signs:
+                planes = _query_planes(q, self.query_bits)
+                n_planes = self.query_bits + 1
+
+                def hamming(codes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+                    return np.asarray(
+                        simsimd.cdist(
+                            codes,
+                            rows,
+                            metric="hamming",
+                            dtype="bin8",
+                            threads=1,
+                            out_dtype="uint32",  # type: ignore[arg-type]  # integer output: supported, not in the stubs
+                        )
+                    )
+
+                def scan_signs(seg: _Segment, lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
+                    """sign_int8, per query: the plain Hamming distance of the signs over rows lo:hi keeps
+                    ``_SIGN_COARSE`` times the prefilter share; the magnitude planes re-score only those, and the
+                    best ``prefilter`` share (at least ``shortlist``) is scored from int8 codes; the best
+                    ``shortlist`` are returned as (row numbers, approximate scores) for the residual re-rank."""
+                    found = []
+                    n = hi - lo
+                    keep = min(n, max(shortlist, math.ceil(self.prefilter * n)))
+                    coarse = min(n, _SIGN_COARSE * keep) if n_planes > 1 else keep
+                    bits = seg.columns[3]
+                    step = max(1, _MAX_SCORE_CELLS // n)
+                    for q0 in range(0, nq, step):
+                        q1 = min(nq, q0 + step)
+                        # One Hamming pass of the query signs over every row (the magnitude planes would cost a
+                        # pass each: SimSIMD's binary kernel is bound by its per-pair cost, not by bandwidth).
+                        signs = hamming(planes[q0 * n_planes : q1 * n_planes : n_planes], bits[lo:hi])
+                        for i in range(q1 - q0):
+                            if keep >= n:
+                                rows = np.arange(lo, hi)
+                            else:
+                                d0 = signs[i]
+                                pre = np.sort(np.argpartition(d0, coarse - 1)[:coarse]) if coarse < n else np.arange(n)
+                                if n_planes > 1:
+                                    plane_rows = planes[(q0 + i) * n_planes + 1 : (q0 + i + 1) * n_planes]
+                                    dist = np.vstack([d0[pre][None, :], hamming(plane_rows, bits[lo + pre])])
+                                    key = _plane_keys(dist, self.query_bits)
+                                    pre = np.sort(pre[np.argpartition(key, keep - 1)[:keep]])
+                                rows = pre + lo
+                            approx = np.asarray(
+                                self._kernel(q_kernel[q0 + i : q0 + i + 1], seg.columns[0][rows])
+                            ).reshape(-1)
+                            approx *= seg.columns[2][rows]
+                            idx = _top_k_indices(approx, min(shortlist, approx.size))
+                            found.append((rows[idx], approx[idx]))
+                    return found
+
+                tasks = [functools.partial(scan_signs, *piece) for piece in pieces]
+            else:
+                tasks = [functools.partial(scan, *piece) for piece in pieces]
             results = _POOL.run(tasks, helpers=self.threads - 1)
             if self._two_stage:
                 for i in range(nq):
@@ -679,7 +774,7 @@ class TemplateIndex:
         for seg, row_parts in by_segment.values():
             # Sorted: the same shortlist gives bit-identical scores however the scan was cut into pieces.
             rows = np.sort(np.concatenate(row_parts))
-            codes, packed, scales = (column[rows] for column in seg.columns)
+            codes, packed, scales = (column[rows] for column in seg.columns[:3])
             ids_out.append(seg.ids[rows])
             scores_out.append(_decode_int8(codes, packed, scales) @ query)
         return np.concatenate(ids_out), np.concatenate(scores_out).astype(np.float32, copy=False)
@@ -694,6 +789,15 @@ class TemplateIndex:
         with self._lock:
             return self._idmap.get(int(id)) >= 0
 
+    def present(self, ids: Iterable[int]) -> np.ndarray:
+        """The given ids that the index holds (int64, sorted, unique)."""
+        try:
+            arr = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
+        except (TypeError, ValueError) as exc:
+            raise IndexInputError(f"ids must be integers: {exc}") from exc
+        with self._lock:
+            return arr[self._idmap.get_many(arr) >= 0]
+
     def ids(self) -> np.ndarray:
         """All ids in the index (int64, grouped by partition, no particular order inside)."""
         with self._lock:
@@ -704,6 +808,25 @@ class TemplateIndex:
         """Number of templates per partition (partitions with none are left out)."""
         with self._lock:
             return {s.partition: s.count for s in self._segments if s.count}
+
+    def count(self, allowed_partitions: Collection[int] | None = None) -> int:
+        """Number of templates a search restricted to ``allowed_partitions`` sees (None: all)."""
+        allowed = check_partitions(allowed_partitions)
+        with self._lock:
+            return sum(s.count for s in self._segments if allowed is None or s.partition in allowed)
+
+    @property
+    def persistent(self) -> bool:
+        """False: the contents live in this process only and are rebuilt from the database at start."""
+        return False
+
+    @property
+    def max_k(self) -> int | None:
+        """No limit on ``k``."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release (the arrays go with the object)."""
 
     @property
     def nbytes(self) -> int:

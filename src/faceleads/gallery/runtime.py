@@ -8,6 +8,14 @@ every template insert, update and delete and every subject status change, and :m
 processes) applies the entries after this process's cursor, in order, whichever process or host made the change.
 This process's own writes reach its index the same way, so there is one path from the database to the index.
 
+The index is whatever ``Settings.index_backend`` names, behind the ``VectorIndex`` protocol
+(``gallery/index_backend.py``): the in-process index (filled from the database at start), or a Milvus collection
+shared by every process (``index.persistent``). The feed is applied to either the same way. A shared collection
+is adopted at start (its ids compared with the database, nothing decrypted again); applying the feed to it
+removes what is no longer searchable whoever had indexed it, and uploads a new template only if no other process
+did already. A process enrolling with the embeddings in hand writes them to a shared engine at once (the CLI has no
+follower: servers searching the engine see the templates without waiting for theirs).
+
 A template whose subject's data key is missing from the keystore (not destroyed: missing) is an error, reported by
 :meth:`GalleryRuntime.verify_index` and by every search until the key is back; a destroyed key is not.
 """
@@ -35,6 +43,7 @@ from faceleads.storage.keystore import KeyService, open_keystore
 
 if TYPE_CHECKING:
     from faceleads.gallery.index import TemplateIndex
+    from faceleads.gallery.index_backend import VectorIndex
     from faceleads.storage.blobs import BlobStore
     from faceleads.vision.engine import FaceEngine
 
@@ -90,10 +99,15 @@ class GalleryRuntime:
             seal_legacy_geometry(self.session_factory, lambda: self.keystore)
         self._face_engine = face_engine
         self._lock = threading.RLock()
-        self._index: TemplateIndex | None = None
+        # The template index of Settings.index_backend (in-process, or a Milvus collection shared by every server).
+        self._index: VectorIndex | None = None
+        # Set when the index object is opened (empty, or a shared engine's current contents) without being brought
+        # in step with the database yet: the next sync builds or reconciles it.
+        self._reconcile_pending = False
         # Template id -> subject id of every indexed template (-1 = not indexed): 4 bytes per id, no Python objects.
         self._subject_of = np.full(0, -1, dtype=np.int32)
-        # Fused per-subject templates (built on the first MEAN_TEMPLATE ranking, then kept up to date).
+        # Fused per-subject templates (built on the first MEAN_TEMPLATE ranking, then kept up to date). Always
+        # in-process: it is a cache derived from the templates, private to this process whatever the backend.
         self._subject_index: TemplateIndex | None = None
         # subject -> (sum of unit embeddings, count, gallery); kept only while the subject index exists.
         self._subject_sums: dict[int, tuple[np.ndarray, int, int]] = {}
@@ -136,7 +150,10 @@ class GalleryRuntime:
         return self.face_engine.model_version
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the index backend's connection and the database connections."""
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
         self.db_engine.dispose()
         keystore = self.__dict__.get("keystore")
         engine = getattr(keystore, "engine", None)
@@ -147,8 +164,13 @@ class GalleryRuntime:
 
     @property
     def index_built(self) -> bool:
-        """Whether the in-memory index exists yet (it is built lazily, on the first search)."""
-        return self._index is not None
+        """Whether this process's index is built and follows the feed (it is built lazily, on the first search)."""
+        return self._index is not None and not self._reconcile_pending
+
+    @property
+    def shared_index(self) -> bool:
+        """Whether the template index is an engine shared with other processes (Milvus) rather than in-process."""
+        return self.settings.index_backend != "memory"
 
     @property
     def fusion(self) -> ScoreFusion:
@@ -156,9 +178,30 @@ class GalleryRuntime:
         return self.settings.score_fusion
 
     def _new_index(self) -> TemplateIndex:
-        from faceleads.gallery.index import TemplateIndex
+        """An in-process index (the fused subject index; the template index of the default backend)."""
+        from faceleads.gallery.index_backend import memory_index
 
-        return TemplateIndex(dim=EMBEDDING_DIM, dtype=self.settings.index_dtype)
+        return memory_index(self.settings, EMBEDDING_DIM)
+
+    def _ensure_index(self, model: str) -> VectorIndex:
+        """The template index object of ``model``, opened if needed (empty, or a shared engine's current contents)
+        without bringing it in step with the database (the next sync does)."""
+        with self._lock:
+            if self._index is None or self._indexed_model != model:
+                from faceleads.gallery.index_backend import open_index
+
+                if self._index is not None:
+                    self._index.close()
+                self._index = None
+                self._index = open_index(self.settings, EMBEDDING_DIM, model)
+                self._reconcile_pending = True
+                self._subject_index = None
+                self._subject_of = np.full(0, -1, dtype=np.int32)
+                self._subject_sums.clear()
+                self._unreadable_ids.clear()
+                self._missing_key_ids.clear()
+                self._indexed_model = model
+            return self._index
 
     def start(self) -> SyncReport:
         """Build the index now (instead of on the first search) and check it against the database.
@@ -180,7 +223,7 @@ class GalleryRuntime:
         """The last change-feed ``seq`` applied to this process's index."""
         return self._cursor
 
-    def template_index(self) -> TemplateIndex:
+    def template_index(self) -> VectorIndex:
         """The template index, built from the database on first call and synchronised with it afterwards.
 
         Raises :class:`IntegrityError` while some subject's data key is missing from the keystore: a search would
@@ -257,7 +300,7 @@ class GalleryRuntime:
         with self._lock:
             model = self.model_version
             with self.session_factory() as session:
-                if self._index is None or self._indexed_model != model:
+                if self._index is None or self._indexed_model != model or self._reconcile_pending:
                     return self._build(session, model)
                 if force:
                     return self._reconcile(session, model)
@@ -284,28 +327,33 @@ class GalleryRuntime:
             return SyncReport(added, removed, skipped, len(self._index), self._cursor)
 
     def _build(self, session: Session, model: str) -> SyncReport:
-        """A new index of every searchable template, positioned at the feed's current end."""
-        self._index = self._new_index()
-        self._subject_index = None
-        self._subject_of = np.full(0, -1, dtype=np.int32)
-        self._subject_sums.clear()
-        self._unreadable_ids.clear()
-        self._missing_key_ids.clear()
-        self._indexed_model = model
+        """The index of every searchable template, positioned at the feed's current end: filled from the tables
+        (in-process), or a shared engine's contents reconciled with them (nothing it holds is decrypted again)."""
+        index = self._ensure_index(model)
+        if index.persistent:
+            report = self._reconcile(session, model)
+            self._reconcile_pending = False
+            return report
         # The cursor is read before the tables: changes committed in between are applied again later, which is
         # harmless (applying an entry re-reads the current state of what it names).
         cursor = changefeed.latest_seq(session)
         added, skipped = self._add_ids(session, sorted(session.execute(self._searchable(model)).scalars()))
         self._cursor = cursor
-        return SyncReport(added, 0, skipped, len(self._index), cursor)
+        self._reconcile_pending = False
+        return SyncReport(added, 0, skipped, len(index), cursor)
 
     def _reconcile(self, session: Session, model: str) -> SyncReport:
-        """Compare the index with the tables and fix every difference (start-up checks, a pruned feed)."""
+        """Compare the index with the tables and fix every difference (start-up checks, a pruned feed, a shared
+        engine being adopted)."""
         assert self._index is not None
         cursor = changefeed.latest_seq(session)
         wanted = set(session.execute(self._searchable(model)).scalars())
         have = {int(i) for i in self._index.ids()}
-        removed = self.remove_templates(sorted(have - wanted))
+        # A shared engine holds templates other processes indexed: book them without decrypting them again.
+        self._adopt(session, sorted(have & wanted))
+        # Entries this process booked that the engine no longer holds were removed by another process sharing it.
+        booked = {int(i) for i in np.nonzero(self._subject_of >= 0)[0]}
+        removed = self.remove_templates(sorted((have - wanted) | (booked - have)))
         self._unreadable_ids &= wanted
         self._missing_key_ids = {t: s for t, s in self._missing_key_ids.items() if t in wanted}
         retry = [t for t in self._missing_key_ids if t not in have]
@@ -337,12 +385,41 @@ class GalleryRuntime:
         candidates = inserted | replaced | of_subjects
         searchable = self._searchable_among(session, model, candidates)
         indexed = {t for t in candidates if t < len(self._subject_of) and self._subject_of[t] >= 0}
-        removed = self.remove_templates(sorted(((candidates - searchable) | replaced) & indexed))
+        assert self._index is not None
+        shared = self._index.persistent
+        stale = (candidates - searchable) | replaced
+        # A shared engine may hold what another process indexed: every process removes what is no longer
+        # searchable, whoever indexed it (the destroying process waits for every follower to have done so).
+        removed = self.remove_templates(sorted(stale if shared else stale & indexed))
         for tid in candidates - searchable:
             self._unreadable_ids.discard(tid)
             self._missing_key_ids.pop(tid, None)
-        added, skipped = self._add_ids(session, sorted(t for t in searchable if t in replaced or t not in indexed))
+        fresh = sorted(t for t in searchable if t in replaced or t not in indexed)
+        if shared and fresh:
+            # Uploaded already by the enrolling process or another follower: book it, decrypt nothing.
+            present = set(self._index.present([t for t in fresh if t not in replaced]).tolist())
+            self._adopt(session, sorted(present))
+            fresh = [t for t in fresh if t not in present]
+        added, skipped = self._add_ids(session, fresh)
         return added, removed, skipped
+
+    def _adopt(self, session: Session, template_ids: list[int]) -> None:
+        """Book templates found in a shared index that this process has not indexed itself (their subject comes
+        from the database; their vectors are already in the engine, so nothing is decrypted)."""
+        if not template_ids:
+            return
+        ids = np.array(template_ids, dtype=np.int64)
+        self._grow(int(ids.max()))
+        unknown = ids[self._subject_of[ids] < 0].tolist()
+        for start in range(0, len(unknown), 4096):
+            chunk = unknown[start : start + 4096]
+            rows = session.execute(
+                select(FaceTemplate.id, FaceTemplate.subject_id).where(FaceTemplate.id.in_(chunk))
+            ).all()
+            for tid, sid in rows:
+                self._subject_of[int(tid)] = int(sid)
+        if self._subject_index is not None and unknown:
+            self._refresh_sums({int(s) for s in self._subject_of[np.array(unknown, dtype=np.int64)] if s >= 0})
 
     def _load_and_add(self, session: Session, template_ids: list[int]) -> int:
         from faceleads.gallery.models import Image
@@ -394,10 +471,18 @@ class GalleryRuntime:
             self._subject_of = grown
 
     def add_templates(self, items: Iterable[tuple[int, int, int, np.ndarray]]) -> None:
-        """Add (template id, subject id, gallery id, unit embedding) entries to the index (no-op if not built)."""
+        """Add (template id, subject id, gallery id, unit embedding) entries to the index.
+
+        A no-op while an in-process index is not built (it is built from the database when first needed); a
+        shared engine is opened if needed and written at once, so every server sees the template at once.
+        """
         items = list(items)
         with self._lock:
-            if self._index is None or not items:
+            if not items:
+                return
+            if self._index is None and self.shared_index:
+                self._ensure_index(self.model_version)
+            if self._index is None:
                 return
             ids = np.array([t[0] for t in items], dtype=np.int64)
             vectors = np.stack([np.asarray(t[3], dtype=np.float32) for t in items])
@@ -422,10 +507,18 @@ class GalleryRuntime:
             self._rebuild_subject_index(touched)
 
     def remove_templates(self, template_ids: Iterable[int]) -> int:
-        """Remove templates from the index (no-op if not built); returns how many were indexed."""
+        """Remove templates from the index; returns how many were indexed.
+
+        A no-op while an in-process index is not built; a shared engine is opened if needed, so that a process
+        that never searched (the CLI running a destruction) still deletes the vectors from it.
+        """
         ids = np.array([int(t) for t in template_ids], dtype=np.int64)
         with self._lock:
-            if self._index is None or ids.size == 0:
+            if ids.size == 0:
+                return 0
+            if self._index is None and self.shared_index:
+                self._ensure_index(self.model_version)
+            if self._index is None:
                 return 0
             removed = self._index.remove(ids)
             known = ids[(ids >= 0) & (ids < len(self._subject_of))]
@@ -436,9 +529,17 @@ class GalleryRuntime:
             return int(removed)
 
     def remove_subject(self, subject_id: int) -> int:
-        """Remove every indexed template of a subject (destruction); returns how many."""
+        """Remove every indexed template of a subject (destruction); returns how many.
+
+        With a shared engine the subject's templates are also looked up in the database: another server may
+        have indexed templates this process never booked.
+        """
         with self._lock:
-            return self.remove_templates(self.subject_template_ids(subject_id))
+            ids = self.subject_template_ids(subject_id)
+            if self.shared_index:
+                with self.session_factory() as session:
+                    ids |= set(session.scalars(select(FaceTemplate.id).where(FaceTemplate.subject_id == subject_id)))
+            return self.remove_templates(sorted(ids))
 
     def _refresh_sums(self, subject_ids: set[int]) -> None:
         """Recompute fused sums of subjects from their indexed templates (decrypting them; chunked queries)."""
@@ -512,8 +613,7 @@ class GalleryRuntime:
         """Number of indexed templates in the given galleries."""
         if self._index is None:
             return 0
-        counts = self._index.partition_counts()
-        return sum(counts.get(g, 0) for g in gallery_ids)
+        return self._index.count(list(gallery_ids))
 
     def read_photo(self, subject: Subject, image: Image) -> bytes:
         """The decrypted original of an enrolled photo, for display or export after the caller's authorisation.

@@ -144,7 +144,9 @@ def _best_per_subject(rt: GalleryRuntime, vector: np.ndarray, gallery_ids: list[
     total = rt.partition_size(gallery_ids)
     if total == 0:
         return []
-    kt = min(total, k * 4 + 16)
+    # An engine with a result limit (Milvus: 16,384) caps how far down the template ranking can be looked.
+    limit = min(total, index.max_k or total)
+    kt = min(limit, k * 4 + 16)
     while True:
         ids, scores = index.search(vector, kt, gallery_ids)
         best: dict[int, RankedSubject] = {}
@@ -155,10 +157,10 @@ def _best_per_subject(rt: GalleryRuntime, vector: np.ndarray, gallery_ids: list[
             best[subject_id] = RankedSubject(subject_id, int(tid), float(score))
             if len(best) == k:
                 break
-        if len(best) >= k or kt >= total:
+        if len(best) >= k or kt >= limit:
             return list(best.values())
         # Many photos per subject crowded the top: look further down.
-        kt = min(total, kt * 4)
+        kt = min(limit, kt * 4)
 
 
 def _decrypt_subject_templates(
