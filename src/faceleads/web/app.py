@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from faceleads import __version__
@@ -26,7 +26,7 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.jobs import JobRunner
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, csrf_protect
 
 log = logging.getLogger("faceleads.web")
 
@@ -53,11 +53,10 @@ def api_routers() -> list[APIRouter]:
 
 
 def pages_routers() -> list[APIRouter]:
-    """The web pages' routers."""
-    import faceleads.web.case_pages
+    """The web pages' routers (every one is included with the CSRF dependency, see :func:`create_app`)."""
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+    return faceleads.web.pages.routers()
 
 
 def create_app(
@@ -113,7 +112,9 @@ def create_app(
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
+    # CSRF is a router-level dependency of every page router: no page route can forget it (tests/web/test_csrf.py
+    # enumerates every state-changing route of the app). The API needs none: it takes only bearer tokens.
     for router in pages_routers():
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app
