@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads.casework import blind
 from faceleads.casework import edits as edit_ops
 from faceleads.casework.cases import describe_authorisation
 from faceleads.casework.common import as_utc, authorise, get_case_search
@@ -113,6 +114,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
             authorise(rt.session_factory, actor, Action.VIEW_REPORT, f"case_search:{case_search_id}",
                       case.agency_id, case.occurrence_number)
             statuses = (LeadStatus.RELEASED.value,)
+        blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "export")
         leads = list(session.scalars(
             select(Lead).where(Lead.case_search_id == cs.id, Lead.status.in_(statuses)).order_by(Lead.id)))
         if not leads:
