@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
     # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
     similarity_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
+    # What the threshold line of the candidate list means (shown beside it; say how it was calibrated).
+    similarity_threshold_basis: str = Field(
+        default="calibrated on the LFW development set: about 1 impostor pair in 20,000 scores above it",
+        max_length=300,
+    )
 
     # Safe image intake.
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
@@ -69,6 +74,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {"serious": 3650, "standard": 2190, "minor": 730}
     )
     retention_default_days: int = Field(default=2190, ge=1, le=36500)
+    # Work queues (docs/web.md): hours an item may wait before it is overdue, per kind of work, and the shorter
+    # limits of urgent and threat-to-life requests (FACELEADS_WORK_DUE_HOURS='{"verify": 24, ...}').
+    work_due_hours: dict[str, int] = Field(
+        default_factory=lambda: {"authorise": 24, "override": 24, "prepare": 48, "adjudicate": 72, "verify": 48,
+                                 "decide": 48, "release": 24}
+    )
+    priority_due_hours: dict[str, int] = Field(default_factory=lambda: {"threat_to_life": 2, "urgent": 12})
     max_video_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1)
     video_sample_seconds: float = Field(default=0.5, gt=0.0, le=60.0)  # one sampled frame per interval
     video_max_frames: int = Field(default=1200, ge=1, le=100_000)  # sampled frames analysed per video

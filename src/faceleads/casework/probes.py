@@ -536,6 +536,30 @@ def probe_image(rt: GalleryRuntime, actor: Actor, probe_id: int, *, edited: bool
         return encode_png(pixels)
 
 
+def probe_thumbnail(rt: GalleryRuntime, actor: Actor, probe_id: int, *, size: int = 192) -> bytes:
+    """A small JPEG of the probe as edited (at most ``size`` pixels a side), for the case page; audited like any
+    probe image view."""
+    if not 32 <= size <= 512:
+        raise ValidationError("thumbnail size must be 32 to 512 pixels")
+    with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        pixels = edited_pixels(rt, case, probe)
+        audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"edited": True, "view": "thumbnail",
+                                                           "version": probe.edits_version})  # fmt: skip
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    if scale < 1.0:
+        pixels = np.asarray(cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                       interpolation=cv2.INTER_AREA), dtype=np.uint8)  # fmt: skip
+    return encode_jpeg(pixels, quality=82)
+
+
 # --------------------------------------------------------------------------------------------- other reads
 
 MAX_DETECT_FACES = 50

@@ -215,6 +215,7 @@ def _prepare(
             "face_source": probe.face_source,
             "face_index": probe.face_index,
             "face_box": probe.face_box,
+            "face_landmarks": probe.face_landmarks,  # in the edited image, for the report's aligned crop
             "quality": q,
         })
     first = probes[0]
