@@ -25,6 +25,7 @@ from faceleads.config import Settings, get_settings
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
+from faceleads.web.forms import FetchRedirectMiddleware
 from faceleads.web.jobs import JobRunner
 from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, csrf_protect
 
@@ -107,6 +108,7 @@ def create_app(
     app.state.sign_in_limiter = SignInLimiter()
 
     errors.install(app)
+    app.add_middleware(FetchRedirectMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev)
 
