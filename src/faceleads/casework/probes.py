@@ -74,9 +74,20 @@ class ProbeInfo:
     model_version: str | None
     width: int  # of the evidence original (the edited image may differ after rotate or crop)
     height: int
+    # Provenance of the evidence (not biometric): where it came from, who obtained it, when, on what legal basis.
+    source: str = ""
+    obtained_by: str = ""
+    obtained_at: datetime | None = None
+    legal_basis: str = ""
+    received_by: str = ""
+    received_at: datetime | None = None
+    filename: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("obtained_at", "received_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,13 @@ def probe_info(rt: GalleryRuntime, session: Any, probe: Probe) -> ProbeInfo:
         model_version=probe.model_version,
         width=probe.evidence.width,
         height=probe.evidence.height,
+        source=probe.evidence.source,
+        obtained_by=probe.evidence.obtained_by,
+        obtained_at=as_utc(probe.evidence.obtained_at),
+        legal_basis=probe.evidence.legal_basis,
+        received_by=probe.evidence.received_by,
+        received_at=as_utc(probe.evidence.received_at),
+        filename=probe.evidence.filename,
     )
 
 

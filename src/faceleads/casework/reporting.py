@@ -380,6 +380,39 @@ def check_report(rt: GalleryRuntime, actor: Actor, data: bytes) -> tuple[str, Re
     return digest, found
 
 
+@dataclass(frozen=True)
+class SearchReports:
+    """The reports of one case search the actor may receive, and how many of its leads a new report would state."""
+
+    case_id: int
+    occurrence_number: str
+    case_search_id: int
+    reports: list[ReportRecord]
+    reportable_leads: int
+    released_only: bool  # the actor receives released leads only (an investigator)
+
+
+def reports_of_search(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> SearchReports:
+    """The lead reports issued for a case search that the actor may receive (no content, not audited)."""
+    exporter = allowed(actor, Action.EXPORT_REPORT)
+    action = Action.EXPORT_REPORT if exporter else Action.VIEW_REPORT
+    ref = f"case_search:{case_search_id}"
+    authorise(rt.session_factory, actor, action, ref, None)
+    with rt.session_factory() as session:
+        cs, case = get_case_search(session, case_search_id)
+        authorise(rt.session_factory, actor, action, ref, case.agency_id, case.occurrence_number)
+        blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "view_report")
+        statuses = REPORTABLE if exporter else (LeadStatus.RELEASED.value,)
+        leads = {lead.id: lead.status for lead in session.scalars(select(Lead).where(Lead.case_search_id == cs.id))}
+        records = []
+        for report in session.scalars(select(LeadReport).where(LeadReport.case_search_id == cs.id)
+                                      .order_by(LeadReport.id.desc())):
+            if exporter or all(leads.get(i) == LeadStatus.RELEASED.value for i in report.lead_ids):
+                records.append(_record(session, report, case))
+        return SearchReports(case.id, case.occurrence_number, cs.id, records,
+                             sum(1 for status in leads.values() if status in statuses), not exporter)
+
+
 def list_reports(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[str, object]]:
     """The reports exported for a case (hashes, who, when); those of searches sealed for the actor are left out."""
     with rt.session_factory() as session:
@@ -392,5 +425,5 @@ def list_reports(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[st
         return [{**_record(session, r, case).to_json()} for r in rows if r.case_search_id not in sealed]
 
 
-__all__ = ["ReportExport", "ReportRecord", "check_report", "export_report", "list_reports", "report_pdf",
-           "report_record"]
+__all__ = ["ReportExport", "ReportRecord", "SearchReports", "check_report", "export_report", "list_reports",
+           "report_pdf", "report_record", "reports_of_search"]

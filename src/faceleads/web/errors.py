@@ -142,7 +142,11 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(e['loc'][1:]) or e['loc'][0] if e['loc'] else '?'}: {e['msg']}" for e in errors)
         if is_api(request):
             return problem(422, "Invalid input", detail or "invalid request", request, errors=errors)
-        return _page_error(request, 422, "Invalid input", detail)
+        from faceleads.web.forms import field_errors
+
+        fields = field_errors(errors)
+        return _page_error(request, 422, "Please check the form", "; ".join(f["message"] for f in fields),
+                           fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

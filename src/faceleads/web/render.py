@@ -29,7 +29,7 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
     ("Audit log", "/audit", Action.AUDIT_READ),
     ("Statistics", "/statistics", Action.VIEW_STATISTICS),
-    ("Examiner QA", "/qa", Action.VIEW_EXAMINER_QA),
+    ("Examiner QA", "/qa", Action.VIEW_STATISTICS),  # per examiner for supervisors, per agency for auditors
     ("Administration", "/admin", Action.VIEW_USERS),
 )
 
@@ -104,7 +104,24 @@ def duration(seconds: object) -> str:
     return f"{value / 3600:.1f} h"
 
 
-templates.env.filters.update(label=label, when=when, percent=percent, duration=duration)
+WORK_LINKS: dict[str, str] = {
+    "authorise": "/decisions#request-{ref}",
+    "override": "/case-probes/{ref}",
+    "prepare": "/case-probes/{ref}",
+    "adjudicate": "/case-searches/{ref}",
+    "verify": "/leads/{ref}/verify",
+    "decide": "/leads/{ref}/dispute",
+    "release": "/cases/{case}#leads",
+    "receive": "/cases/{case}#leads",
+}
+
+
+def work_href(item: Any) -> str:
+    """Where a work item (:class:`faceleads.casework.dashboard.WorkItem`) is done."""
+    return WORK_LINKS.get(item.kind, "/cases/{case}").format(ref=item.ref_id, case=item.case_id)
+
+
+templates.env.filters.update(label=label, when=when, percent=percent, duration=duration, work_href=work_href)
 
 
 def set_flash(response: Any, request: Request, message: str) -> None:

@@ -104,9 +104,11 @@ def admin_purpose(
     code: Annotated[str, Form(max_length=64)],
     title: Annotated[str, Form(max_length=200)],
     requires_authorisation: Annotated[bool, Form()] = False,
+    exigent: Annotated[bool, Form()] = False,
 ) -> Response:
     """Add a search purpose."""
-    lists.add_purpose(scope.rt, scope.actor, code, title, requires_authorisation=requires_authorisation)
+    lists.add_purpose(scope.rt, scope.actor, code, title, requires_authorisation=requires_authorisation,
+                      exigent=exigent)
     return _done(f"purpose {code.strip()} added")
 
 

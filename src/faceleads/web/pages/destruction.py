@@ -11,7 +11,7 @@ from faceleads.core.policy import Action
 from faceleads.governance import destruction
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import PageScope, run_blocking
-from faceleads.web.pages.common import NO_STORE, page_router, redirect
+from faceleads.web.pages.common import NO_STORE, done, page_router
 from faceleads.web.render import render
 
 router = page_router()
@@ -30,6 +30,7 @@ def destruction_page(request: Request, scope: PageScope) -> Response:
 
 @router.post("/destruction")
 def destruction_request_post(
+    request: Request,
     scope: PageScope,
     subject_number: Annotated[str, Form(max_length=64)],
     requester: Annotated[str, Form(max_length=200)],
@@ -37,12 +38,13 @@ def destruction_request_post(
 ) -> Response:
     """Record a destruction request."""
     subject_id = destruction.find_subject_id(scope.rt, scope.actor, subject_number)
-    destruction.request_destruction(scope.rt, scope.actor, subject_id, requester=requester, grounds=grounds)
-    return redirect("/destruction")
+    view = destruction.request_destruction(scope.rt, scope.actor, subject_id, requester=requester, grounds=grounds)
+    return done(request, f"/destruction#destruction-{view.id}", f"Destruction request {view.id} recorded.")
 
 
 @router.post("/destruction/{request_id}/checklist")
 def destruction_checklist_post(
+    request: Request,
     request_id: Id,
     scope: PageScope,
     item: Annotated[str, Form(max_length=64)],
@@ -51,11 +53,13 @@ def destruction_checklist_post(
 ) -> Response:
     """Record one checklist item."""
     destruction.record_checklist(scope.rt, scope.actor, request_id, item, satisfied == "yes", note)
-    return redirect("/destruction")
+    verdict = "satisfied" if satisfied == "yes" else "NOT satisfied"
+    return done(request, f"/destruction#destruction-{request_id}", f"Checklist item recorded as {verdict}.")
 
 
 @router.post("/destruction/{request_id}/decision")
 def destruction_decision_post(
+    request: Request,
     request_id: Id,
     scope: PageScope,
     decision: Annotated[str, Form(pattern="^(approve|deny)$")],
@@ -63,14 +67,17 @@ def destruction_decision_post(
 ) -> Response:
     """Approve or deny."""
     destruction.decide(scope.rt, scope.actor, request_id, approve=decision == "approve", reason=reason)
-    return redirect("/destruction")
+    verdict = "approved" if decision == "approve" else "denied"
+    return done(request, f"/destruction#destruction-{request_id}", f"Destruction request {request_id} {verdict}.")
 
 
 @router.post("/destruction/{request_id}/execute")
 async def destruction_execute_post(request: Request, request_id: Id, scope: PageScope) -> Response:
     """Carry out an approved destruction."""
     await run_blocking(request, destruction.execute, scope.rt, scope.actor, request_id)
-    return redirect("/destruction")
+    return done(request, f"/destruction#destruction-{request_id}",
+                f"Destruction {request_id} carried out: the record's images, templates and key are destroyed; "
+                "the certificate is ready.")
 
 
 @router.get("/destruction/{request_id}/certificate.json")
@@ -78,3 +85,11 @@ def destruction_certificate(request_id: Id, scope: PageScope) -> JSONResponse:
     """The destruction certificate."""
     return JSONResponse(destruction.certificate(scope.rt, scope.actor, request_id), headers={
         "Content-Disposition": f'attachment; filename="destruction-certificate-{request_id}.json"', **NO_STORE})
+
+
+@router.get("/destruction/{request_id}/certificate.pdf")
+async def destruction_certificate_pdf(request: Request, request_id: Id, scope: PageScope) -> Response:
+    """The destruction certificate as a readable PDF (restating the JSON document and its recorded SHA-256)."""
+    pdf, _ = await run_blocking(request, destruction.certificate_pdf, scope.rt, scope.actor, request_id)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="destruction-certificate-{request_id}.pdf"', **NO_STORE})

@@ -13,7 +13,7 @@ from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_y
 from faceleads.web.api.jobs import start_bulk_job
 from faceleads.web.deps import PageScope, get_jobs, run_blocking
 from faceleads.web.jobs import JobRunner
-from faceleads.web.pages.common import NO_STORE, page_router, redirect
+from faceleads.web.pages.common import NO_STORE, done, page_router, redirect
 from faceleads.web.render import render
 from faceleads.web.security import read_upload
 
@@ -29,11 +29,10 @@ def enrol_page(request: Request, scope: PageScope, jobs: Jobs) -> Response:
     return render(request, "enrol.html", {"jobs": [j.to_json() for j in jobs.list(scope.actor)], "result": None})
 
 
-@router.post("/enrol/record", response_class=HTMLResponse)
+@router.post("/enrol/record")
 async def enrol_record_page(
     request: Request,
     scope: PageScope,
-    jobs: Jobs,
     subject_number: Annotated[str, Form(max_length=64)],
     booking_number: Annotated[str, Form(max_length=64)],
     booking_date: Annotated[str, Form(max_length=20)],
@@ -52,7 +51,10 @@ async def enrol_record_page(
     )  # fmt: skip
     data = [await read_upload(p, scope.rt.settings.max_file_bytes, f"photo {p.filename or ''}".strip()) for p in photos]
     result = await run_blocking(request, enrol_record, scope.rt, scope.actor, record, data, source="web form")
-    return render(request, "enrol.html", {"jobs": [j.to_json() for j in jobs.list(scope.actor)], "result": result})
+    summary = "; ".join(f"image {p.image_id}: {p.status}" + (f" ({p.warning})" if p.warning else "")
+                       for p in result.photos)  # fmt: skip
+    return done(request, "/enrol", f"Record enrolled: subject {result.subject_id}, booking "
+                                   f"{result.encounter_booking}. {summary}.")
 
 
 @router.post("/enrol/bulk")

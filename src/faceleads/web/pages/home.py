@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from faceleads.casework import searching
+from faceleads.casework import dashboard, searching
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError
 from faceleads.security import auth
 from faceleads.web.deps import PageScope, Runtime, page_token, run_blocking
-from faceleads.web.pages.cases import work_queue
 from faceleads.web.pages.common import page_router, redirect
 from faceleads.web.render import render
 from faceleads.web.security import SESSION_COOKIE, clear_cookie, client_address, set_cookie
@@ -72,7 +71,12 @@ def sign_out(request: Request, rt: Runtime) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, scope: PageScope) -> Response:
-    """The user's queue: leads to verify, requests to authorise, their latest case searches, what else they can do."""
-    recent = searching.recent_case_searches(scope.rt, scope.actor) if scope.may(Action.SEARCH) else []
-    return render(request, "home.html", {"searches": recent, "scope": scope, "Action": Action,
-                                         "queue": work_queue(scope)})  # fmt: skip
+    """The user's dashboard: the work awaiting them (overdue first, then by priority), their open cases, their
+    latest searches, and what else they can do."""
+    rt, actor = scope.rt, scope.actor
+    recent = searching.recent_case_searches(rt, actor) if scope.may(Action.SEARCH) else []
+    can_cases = scope.may(Action.VIEW_CASE, actor.agency_id)
+    work = dashboard.work_items(rt, actor) if can_cases else []
+    mine = dashboard.case_overviews(rt, actor, status="open", mine=True) if can_cases else []
+    return render(request, "home.html", {"searches": recent, "scope": scope, "work": work, "can_cases": can_cases,
+                                         "overdue": [i for i in work if i.overdue], "mine": mine})  # fmt: skip

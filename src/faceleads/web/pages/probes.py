@@ -15,7 +15,7 @@ from faceleads.core.policy import Action
 from faceleads.errors import ValidationError
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import PageScope, run_blocking
-from faceleads.web.pages.common import NO_STORE, page_router, redirect
+from faceleads.web.pages.common import NO_STORE, done, page_router, redirect
 from faceleads.web.render import render
 
 router = page_router()
@@ -115,17 +115,18 @@ async def save_edits_page(
 ) -> Response:
     """Save the edit list (a new logged version; the face must be picked again)."""
     edits = edits_from_form(brightness, contrast, rotate, equalize, sharpen)
-    await run_blocking(request, probes.set_edits, scope.rt, scope.actor, probe_id, edits)
-    return redirect(f"/case-probes/{probe_id}")
+    info = await run_blocking(request, probes.set_edits, scope.rt, scope.actor, probe_id, edits)
+    return done(request, f"/case-probes/{probe_id}",
+                f"Edits saved (logged): {info.edits_described or 'none'}. Choose the face again.")
 
 
 @router.post("/case-probes/{probe_id}/face")
 async def pick_face_page(
     request: Request, probe_id: Id, scope: PageScope, face: Annotated[int, Form(ge=1, le=1000)]
 ) -> Response:
-    """Choose a detected face."""
-    await run_blocking(request, probes.pick_face, scope.rt, scope.actor, probe_id, face)
-    return redirect(f"/case-probes/{probe_id}")
+    """Choose a detected face (one click on its box or thumbnail)."""
+    info = await run_blocking(request, probes.pick_face, scope.rt, scope.actor, probe_id, face)
+    return done(request, f"/case-probes/{probe_id}", f"Face {face} chosen (quality {info.quality or 0:.2f}).")
 
 
 @router.post("/case-probes/{probe_id}/box")
@@ -141,10 +142,12 @@ async def draw_box_page(request: Request, probe_id: Id, scope: PageScope) -> JSO
 
 
 @router.post("/case-probes/{probe_id}/override")
-def override_page(probe_id: Id, scope: PageScope, reason: Annotated[str, Form(max_length=2000)]) -> Response:
+def override_page(
+    request: Request, probe_id: Id, scope: PageScope, reason: Annotated[str, Form(max_length=2000)]
+) -> Response:
     """A supervisor's recorded quality override."""
     probes.override_quality(scope.rt, scope.actor, probe_id, reason)
-    return redirect(f"/case-probes/{probe_id}")
+    return done(request, f"/case-probes/{probe_id}", "Quality override recorded.")
 
 
 @router.post("/case-probes/{probe_id}/search")
