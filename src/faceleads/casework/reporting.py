@@ -414,15 +414,19 @@ def reports_of_search(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> 
 
 
 def list_reports(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[str, object]]:
-    """The reports exported for a case (hashes, who, when); those of searches sealed for the actor are left out."""
+    """The reports exported for a case (hashes, who, when); those of searches sealed for the actor are left out,
+    and an investigator sees only reports whose every lead is released."""
     with rt.session_factory() as session:
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
         sealed = blind.sealed_search_ids(session, actor, case.agency_id, case_id)
+        released_only = not allowed(actor, Action.EXPORT_REPORT, case.agency_id)
+        status = {lead.id: lead.status for lead in session.scalars(select(Lead).where(Lead.case_id == case_id))}
         rows = session.scalars(select(LeadReport).where(LeadReport.case_id == case_id).order_by(LeadReport.id))
-        return [{**_record(session, r, case).to_json()} for r in rows if r.case_search_id not in sealed]
+        return [_record(session, r, case).to_json() for r in rows if r.case_search_id not in sealed and (
+            not released_only or all(status.get(i) == LeadStatus.RELEASED.value for i in r.lead_ids))]
 
 
 __all__ = ["ReportExport", "ReportRecord", "SearchReports", "check_report", "export_report", "list_reports",

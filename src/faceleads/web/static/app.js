@@ -20,23 +20,34 @@
   function modified(ev) { return ev.ctrlKey || ev.metaKey || ev.altKey; }
 
   // ---- live announcements (aria-live region in the page header) ----
-  function announce(text) {
+  // Screen-reader announcements of what a script did (visually hidden); the server's success messages stay
+  // visible as they are in the same live region.
+  function announce(text, visible) {
     var region = document.getElementById("announcer");
     if (!region) return;
-    region.textContent = "";
+    region.querySelectorAll(".sr-only").forEach(function (el) { el.remove(); });
+    if (visible) region.textContent = "";
     window.setTimeout(function () {
       var p = document.createElement("p");
-      p.className = "flash";
+      p.className = visible ? "flash" : "sr-only";
       p.textContent = text;
       region.appendChild(p);
     }, 60);
+  }
+
+  function labelText(input) {
+    var label = input.closest("label");
+    if (!label) return input.value;
+    var copy = label.cloneNode(true);
+    copy.querySelectorAll("kbd, input").forEach(function (el) { el.remove(); });
+    return copy.textContent.trim();
   }
 
   function initFlash() {
     // A success message rendered with the page is re-inserted so that screen readers announce it.
     var region = document.getElementById("announcer");
     var flash = region && region.querySelector(".flash");
-    if (flash) announce(flash.textContent);
+    if (flash) announce(flash.textContent, true);
   }
 
   // ---- confirmation dialog for irreversible actions ----
@@ -101,6 +112,18 @@
     box.focus();
   }
 
+  // Follow a redirect; when only the #fragment differs from the current address, reload (assigning the same
+  // address with another fragment would only scroll, leaving the page as it was before the change).
+  function go(url) {
+    var target = new URL(url, window.location.href);
+    if (target.pathname + target.search === window.location.pathname + window.location.search) {
+      window.history.replaceState(null, "", target.href);
+      window.location.reload();
+    } else {
+      window.location.assign(target.href);
+    }
+  }
+
   function submitByScript(form, submitter) {
     var data = submitter ? new FormData(form, submitter) : new FormData(form);
     var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
@@ -118,12 +141,14 @@
       return resp.text().then(function (text) { return { resp: resp, html: text }; });
     }).then(function (res) {
       window.clearTimeout(slow);
-      if (res.body && res.body.redirect) { window.location.assign(res.body.redirect); return; }
+      if (res.body && res.body.redirect) { go(res.body.redirect); return; }
       if (res.html !== undefined && res.resp.ok) {
+        // A page answered in place (e.g. recovery codes shown once): show it as the new document.
         document.open(); document.write(res.html); document.close(); return;
       }
       buttons.forEach(function (b) { b.disabled = false; });
       form.removeAttribute("aria-busy");
+      if (res.resp.status === 401 && res.body && res.body.redirect) { go(res.body.redirect); return; }
       showProblem(form, res.body, res.resp.status);
     }).catch(function () {
       window.clearTimeout(slow);
@@ -194,8 +219,17 @@
       }
     }
     if (img.complete) fitBoxes(); else img.addEventListener("load", fitBoxes);
-    var picks = Array.prototype.slice.call(document.querySelectorAll("#face-form .face-pick"));
+    var picks = Array.prototype.slice.call(document.querySelectorAll("#face-form .face-pick:not(.low)"));
     addThumbnails(img, picks);
+    var lowFaces = document.querySelector("#face-form details.low-faces");
+    if (lowFaces) {
+      var showLow = function () {
+        stage.classList.toggle("show-low", lowFaces.open);
+        if (lowFaces.open) addThumbnails(img, Array.prototype.slice.call(lowFaces.querySelectorAll(".face-pick")));
+      };
+      lowFaces.addEventListener("toggle", showLow);
+      showLow();
+    }
     svg.querySelectorAll(".face[data-face]").forEach(function (g) {
       g.addEventListener("click", function () {
         if (drawing) return;
@@ -315,6 +349,7 @@
     });
 
     function buildPicker(file, faces, width, height) {
+      var floor = parseFloat(holder.dataset.floor || "0");
       var url = URL.createObjectURL(file);
       var stage = document.createElement("div");
       stage.className = "probe-stage";
@@ -331,10 +366,14 @@
       svg.setAttribute("aria-hidden", "true");
       var list = document.createElement("ul");
       list.className = "face-picker";
+      var lowList = document.createElement("ul");
+      lowList.className = "face-picker";
       var font = Math.max(14, Math.round(Math.max(width, height) / 45));
       faces.forEach(function (f) {
+        var q = f.quality && f.quality.overall !== undefined ? f.quality.overall : 0;
+        var isLow = q < floor;
         var g = document.createElementNS(ns, "g");
-        g.setAttribute("class", "face");
+        g.setAttribute("class", isLow ? "face low" : "face");
         var r = document.createElementNS(ns, "rect");
         r.setAttribute("x", f.box[0]); r.setAttribute("y", f.box[1]);
         r.setAttribute("width", f.box[2] - f.box[0]); r.setAttribute("height", f.box[3] - f.box[1]);
@@ -350,26 +389,43 @@
         var li = document.createElement("li");
         var btn = document.createElement("button");
         btn.type = "button";
-        btn.className = "face-pick";
+        btn.className = isLow ? "face-pick low" : "face-pick";
         btn.dataset.box = f.box.join(",");
+        btn.dataset.face = String(f.number);
         btn.setAttribute("aria-pressed", "false");
-        var q = document.createElement("span");
-        q.className = "q";
-        q.textContent = "Face " + f.number + " · quality " + (f.quality && f.quality.overall !== undefined ? f.quality.overall.toFixed(2) : "?");
-        btn.appendChild(q);
+        var label = document.createElement("span");
+        label.className = "q";
+        label.textContent = "Face " + f.number + " · quality " + q.toFixed(2) + (isLow ? " (below the floor)" : "");
+        btn.appendChild(label);
         btn.addEventListener("click", function () { choose(f.number); });
         g.addEventListener("click", function () { choose(f.number); });
         li.appendChild(btn);
-        list.appendChild(li);
+        (isLow ? lowList : list).appendChild(li);
       });
       stage.appendChild(svg);
       holder.appendChild(stage);
       holder.appendChild(list);
+      if (lowList.children.length) {
+        var details = document.createElement("details");
+        details.className = "low-faces";
+        var summary = document.createElement("summary");
+        summary.textContent = lowList.children.length + " more face(s) below the quality floor (shown on the image while open)";
+        details.appendChild(summary);
+        details.appendChild(lowList);
+        details.open = !list.children.length;
+        var toggleLow = function () {
+          stage.classList.toggle("show-low", details.open);
+          if (details.open) addThumbnails(img, Array.prototype.slice.call(lowList.querySelectorAll(".face-pick")));
+        };
+        details.addEventListener("toggle", toggleLow);
+        holder.appendChild(details);
+        toggleLow();
+      }
       addThumbnails(img, Array.prototype.slice.call(list.querySelectorAll(".face-pick")));
       function choose(n) {
         faceInput.value = String(n);
-        list.querySelectorAll(".face-pick").forEach(function (b, i) {
-          var on = i + 1 === n;
+        holder.querySelectorAll(".face-pick").forEach(function (b) {
+          var on = b.dataset.face === String(n);
           b.classList.toggle("chosen", on);
           b.setAttribute("aria-pressed", String(on));
         });
@@ -378,7 +434,7 @@
       }
       if (numberLabel) numberLabel.hidden = true;
       faceInput.value = "";
-      if (faces.length === 1) choose(1);
+      if (faces.length === 1 || (list.children.length === 1 && faces[0].quality && faces[0].quality.overall >= floor)) choose(1);
     }
     form.addEventListener("submit", function (ev) {
       if (faceInput.value === "" && holder.querySelector(".face-pick")) {
@@ -620,7 +676,7 @@
       if (isTyping(ev) || modified(ev) || ev.target.classList.contains("viewport")) return;
       var radio = function (value) {
         var el = document.querySelector('input[name=conclusion][value="' + value + '"], input[name=result][value="' + value + '"]');
-        if (el && !el.disabled) { ev.preventDefault(); el.checked = true; el.dispatchEvent(new Event("change", { bubbles: true })); el.focus(); announce(el.parentElement.textContent.trim() + " chosen."); }
+        if (el && !el.disabled) { ev.preventDefault(); el.checked = true; el.dispatchEvent(new Event("change", { bubbles: true })); el.focus(); announce(labelText(el) + " chosen."); }
       };
       var link = function (rel) { var a = document.querySelector("a[rel=" + rel + "]"); if (a) { ev.preventDefault(); a.click(); } };
       var click = function (id) { var b = document.getElementById(id); if (b && !b.disabled) { ev.preventDefault(); b.click(); } };
