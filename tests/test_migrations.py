@@ -7,18 +7,16 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from faceleads.db import create_schema, make_engine
+from faceleads.migrations import alembic_config
 from faceleads.models import Base
 
 
 def _head() -> str:
     """The newest revision of the migration scripts (one head: the chain has no branches)."""
-    from alembic.script import ScriptDirectory
-
-    from faceleads.migrations import alembic_config
-
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     assert len(heads) == 1, f"the migrations must form one chain, heads: {heads}"
     return str(heads[0])

@@ -47,6 +47,7 @@ from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
+from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, Image, SearchCandidate, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.viewing import PhotoView, photo_views
@@ -489,7 +490,7 @@ def verification_task(rt: GalleryRuntime, actor: Actor, lead_id: int) -> Verific
         return VerificationTask(lead.id, case.occurrence_number, f"{case.offence.code} {case.offence.title}",
                                 request_priority(session, cs.request_id), _probes_as_searched(session, cs), c.id,
                                 c.subject_id, num, code, booking, day, c.image_id,
-                                photo_views(session, c.subject_id))  # fmt: skip
+                                photo_views(rt, session, c.subject_id))  # fmt: skip
 
 
 def verify_lead(
@@ -603,7 +604,7 @@ def disagreement_view(rt: GalleryRuntime, actor: Actor, lead_id: int) -> dict[st
             "booking_date": day,
             "image_id": cand.image_id,
             "probes": _probes_as_searched(session, cs),
-            "photos": [p.to_json() for p in photo_views(session, cand.subject_id)],
+            "photos": [p.to_json() for p in photo_views(rt, session, cand.subject_id)],
             "may_decide": not (same_person(actor, mark.analyst, mark.analyst_user_id)
                                or same_person(actor, lead.verifier, lead.verifier_user_id)),
             "analyst": {"username": mark.analyst, "conclusion": mark.conclusion, "notes": mark.notes,
@@ -723,14 +724,18 @@ def lead_photo(
         if subject is None or subject.status != SubjectStatus.ACTIVE.value:
             raise NotFound(f"the candidate of lead {lead_id} is no longer held (destroyed)")
         data = _held_image(rt, session, actor, case, cs, subject, image, missing, lead_scoped=True)
-        landmarks = [list(p) for p in image.template.landmarks] if image.template is not None else None
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        template = image.template
+        landmarks = template_geometry(rt.keystore, subject, image, template).landmarks if template else None
         audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"lead_id": lead.id, "view": view})
     if view == "original":
         return data, media_type(data)
     if landmarks is None:
         raise NotFound(f"photo {image_id} has no enrolled face to align")
-    body, _ = compare_crop(load_image(data, rt.settings).pixels, landmarks)
+    # Decoded reduced when large (the crop is 384 pixels); landmarks are in the original photo's pixels.
+    loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    body, _ = compare_crop(loaded.pixels, loaded.to_decoded(landmarks))
     return body, "image/jpeg"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.casework.admin import retention_days
 from faceleads.casework.common import (
     as_utc,
@@ -35,6 +36,7 @@ from faceleads.core.uow import transaction
 from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.identifiers import Kind
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,9 @@ def open_case(
     """Open a case of the actor's agency. The offence must be on the agency's approved, active list; the
     occurrence number must be new for the agency. ``investigator`` defaults to the actor.
     """
-    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{occurrence_number}", actor.agency_id)
-    number = clean_text(occurrence_number, "occurrence number", 100)
-    code = clean_text(offence, "offence", 50)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{number}", actor.agency_id)
+    code = identifiers.normalise(Kind.OFFENCE, offence)
     why = clean_text(justification, "justification", 4000)
     who = clean_text(investigator or actor.username, "investigator", 150)
     moment = as_utc(now or utcnow())
@@ -185,13 +187,14 @@ def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
 
 def find_case(rt: GalleryRuntime, actor: Actor, occurrence_number: str) -> CaseInfo:
     """The actor's agency's case with this occurrence number."""
-    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{occurrence_number}", actor.agency_id)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{number}", actor.agency_id)
     with rt.session_factory() as session:
         case = session.scalars(
-            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == occurrence_number.strip())
+            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == number)
         ).first()
         if case is None:
-            raise NotFound(f"no case with occurrence number {occurrence_number!r}")
+            raise NotFound(f"no case with occurrence number {number!r}")
         return case_info(case)
 
 
@@ -235,7 +238,7 @@ def open_request(
     leaves the request awaiting it; searches are refused until then. ``priority`` orders the work in every queue
     (routine, urgent, threat_to_life); an exigent purpose is always threat-to-life priority.
     """
-    code = clean_text(purpose, "purpose", 64)
+    code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
     level = check_priority(priority)
     with transaction(rt.session_factory) as session:

@@ -271,7 +271,8 @@ def add_photo(
     """
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
-    image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
+    # Refuses unreadable, oversize or corrupt images before storing (decoded reduced: only checked here).
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
     with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", None)
@@ -598,8 +599,9 @@ def detect_upload(rt: GalleryRuntime, actor: Actor, data: bytes) -> DetectedFace
     """Detect faces in an uploaded image (safe intake first; most prominent first, at most 50). Nothing is stored
     but the audit entry (the image's SHA-256 and the face count): face detection is biometric processing."""
     enforce(rt.session_factory, actor, Action.EDIT_PROBE, "upload:face-detection", actor.agency_id)
-    image = load_image(data, rt.settings)
-    faces = rt.face_engine.detect(image.pixels, max_faces=MAX_DETECT_FACES)
+    # Decoded reduced when large; boxes and landmarks are given in the original picture's pixels.
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    faces = rt.face_engine.detect_loaded(image, max_faces=MAX_DETECT_FACES)
     found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality")}}
              for n, f in enumerate(faces, start=1)]  # fmt: skip
     audit.record_now(rt.session_factory, actor, "face_detect", f"upload:{image.sha256[:16]}", audit.Outcome.OK,

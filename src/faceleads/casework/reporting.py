@@ -46,6 +46,7 @@ from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import FaceleadsError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
+from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, SearchCandidate, SearchRecord, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.vision.compare import compare_crop_pixels, crop_landmarks, draw_box, draw_points
@@ -124,13 +125,16 @@ def _gallery_images(rt: GalleryRuntime, session: Session, image_id: int) -> tupl
     subject = session.get(Subject, image.subject_id) if image is not None else None
     if image is None or subject is None:
         return None, None
+    template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
     try:
-        pixels = load_image(rt.read_photo(subject, image), rt.settings).pixels
+        # Decoded reduced when large (a thumbnail and a 384-pixel crop); landmarks are in the original's pixels.
+        loaded = load_image(rt.read_photo(subject, image), rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
     except FaceleadsError:
         return None, None  # destroyed since the search: the report says the image is not available
-    template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
-    crop = _face_crop(pixels, template.landmarks) if template is not None else None
-    return _thumb(pixels), crop
+    crop = _face_crop(loaded.pixels, loaded.to_decoded(geometry.landmarks)) if geometry is not None else None
+    return _thumb(loaded.pixels), crop
 
 
 def _ts(moment: datetime | None) -> str:

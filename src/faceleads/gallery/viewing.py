@@ -22,6 +22,7 @@ from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
 from faceleads.db import Agency
 from faceleads.errors import NotFound, ValidationError
+from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, gallery_shared, visible_gallery_ids
@@ -92,11 +93,14 @@ class PhotoView:
                 "landmarks_original": self.landmarks_original}  # fmt: skip
 
 
-def photo_views(session: Session, subject_id: int) -> list[PhotoView]:
+def photo_views(rt: GalleryRuntime, session: Session, subject_id: int) -> list[PhotoView]:
     """Every photo of a subject still held (destroyed ones have no store address), newest booking first.
 
     Internal: callers authorise and audit the read (:func:`subject_photos`, or a casework service scoped to a lead).
     """
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        return []
     rows = session.execute(
         select(Image, Encounter.booking_number, Encounter.booking_date, FaceTemplate)
         .join(Encounter, Encounter.id == Image.encounter_id)
@@ -106,9 +110,11 @@ def photo_views(session: Session, subject_id: int) -> list[PhotoView]:
     ).all()
     out = []
     for image, booking, day, template in rows:
-        points = [list(map(float, p)) for p in template.landmarks] if template is not None else None
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
+        points = geometry.landmarks if geometry is not None else None
         out.append(PhotoView(image.id, booking, day, image.capture_date, image.width, image.height,
-                             [float(v) for v in template.box] if template is not None else None,
+                             geometry.box if geometry is not None else None,
                              crop_landmarks(points) if points else None, points))  # fmt: skip
     return out
 
@@ -122,7 +128,7 @@ def subject_photos(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: s
         found = session.get(Subject, subject_id)
         _authorise_item(rt, session, actor, Action.VIEW_GALLERY_RECORD, ref, found,
                         found.gallery_id if found else None, missing, case_ref)  # fmt: skip
-        photos = photo_views(session, subject_id)
+        photos = photo_views(rt, session, subject_id)
     audit.record_now(rt.session_factory, actor, "view_landmarks", ref, audit.Outcome.OK, case=case_ref,
                      details={"photo_count": len(photos), "view": "filmstrip"})  # fmt: skip
     return photos
@@ -253,12 +259,15 @@ def photo(
         subject, image = _load_image(rt, session, actor, Action.VIEW_GALLERY_IMAGE, image_id, case_ref)
         data = rt.read_photo(subject, image)
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
-        landmarks = [list(p) for p in template.landmarks] if template is not None else None
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        landmarks = template_geometry(rt.keystore, subject, image, template).landmarks if template else None
         subject_id = subject.id
     if view == "aligned":
         if landmarks is None:
             raise NotFound(f"image {image_id} has no enrolled face to align")
-        body, _ = compare_crop(load_image(data, rt.settings).pixels, landmarks)
+        # Decoded reduced when large (the crop is 384 pixels); landmarks are in the original photo's pixels.
+        loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+        body, _ = compare_crop(loaded.pixels, loaded.to_decoded(landmarks))
         media = "image/jpeg"
     else:
         body, media = data, media_type(data)
@@ -272,9 +281,10 @@ def landmarks(rt: GalleryRuntime, actor: Actor, image_id: int, *, case: str | No
     photo). Landmarks are biometric: the read is authorised like the photo's record and audited."""
     case_ref = _case_ref(case)
     with rt.session_factory() as session:
-        subject, _ = _load_image(rt, session, actor, Action.VIEW_GALLERY_RECORD, image_id, case_ref)
+        subject, image = _load_image(rt, session, actor, Action.VIEW_GALLERY_RECORD, image_id, case_ref)
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
-        points = crop_landmarks(template.landmarks) if template is not None else None
+        geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
+        points = crop_landmarks(geometry.landmarks) if geometry is not None else None
         subject_id = subject.id
     audit.record_now(rt.session_factory, actor, "view_landmarks", f"image:{image_id}", audit.Outcome.OK,
                      case=case_ref, details={"subject_id": subject_id, "found": points is not None})  # fmt: skip

@@ -10,7 +10,6 @@ analyst and so reach biometric content), and administrators act only on users of
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
@@ -29,9 +29,6 @@ from faceleads.security import passwords, totp
 from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
 from faceleads.storage.crypto import load_master_key
-
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
-_AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 
 
 def parse_roles(names: Iterable[str]) -> frozenset[Role]:
@@ -46,7 +43,7 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
 
 
 def _user(session: Session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).first()
+    user = session.scalars(select(User).where(User.username == identifiers.username(username))).first()
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
@@ -54,7 +51,7 @@ def _user(session: Session, username: str) -> User:
 
 def agency_by_code(session: Session, code: str) -> Agency:
     """The agency with ``code``; NotFound otherwise."""
-    agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    agency = session.scalars(select(Agency).where(Agency.code == identifiers.agency_code(code))).first()
     if agency is None:
         raise NotFound(f"no agency with code {code!r}")
     return agency
@@ -67,7 +64,8 @@ def _target_agency_id(session_factory: sessionmaker[Session], username: str) -> 
 
 
 def _not_self(actor: Actor, username: str, what: str) -> None:
-    if actor.username == username:
+    # Compared in normal form: a look-alike spelling of one's own name is still oneself.
+    if actor.username == identifiers.username(username):
         raise PermissionDenied(f"nobody may {what} themselves; another administrator must do it")
 
 
@@ -94,8 +92,8 @@ def bootstrap(
     session_factory: sessionmaker[Session], agency_code: str, agency_name: str, username: str, password: str
 ) -> int:
     """Create the first agency and its first administrator; refused once any user exists. Returns the user id."""
-    _check_agency_code(agency_code)
-    _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    username = _check_username(username)
     passwords.check_password_rules(password, username=username)
     with transaction(session_factory) as session:
         if session.scalar(select(func.count()).select_from(User)):
@@ -116,23 +114,20 @@ def bootstrap(
         return user.id
 
 
-def _check_agency_code(code: str) -> None:
-    if not _AGENCY_CODE.match(code):
-        raise ValidationError(f"agency code {code!r} must be 1-32 upper-case letters, digits, '-' or '_'")
+def _check_agency_code(code: str) -> str:
+    """The agency code in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.agency_code(code)
 
 
-def _check_username(username: str) -> None:
-    if not _USERNAME.match(username):
-        raise ValidationError(
-            f"username {username!r} must be 3-64 lower-case letters, digits, '.', '-' or '_', "
-            "starting and ending with a letter or digit"
-        )
+def _check_username(username: str) -> str:
+    """The username in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.username(username)
 
 
 def create_agency(session_factory: sessionmaker[Session], actor: Actor, code: str, name: str) -> int:
     """Create an agency; returns its id."""
+    code = _check_agency_code(code)
     enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{code}")
-    _check_agency_code(code)
     if not name.strip() or len(name) > 200:
         raise ValidationError("agency name must be 1-200 characters")
     with transaction(session_factory) as session:
@@ -156,13 +151,15 @@ def create_user(
     roles: Iterable[str] = (),
 ) -> int:
     """Create a user in ``agency_code`` (the administrator's own agency) with initial roles; returns the id."""
+    username = _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    display_name = identifiers.free_text(display_name.strip(), "display name")
     with session_factory() as session:
         agency_id = agency_by_code(session, agency_code).id
     enforce(session_factory, actor, Action.ADMIN_USERS, f"user:{username}", agency_id)
     role_set = parse_roles(roles)
     if role_set:
         enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}", agency_id)
-    _check_username(username)
     passwords.check_password_rules(password, username=username)
     with transaction(session_factory) as session:
         if session.scalars(select(User).where(User.username == username)).first() is not None:
@@ -202,7 +199,7 @@ def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: s
         session.add(RoleGrant(user_id=user.id, role=parsed.value, granted_by=actor.user_id))
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "grant_role", "role": parsed.value, "username": username},
+            details={"change": "grant_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return True
 
@@ -226,7 +223,7 @@ def revoke_role(session_factory: sessionmaker[Session], actor: Actor, username: 
         user.role_grants.remove(grant)
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "revoke_role", "role": parsed.value, "username": username},
+            details={"change": "revoke_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return True
 
@@ -327,7 +324,7 @@ def unlock(session_factory: sessionmaker[Session], actor: Actor, username: str) 
         user = _user(session, username)
         user.locked_until = None
         user.failed_attempts = 0
-        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": username})
+        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": user.username})
 
 
 def set_active(session_factory: sessionmaker[Session], actor: Actor, username: str, active: bool) -> None:

@@ -27,6 +27,7 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Gallery", "/gallery", Action.VIEW_GALLERY_RECORD),
     ("Enrolment", "/enrol", Action.ENROL),
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
+    ("Live", "/live", Action.LIVE_VIEW),
     ("Audit log", "/audit", Action.AUDIT_READ),
     ("Statistics", "/statistics", Action.VIEW_STATISTICS),
     ("Examiner QA", "/qa", Action.VIEW_STATISTICS),  # per examiner for supervisors, per agency for auditors

@@ -14,6 +14,7 @@
 | ``audit`` | audit log, statistics |
 | ``administration`` | users, roles, certifications, lists, galleries, sharing |
 | ``destruction`` | destruction requests, certificates (JSON and PDF) |
+| ``live`` | live watch-list deployments: watch lists, preparation, authorisation, cameras, alert review, report |
 | ``compare`` | (no routes) the data of the comparison view, shared by analysts, verifiers and supervisors |
 
 Every page authenticates with the session cookie and calls the same domain services as the REST API and the CLI:
@@ -38,6 +39,7 @@ def routers() -> list[APIRouter]:
         enrolment,
         gallery,
         home,
+        live,
         probes,
         qa,
         searches,
@@ -46,4 +48,4 @@ def routers() -> list[APIRouter]:
 
     return [home.router, account.router, cases.router, probes.router, searches.router, verification.router,
             gallery.router, enrolment.router, audit.router, qa.router, administration.router,
-            destruction.router]  # fmt: skip
+            destruction.router, live.router]  # fmt: skip

@@ -160,6 +160,8 @@
 
   function initForms() {
     document.querySelectorAll("form[method=post]").forEach(function (form) {
+      // A form with its own script (live alert decisions, recorded without leaving the page) is left to it.
+      if (form.hasAttribute("data-own-script")) return;
       form.addEventListener("submit", function (ev) {
         var submitter = ev.submitter || null;
         var message = (submitter && submitter.dataset.confirm) || form.dataset.confirm;

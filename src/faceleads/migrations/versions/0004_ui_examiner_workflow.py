@@ -2,7 +2,7 @@
 verification start time, stored lead report PDFs
 
 Revision ID: ui_1
-Revises: 0001
+Revises: hardening_1
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "ui_1"
-down_revision = "0001"
+down_revision = "hardening_1"
 branch_labels = None
 depends_on = None
 
