@@ -37,6 +37,7 @@ from faceleads.db import transaction, utcnow
 from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.templates import blob_dim
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
 from faceleads.security.crypto import decrypt_embedding, encrypt_embedding
@@ -197,7 +198,7 @@ def probe_template(rt: GalleryRuntime, case: Case, probe: Probe) -> FloatArray:
         raise ValidationError(f"probe {probe.id} has no face chosen yet: pick a face or draw a box")
     key = case_key(rt, case)
     context = probe_template_context(case.key_id, probe.id, probe.edits_version, probe.model_version)
-    return decrypt_embedding(key, probe.template, context)
+    return decrypt_embedding(key, probe.template, context, dim=blob_dim(probe.template))
 
 
 def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source: str, index: int | None,
@@ -214,9 +215,9 @@ def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source
     probe.quality = {k: float(v) for k, v in face.quality.as_dict().items()}
     probe.quality_overall = float(face.quality.overall)
     probe.model_version = model_version
+    vector = np.asarray(face.embedding, np.float32)
     probe.template = encrypt_embedding(
-        key, np.asarray(face.embedding, np.float32),
-        probe_template_context(case.key_id, probe.id, probe.edits_version, model_version),
+        key, vector, probe_template_context(case.key_id, probe.id, probe.edits_version, model_version), dim=vector.size
     )
     probe.quality_override_id = None  # an override covers one face at one quality, never a later choice
 

@@ -34,6 +34,7 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
+from faceleads.gallery.templates import encrypt_members
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.governance import audit
 from faceleads.security.actor import Actor
@@ -124,6 +125,9 @@ class FaceData:
     quality: dict[str, float]
     embedding: np.ndarray
     embedding_norm: float
+    found_by: str = "detector"
+    # Each recognition model's own unit template and raw norm, by model version (several models fused).
+    members: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +183,8 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
             quality=best.quality.as_dict(),
             embedding=np.asarray(best.embedding, dtype=np.float32),
             embedding_norm=float(best.embedding_norm),
+            found_by=best.found_by,
+            members=member_templates(best),
         )
     return PhotoAnalysis(
         sha256=image.sha256,
@@ -191,6 +197,15 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
         model_name=engine.model_name,
         model_version=engine.model_version,
     )
+
+
+def member_templates(face: Any) -> dict[str, tuple[np.ndarray, float]]:
+    """Per-model templates of an embedded face to store beside a fused template ({} for a single model)."""
+    members = face.model_embeddings
+    if len(members) < 2:
+        return {}
+    norms = face.extra.get("member_norms", {})
+    return {v: (np.asarray(vec, dtype=np.float32), float(norms.get(v, 0.0))) for v, vec in members.items()}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -386,9 +401,14 @@ def write_photo(
             model_name=analysis.model_name,
             model_version=analysis.model_version,
             embedding=encrypt_embedding(
-                key, face.embedding, template_context(subject.key_id, analysis.sha256, analysis.model_version)
+                key,
+                face.embedding,
+                template_context(subject.key_id, analysis.sha256, analysis.model_version),
+                dim=face.embedding.size,
             ),
             embedding_norm=face.embedding_norm,
+            member_templates=encrypt_members(key, subject.key_id, analysis.sha256, face.members),
+            found_by=face.found_by,
         )
         session.add(template)
         session.flush()
