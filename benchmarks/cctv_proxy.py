@@ -150,10 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     gallery, probes = _read(args.lfw)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(probes))
-    if args.limit:
-        order = np.sort(order[: args.limit])
-    else:
-        order = np.arange(len(probes))
+    order = np.sort(order[: args.limit]) if args.limit else np.arange(len(probes))
     probes = [probes[i] for i in order]
     names = [name for name, _ in gallery]
     row_of = {name: i for i, name in enumerate(names)}

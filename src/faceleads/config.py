@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     whole_crop: bool = True
     whole_crop_max_side: int = Field(default=320, ge=16, le=2048)  # larger photos are not taken as one face
     ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
+    # ONNX Runtime worker threads busy-wait for work between operators: fastest on an idle machine, wasted CPU when
+    # the cores are shared with other work (docs/accuracy.md, speed). Off by default.
+    ort_spinning: bool = False
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);

@@ -71,7 +71,7 @@ def test_verification_differentials_with_intervals_and_warnings() -> None:
     )
     fem, mal = out["per_group"]["F"], out["per_group"]["M"]
     lo, hi = fem["fnmr_ci"]
-    assert lo < fem["fnmr"] < hi and 0.0 < lo and hi < 0.2
+    assert lo < fem["fnmr"] < hi and lo > 0.0 and hi < 0.2
     assert mal["fnmr_ci"][0] <= mal["fnmr"] <= mal["fnmr_ci"][1]
     ratio_lo, ratio_hi = out["fnmr_ratio_ci"]
     assert ratio_lo < out["fnmr_ratio"] and (ratio_hi is None or ratio_hi > out["fnmr_ratio"])

@@ -73,10 +73,9 @@ def test_mirrors_are_batched_with_the_originals_and_averaged_back() -> None:
 class _Linear:
     """A fake runner: the embedding is the mean of each channel, and it records batch sizes."""
 
-    input_name = "x"
-    output_names = ["y"]
-
     def __init__(self, max_batch: int = 0) -> None:
+        self.input_name = "x"
+        self.output_names = ["y"]
         self.batches: list[int] = []
         self.max_batch = max_batch
 

@@ -268,7 +268,16 @@ def identify_cmd(
     settings = get_settings()
     with cli_errors():
         result, res = run_identify(
-            settings, labels, images, group_column, holdout, threshold, no_cache, min_group_trials, bootstrap, confidence
+            settings,
+            labels,
+            images,
+            group_column,
+            holdout,
+            threshold,
+            no_cache,
+            min_group_trials,
+            bootstrap,
+            confidence,
         )
         if report_dir is not None:
             _identify_report(report_dir, result, res)

@@ -50,9 +50,10 @@ def aggregate(cluster_a: npt.ArrayLike, cluster_b: npt.ArrayLike, error: npt.Arr
     span = int(max(a.max(), b.max())) + 1
     key = a * span + b
     uniq, inverse = np.unique(key, return_inverse=True)
+    uniq = uniq.astype(np.int64)
     trials = np.bincount(inverse, minlength=uniq.size).astype(np.float64)
     errors = np.bincount(inverse, weights=e.astype(np.float64), minlength=uniq.size)
-    return Cells(uniq // span, uniq % span, trials, errors)
+    return Cells(uniq // span, uniq % span, trials, np.asarray(errors, dtype=np.float64))
 
 
 def cluster_weights(n_clusters: int, replicates: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:

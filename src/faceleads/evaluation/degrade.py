@@ -70,7 +70,7 @@ def sample(rng: np.random.Generator) -> Degradation:
 
 def motion_kernel(length: float, angle_deg: float) -> npt.NDArray[np.float32]:
     """A normalised line kernel of ``length`` px at ``angle_deg`` (anti-aliased by supersampling)."""
-    size = max(3, int(math.ceil(length)) | 1)
+    size = max(3, math.ceil(length) | 1)
     factor = 8
     big = np.zeros((size * factor, size * factor), np.float32)
     centre = (size * factor - 1) / 2
@@ -83,7 +83,7 @@ def motion_kernel(length: float, angle_deg: float) -> npt.NDArray[np.float32]:
 
 def defocus_kernel(radius: float) -> npt.NDArray[np.float32]:
     """A normalised disk kernel of ``radius`` px (anti-aliased by supersampling)."""
-    size = max(3, int(math.ceil(2 * radius + 1)) | 1)
+    size = max(3, math.ceil(2 * radius + 1) | 1)
     factor = 8
     yy, xx = np.mgrid[: size * factor, : size * factor]
     centre = (size * factor - 1) / 2
@@ -92,7 +92,9 @@ def defocus_kernel(radius: float) -> npt.NDArray[np.float32]:
     return (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
 
 
-def crop_box(box: FloatArray, factor: float, shift_x: float, shift_y: float, width: int, height: int) -> tuple[int, ...]:
+def crop_box(
+    box: FloatArray, factor: float, shift_x: float, shift_y: float, width: int, height: int
+) -> tuple[int, int, int, int]:
     """Integer crop (x1, y1, x2, y2) of ``factor`` times ``box`` around its shifted centre, inside the image."""
     x1, y1, x2, y2 = (float(v) for v in box)
     bw, bh = (x2 - x1) * factor, (y2 - y1) * factor
@@ -127,4 +129,6 @@ def degrade(
     if not ok:
         raise ValueError("JPEG encoding failed")
     decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-    return np.ascontiguousarray(decoded[..., ::-1], dtype=np.uint8)
+    if decoded is None:
+        raise ValueError("JPEG decoding failed")
+    return np.ascontiguousarray(np.asarray(decoded)[..., ::-1], dtype=np.uint8)

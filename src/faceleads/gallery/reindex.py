@@ -99,7 +99,7 @@ def _reembed(rt: GalleryRuntime, session: Any, old: FaceTemplate, report: Reinde
     parts = [np.asarray(have[m.version], dtype=np.float32)[None] for m in fused.members]
     vector = fused.compose(parts)[0]
     current = engine.model_version
-    members = {m.version: (have[m.version], norms.get(m.version, 0.0)) for m in fused.members} if not fused.single else {}
+    members = {} if fused.single else {m.version: (have[m.version], norms.get(m.version, 0.0)) for m in fused.members}
     new = FaceTemplate(
         image_id=image.id,
         subject_id=subject.id,
@@ -180,6 +180,10 @@ def reindex(
             "reindex",
             f"model:{current}"[:300],
             audit.Outcome.OK,
-            details={"reembedded_count": report.reembedded, "failed_count": report.failed, "reused_count": report.reused},
+            details={
+                "reembedded_count": report.reembedded,
+                "failed_count": report.failed,
+                "reused_count": report.reused,
+            },
         )
     return report

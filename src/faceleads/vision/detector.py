@@ -293,4 +293,4 @@ class YuNetDetector(AnchorDetector):
         sx, sy = max(1, round(w * scale)) / w, max(1, round(h * scale)) / h
         boxes, scores, kps = yunet.decode(self.runner.run(tensor), threshold)
         factor = np.array([sx, sy], dtype=np.float32)
-        return boxes / np.tile(factor, 2), scores, kps / factor
+        return (boxes / np.tile(factor, 2)).astype(np.float32), scores, (kps / factor).astype(np.float32)

@@ -9,19 +9,20 @@ be injected instead (tests, or a vendor SDK wrapped as a :class:`~faceleads.visi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 
 from faceleads.config import Settings, get_settings
-from faceleads.errors import ValidationError
+from faceleads.errors import ModelError, ValidationError
 from faceleads.vision import wholecrop
 from faceleads.vision.align import align_face
 from faceleads.vision.detector import AnchorDetector, FaceDetector, ScrfdDetector, YuNetDetector
 from faceleads.vision.landmarks import Landmarker, five_from_106, mirror_five
 from faceleads.vision.models import file_digest, model_path
 from faceleads.vision.onnx import InferenceRunner, OrtRunner
-from faceleads.vision.packs import LANDMARK_FILE, resolve_pack, resolve_recognizers
+from faceleads.vision.packs import LANDMARK_FILE, RECOGNIZERS, resolve_pack, resolve_recognizers
 from faceleads.vision.quality import assess
 from faceleads.vision.recognition import FusedRecognizer, OnnxRecognizer, Recognizer, stack_crops
 from faceleads.vision.types import Detection, Face, FloatArray, ImageArray
@@ -62,10 +63,11 @@ class FaceEngine:
         self.settings = settings or get_settings()
         s = self.settings
         threads = s.effective_threads
+        spin = s.ort_spinning
         pack = resolve_pack(s)
         self.pack = pack
         if detector is None:
-            runner = detector_runner or OrtRunner(pack.detector.path(s), threads)
+            runner = detector_runner or OrtRunner(pack.detector.path(s), threads, spin)
             kind = YuNetDetector if pack.detector.kind == "yunet" else ScrfdDetector
             detector = kind(
                 runner,
@@ -82,7 +84,7 @@ class FaceEngine:
                 path = None if injected is not None else spec.path(s)
                 built.append(
                     OnnxRecognizer(
-                        injected or OrtRunner(path, threads),  # type: ignore[arg-type]
+                        injected or OrtRunner(path, threads, spin),  # type: ignore[arg-type]
                         name=path.stem if path else s.embedder_file.rsplit(".", 1)[0],
                         digest=file_digest(path) if path else "injected",
                         dim=spec.dim,
@@ -94,10 +96,34 @@ class FaceEngine:
             recognizers = built
         self.recognizer = FusedRecognizer(recognizers)
         self.landmarker: Landmarker | None = None
+        # The whole-crop check's recognition evidence is the raw norm of ArcFace MobileFaceNet's embedding (its
+        # limit is measured for that model), reusing the pipeline's own session when it runs that model.
+        self._faceness: Recognizer | None = None
         if s.whole_crop and pack.landmarks and isinstance(self.detector, AnchorDetector):
-            if landmark_runner is None:
-                landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads)
-            self.landmarker = Landmarker(landmark_runner)
+            # Without the model whose norm limit was measured (agency weights of another name), the whole-crop
+            # fallback is off rather than unchecked; `faceleads selfcheck` says so.
+            self._faceness = self._faceness_model(threads, spin)
+            if self._faceness is not None:
+                if landmark_runner is None:
+                    landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin)
+                self.landmarker = Landmarker(landmark_runner)
+
+    def _faceness_model(self, threads: int, spin: bool) -> Recognizer | None:
+        """ArcFace MobileFaceNet without flip, for the whole-crop norm check (None when it is not available)."""
+        spec = RECOGNIZERS["arcface"]
+        for member in self.recognizer.members:
+            if isinstance(member, OnnxRecognizer) and member.name == wholecrop.FACENESS_MODEL:
+                return OnnxRecognizer(
+                    member.runner, name=member.name, digest="check", dim=spec.dim, fmt=spec.fmt, flip=False
+                )
+        try:
+            path = spec.path(self.settings)
+        except ModelError:
+            return None
+        if path.stem != wholecrop.FACENESS_MODEL:
+            return None
+        runner = OrtRunner(path, threads, spin)
+        return OnnxRecognizer(runner, name=path.stem, digest="check", dim=spec.dim, fmt=spec.fmt, flip=False)
 
     @property
     def model_name(self) -> str:
@@ -159,6 +185,10 @@ class FaceEngine:
         score = self.detector.best_score(canvas, expected)
         if score < wholecrop.MIN_DETECTOR_SCORE:
             return None
+        if self._faceness is not None:
+            _, norms = self._faceness.embed(align_face(image, five)[None])
+            if float(norms[0]) < wholecrop.MIN_EMBEDDING_NORM:
+                return None
         return Detection(box=box, landmarks=five, score=score, found_by="whole_crop")
 
     def _detections(self, image: ImageArray) -> list[Detection]:
@@ -191,7 +221,14 @@ class FaceEngine:
         Batching the embedder across images is what makes bulk enrolment fast: a batch of 32 crops (and their
         mirror images) costs far less than 32 single-crop calls.
         """
-        results = [self.detect(image, embed=False, max_faces=max_faces) for image in images]
+        workers = min(len(images), self.settings.effective_threads)
+        if workers > 1:
+            # Detection of small photos leaves cores idle inside one session run; running photos side by side
+            # keeps them busy (ONNX Runtime and OpenCV release the GIL).
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(lambda image: self.detect(image, embed=False, max_faces=max_faces), images))
+        else:
+            results = [self.detect(image, embed=False, max_faces=max_faces) for image in images]
         if embed:
             faces = [face for found in results for face in found]
             self._embed([face.extra[ALIGNED_KEY] for face in faces], faces)

@@ -55,7 +55,7 @@ def decode(output: npt.NDArray[np.float32], matrix: npt.NDArray[np.float64], siz
         raise ValueError(f"expected {2 * POINTS} landmark values, got {values.size}")
     pts = values[-2 * POINTS :].reshape(POINTS, 2)
     pts = (pts + 1.0) * (size / 2)
-    inverse = cv2.invertAffineTransform(matrix)
+    inverse = np.asarray(cv2.invertAffineTransform(matrix), dtype=np.float64)
     return transform_points(pts.astype(np.float32), inverse)
 
 

@@ -113,7 +113,8 @@ def resolve_pack(settings: Settings) -> ModelPack:
 
 def resolve_recognizers(settings: Settings) -> list[RecognizerSpec]:
     """The recognizers to run: ``FACELEADS_RECOGNIZERS`` (comma-separated) or the pack's default."""
-    names = [n.strip() for n in settings.recognizers.split(",") if n.strip()] or list(resolve_pack(settings).recognizers)
+    names = [n.strip() for n in settings.recognizers.split(",") if n.strip()]
+    names = names or list(resolve_pack(settings).recognizers)
     unknown = [n for n in names if n not in RECOGNIZERS]
     if unknown:
         raise ConfigurationError(

@@ -142,7 +142,9 @@ def fuse_templates(parts: Sequence[FloatArray], weights: Sequence[float]) -> Flo
     total = float(sum(weights))
     if total <= 0 or any(w < 0 for w in weights):
         raise ValueError(f"fusion weights must be non-negative with a positive sum, got {list(weights)}")
-    scaled = [np.asarray(p, dtype=np.float32) * np.float32(math.sqrt(w / total)) for p, w in zip(parts, weights, strict=True)]
+    scaled = [
+        np.asarray(p, dtype=np.float32) * np.float32(math.sqrt(w / total)) for p, w in zip(parts, weights, strict=True)
+    ]
     return np.ascontiguousarray(np.concatenate(scaled, axis=1), dtype=np.float32)
 
 

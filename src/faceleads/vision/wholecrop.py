@@ -21,13 +21,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from faceleads.vision.align import ARCFACE_TEMPLATE, estimate_similarity, transform_points
+from faceleads.vision.align import ARCFACE_TEMPLATE, estimate_similarity
 from faceleads.vision.types import FloatArray, ImageArray
 
 MIN_SIDE = 16  # px: below this there is nothing to align
 MAX_ASPECT = 2.0  # a face crop is at most this elongated either way
-MAX_DISAGREEMENT = 0.12  # mean landmark disagreement between the three runs, in inter-eye distances
-MIN_DETECTOR_SCORE = 0.12  # detector confidence on the re-aligned face
+MAX_DISAGREEMENT = 0.35  # mean landmark disagreement between the three runs, in inter-eye distances
+MIN_DETECTOR_SCORE = 0.0  # detector confidence on the re-aligned face (see docs/accuracy.md for why 0)
+MIN_EMBEDDING_NORM = 16.0  # raw norm of the ArcFace MobileFaceNet embedding of the aligned crop
+FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the limit is measured for it)
 IOD_SHARE = (0.18, 0.75)  # inter-eye distance as a share of the crop width
 MAX_ROLL = 40.0  # degrees
 CANVAS = 192  # re-aligned verification canvas (px): the face at 2x the ArcFace template size, centred
@@ -41,7 +43,7 @@ def plausible_crop(height: int, width: int, max_side: int) -> bool:
     return max(height, width) / max(min(height, width), 1) <= MAX_ASPECT
 
 
-def inter_eye(five: FloatArray) -> float:
+def inter_eye(five: npt.ArrayLike) -> float:
     """Distance between the two eye points of five landmarks."""
     pts = np.asarray(five, dtype=np.float64)
     return float(np.linalg.norm(pts[1] - pts[0]))
@@ -111,6 +113,3 @@ def mean_estimate(estimates: Sequence[FloatArray]) -> FloatArray:
     return np.mean(np.stack([np.asarray(e, dtype=np.float32) for e in estimates]), axis=0).astype(np.float32)
 
 
-def to_image(points: FloatArray, matrix: npt.NDArray[np.float64]) -> FloatArray:
-    """Map points through a 2x3 affine transform (for callers that re-align)."""
-    return transform_points(points, matrix)

@@ -1,0 +1,78 @@
+"""Template versions in the gallery: stale templates are detected and not searched, reindex adds a second
+recognition model by computing only that model, and drops it again without computing anything; small old booking
+photos are enrolled through the detection fallbacks and record the path that found their face."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+
+from faceleads.cli.context import cli_actor
+from faceleads.config import Settings
+from faceleads.gallery.enrolment import enrol_record
+from faceleads.gallery.models import FaceTemplate
+from faceleads.gallery.reindex import reindex, stale_templates
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.search import search
+from faceleads.vision.engine import FaceEngine
+from faceleads.vision.imaging import encode_png, load_image
+from tests.gallery.conftest import lfw_identities, record
+
+PEOPLE = lfw_identities()
+SEARCH = {"case": "OCC-9", "offence": "ROB", "reason": "robbery, shop camera"}
+NAMES = ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol"]
+
+
+def test_reindex_adds_and_drops_a_recognition_model(rt: GalleryRuntime, settings: Settings) -> None:
+    actor = cli_actor(rt, "MET")
+    for i, name in enumerate(NAMES):
+        enrol_record(rt, actor, record(name, f"B{i}"), [PEOPLE[name][0]])
+    single_version = rt.model_version
+    assert reindex(rt, actor, dry_run=True).candidates == 0
+
+    fused_engine = FaceEngine(settings.model_copy(update={"recognizers": "arcface,edgeface"}))
+    fused = GalleryRuntime(settings, face_engine=fused_engine)
+    # The arcface-only templates are stale for the fused pipeline: counted, and not searched.
+    assert stale_templates(fused, actor) == {single_version: 3}
+    assert search(fused, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates == []
+    report = reindex(fused, actor)
+    edge_version = fused_engine.member_versions[1]
+    assert (report.candidates, report.reembedded, report.failed) == (3, 3, 0)
+    assert report.computed == {edge_version: 3} and report.reused == 3  # arcface templates reused, not recomputed
+    with fused.session_factory() as session:
+        rows = session.scalars(select(FaceTemplate)).all()
+        assert {r.model_version for r in rows} == {fused.model_version}
+        assert all(set(r.member_templates) == set(fused_engine.member_versions) for r in rows)
+        blobs = [base64.b64decode(e["ciphertext"]) for r in rows for e in r.member_templates.values()]
+        assert len(blobs) == 6 and all(b.startswith(b"FLE") for b in blobs)  # encrypted, never plain floats
+    hit = search(fused, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates[0]
+    assert hit.subject_number == NAMES[0] and hit.score > 0.4
+    fused.verify_index()
+
+    # Back to one model: its template comes out of the fused rows, nothing is computed.
+    back = reindex(rt, actor)
+    assert (back.reembedded, back.computed, back.reused) == (3, {}, 3)
+    assert search(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates[0].subject_number == NAMES[0]
+    assert stale_templates(rt, actor) == {}
+    fused.close()
+
+
+def test_small_old_booking_photo_is_enrolled_through_the_fallbacks(rt: GalleryRuntime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    actor = cli_actor(rt, "MET")
+    photo = load_image(PEOPLE["AJ_Cook"][0]).pixels
+    face = rt.face_engine.detect(photo)[0]
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    tiny = cv2.resize(np.ascontiguousarray(photo[y1:y2, x1:x2]), (26, 32), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "old_booking.png"
+    path.write_bytes(encode_png(tiny))
+    outcome = enrol_record(rt, actor, record("AJ_Cook", "OLD-1"), [path])
+    with rt.session_factory() as session:
+        template = session.scalars(select(FaceTemplate)).one()
+    assert template.found_by in {"upscaled", "padded", "whole_crop"}
+    assert template.quality["path_factor"] < 1.0
+    assert outcome is not None
+    found = search(rt, actor, PEOPLE["AJ_Cook"][1], **SEARCH).candidates
+    assert found and found[0].subject_number == "AJ_Cook"
