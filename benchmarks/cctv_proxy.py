@@ -21,7 +21,6 @@ path found the faces and rank-1 per path. Detections, crops and templates are ca
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from faceleads.config import Settings
-from faceleads.evaluation.degrade import degrade, sample
+from faceleads.evaluation.degrade import cctv_probe, lfw_split
 from faceleads.evaluation.templates import fuse
 from faceleads.vision import quality as quality_module
 from faceleads.vision import wholecrop
@@ -90,16 +89,6 @@ class Cache:
             tmp.replace(self.directory / f"{key}.npz")
 
 
-def _read(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
-    people: dict[str, list[Path]] = defaultdict(list)
-    with (lfw / "labels.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            people[row["identity"]].append(lfw / row["path"])
-    gallery = [(name, photos[0]) for name, photos in people.items()]
-    probes = [(name, p) for name, photos in people.items() for p in photos[1:]]
-    return gallery, probes
-
-
 def _finder_key(settings: Settings) -> tuple[Any, ...]:
     s = settings
     return (
@@ -147,7 +136,7 @@ def _rank1(probe_vecs: np.ndarray, gallery_vecs: np.ndarray, mates: np.ndarray) 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    gallery, probes = _read(args.lfw)
+    gallery, probes = lfw_split(args.lfw)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(probes))
     order = np.sort(order[: args.limit]) if args.limit else np.arange(len(probes))
@@ -179,9 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not usable[i]:
             degraded.append(np.zeros((8, 8, 3), np.uint8))
             continue
-        probe_rng = np.random.default_rng([args.seed, int(order[i])])
-        d = sample(probe_rng)
-        degraded.append(degrade(load_image(path).pixels, ref["boxes"][i], ref["marks"][i], d, probe_rng))
+        pixels = load_image(path).pixels
+        degraded.append(cctv_probe(pixels, ref["boxes"][i], ref["marks"][i], args.seed, int(order[i]))[0])
     if args.save_probes:
         args.save_probes.mkdir(parents=True, exist_ok=True)
         import cv2

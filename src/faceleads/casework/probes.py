@@ -84,6 +84,7 @@ class FaceChoice:
     box: list[float]
     quality: float
     detector_score: float
+    found_by: str = "detector"  # detection path (docs/detection.md)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -422,7 +423,9 @@ def detect_faces(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[FaceCh
         pixels = edited_pixels(rt, case, probe)
     faces = rt.face_engine.detect(pixels)
     return [
-        FaceChoice(i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4))
+        FaceChoice(
+            i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4), f.found_by
+        )
         for i, f in enumerate(faces, start=1)
     ]
 

@@ -9,8 +9,11 @@ light and noise, compression. ``benchmarks/cctv_proxy.py`` uses it on LFW-dev (d
 
 from __future__ import annotations
 
+import csv
 import math
+from collections import defaultdict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -105,6 +108,26 @@ def crop_box(
     return left, top, max(left + 1, right), max(top + 1, bottom)
 
 
+def probe_geometry(
+    height: int, width: int, box: FloatArray, landmarks: FloatArray, d: Degradation
+) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """Where the probe is cut from the photo (x1, y1, x2, y2) and its size in pixels (width, height)."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    iod = max(float(np.linalg.norm(pts[1] - pts[0])), 1.0)
+    scale = d.inter_eye_px / iod
+    x1, y1, x2, y2 = crop_box(box, d.crop_factor, d.shift_x, d.shift_y, width, height)
+    return (x1, y1, x2, y2), (max(4, round((x2 - x1) * scale)), max(4, round((y2 - y1) * scale)))
+
+
+def probe_landmarks(height: int, width: int, box: FloatArray, landmarks: FloatArray, d: Degradation) -> FloatArray:
+    """The true five landmarks of the face in the probe's pixels (the photo's landmarks carried through the cut
+    and the down-sampling): the ground truth for checking where the engine places them."""
+    (x1, y1, x2, y2), (pw, ph) = probe_geometry(height, width, box, landmarks, d)
+    factor = np.array([pw / (x2 - x1), ph / (y2 - y1)])
+    pts = (np.asarray(landmarks, dtype=np.float64) - [x1, y1] + 0.5) * factor - 0.5
+    return pts.astype(np.float32)
+
+
 def degrade(
     image: ImageArray, box: FloatArray, landmarks: FloatArray, d: Degradation, rng: np.random.Generator
 ) -> ImageArray:
@@ -113,12 +136,9 @@ def degrade(
     ``rng`` draws the sensor noise (so a probe is reproducible from its seed).
     """
     h, w = image.shape[:2]
-    pts = np.asarray(landmarks, dtype=np.float64)
-    iod = max(float(np.linalg.norm(pts[1] - pts[0])), 1.0)
-    scale = d.inter_eye_px / iod
-    x1, y1, x2, y2 = crop_box(box, d.crop_factor, d.shift_x, d.shift_y, w, h)
+    (x1, y1, x2, y2), size = probe_geometry(h, w, box, landmarks, d)
+    scale = size[0] / max(x2 - x1, 1)
     region = np.ascontiguousarray(image[y1:y2, x1:x2])
-    size = (max(4, round(region.shape[1] * scale)), max(4, round(region.shape[0] * scale)))
     small = cv2.resize(region, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     kernel = motion_kernel(d.blur_size, d.blur_angle) if d.blur == "motion" else defocus_kernel(d.blur_size)
     blurred = cv2.filter2D(small.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT)
@@ -132,3 +152,29 @@ def degrade(
     if decoded is None:
         raise ValueError("JPEG decoding failed")
     return np.ascontiguousarray(np.asarray(decoded)[..., ::-1], dtype=np.uint8)
+
+
+def lfw_split(lfw_dir: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """The CCTV proxy's split of LFW-dev (labels.csv order): the first photo of every identity (gallery) and every
+    later photo of an identity (probes), as (identity, path) pairs. Probe ``i`` is the ``i``-th of these."""
+    people: dict[str, list[Path]] = defaultdict(list)
+    with (lfw_dir / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            people[row["identity"]].append(lfw_dir / row["path"])
+    gallery = [(name, photos[0]) for name, photos in people.items()]
+    probes = [(name, p) for name, photos in people.items() for p in photos[1:]]
+    return gallery, probes
+
+
+def cctv_probe(
+    image: ImageArray, box: FloatArray, landmarks: FloatArray, seed: int, index: int
+) -> tuple[ImageArray, FloatArray, Degradation]:
+    """Probe ``index`` of the proxy with ``seed``: the degraded crop, its true landmarks and its conditions.
+
+    ``box`` / ``landmarks``: the face in the undegraded photo (the default detector's, in the proxy).
+    """
+    rng = np.random.default_rng([seed, index])
+    conditions = sample(rng)
+    probe = degrade(image, box, landmarks, conditions, rng)
+    truth = probe_landmarks(image.shape[0], image.shape[1], box, landmarks, conditions)
+    return probe, truth, conditions

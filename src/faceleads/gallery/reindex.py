@@ -81,7 +81,10 @@ def _reembed(rt: GalleryRuntime, session: Any, old: FaceTemplate, report: Reinde
     subject = session.get(Subject, old.subject_id)
     assert image is not None and subject is not None and image.store_address is not None
     key = rt.keystore.get(subject.key_id)
-    have = decrypt_members(key, subject.key_id, image.sha256, old.model_version, old.embedding, old.member_templates)
+    wanted = {m.version for m in fused.members}
+    have = decrypt_members(
+        key, subject.key_id, image.sha256, old.model_version, old.embedding, old.member_templates, wanted
+    )
     missing = [m for m in fused.members if m.version not in have]
     norms: dict[str, float] = {v: float(e.get("norm", 0.0)) for v, e in (old.member_templates or {}).items()}
     if old.model_version in have:

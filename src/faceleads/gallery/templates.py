@@ -10,13 +10,14 @@ single-model template is its model's template (no duplicate is stored).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from faceleads.errors import IntegrityError
 from faceleads.gallery.models import FaceTemplate, Subject, SubjectStatus
 from faceleads.gallery.runtime import template_context
 from faceleads.security.crypto import OVERHEAD, decrypt_embedding, encrypt_embedding
@@ -47,17 +48,35 @@ def blob_dim(blob: bytes) -> int:
 
 
 def decrypt_members(
-    key: bytes, key_id: str, sha256: str, model_version: str, embedding: bytes, members: Mapping[str, Any]
+    key: bytes,
+    key_id: str,
+    sha256: str,
+    model_version: str,
+    embedding: bytes,
+    members: Mapping[str, Any],
+    wanted: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every per-model template recoverable from a row: its member templates, or, for a single-model row, the
-    row's own template. Raises IntegrityError on tampered or swapped ciphertext."""
+    """The per-model templates recoverable from a row (only the ``wanted`` versions, when given): its member
+    templates, or, for a single-model row, the row's own template.
+
+    A ciphertext that fails authentication (tampered, swapped) is left out: the caller recomputes that model's
+    template from the original photo, whose own encryption is checked separately.
+    """
     out: dict[str, np.ndarray] = {}
-    for version, entry in (members or {}).items():
-        blob = base64.b64decode(entry["ciphertext"])
-        out[version] = decrypt_embedding(key, blob, template_context(key_id, sha256, version), dim=int(entry["dim"]))
-    if not is_fused(model_version) and model_version not in out:
-        context = template_context(key_id, sha256, model_version)
-        out[model_version] = decrypt_embedding(key, embedding, context, dim=blob_dim(embedding))
+    candidates: list[tuple[str, bytes]] = [
+        (version, base64.b64decode(entry["ciphertext"])) for version, entry in (members or {}).items()
+    ]
+    if not is_fused(model_version):
+        candidates.append((model_version, embedding))
+    for version, blob in candidates:
+        if version in out or (wanted is not None and version not in wanted):
+            continue
+        try:
+            out[version] = decrypt_embedding(
+                key, blob, template_context(key_id, sha256, version), dim=blob_dim(blob)
+            )
+        except IntegrityError:
+            continue
     return out
 
 

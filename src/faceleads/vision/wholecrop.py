@@ -24,10 +24,10 @@ import numpy.typing as npt
 from faceleads.vision.align import ARCFACE_TEMPLATE, estimate_similarity
 from faceleads.vision.types import FloatArray, ImageArray
 
-MIN_SIDE = 16  # px: below this there is nothing to align
+MIN_SIDE = 28  # px: a face crop this small has under ~12 px between the eyes, too little to align or compare
 MAX_ASPECT = 2.0  # a face crop is at most this elongated either way
-MAX_DISAGREEMENT = 0.35  # mean landmark disagreement between the three runs, in inter-eye distances
-MIN_DETECTOR_SCORE = 0.0  # detector confidence on the re-aligned face (see docs/accuracy.md for why 0)
+MAX_DISAGREEMENT = 0.25  # mean landmark disagreement between the three runs, in inter-eye distances
+MIN_DETECTOR_SCORE = 0.025  # detector confidence on the re-aligned face, below its detection threshold
 MIN_EMBEDDING_NORM = 16.0  # raw norm of the ArcFace MobileFaceNet embedding of the aligned crop
 FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the limit is measured for it)
 IOD_SHARE = (0.18, 0.75)  # inter-eye distance as a share of the crop width

@@ -162,11 +162,12 @@ class ProbeFace:
     score: float
     quality: dict[str, float]
     drawn: bool = False
+    found_by: str = "detector"  # detection path (docs/detection.md)
 
     @classmethod
     def from_face(cls, number: int, face: Face, drawn: bool = False) -> ProbeFace:
         data = face.to_json()
-        return cls(number, data["box"], data["landmarks"], data["score"], data["quality"], drawn)
+        return cls(number, data["box"], data["landmarks"], data["score"], data["quality"], drawn, face.found_by)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,6 +177,7 @@ class ProbeFace:
             "score": self.score,
             "quality": self.quality,
             "drawn": self.drawn,
+            "found_by": self.found_by,
         }
 
 

@@ -24,7 +24,8 @@ def detect_faces(rt: GalleryRuntime, data: bytes) -> DetectResponse:
     for number, face in enumerate(faces, start=1):
         data_json = face.to_json()
         out.append(FaceOut(number=number, box=data_json["box"], landmarks=data_json["landmarks"],
-                           score=data_json["score"], quality=data_json["quality"]))  # fmt: skip
+                           score=data_json["score"], quality=data_json["quality"],
+                           found_by=face.found_by))  # fmt: skip
     return DetectResponse(sha256=image.sha256, width=image.width, height=image.height, format=image.format, faces=out)
 
 
