@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceleads.vision import landmarks, wholecrop, yunet
+from faceleads.vision import enhance, landmarks, wholecrop, yunet
 from faceleads.vision.align import ARCFACE_TEMPLATE
 from faceleads.vision.detector import box_iou, pad_image, upscale_steps
 from faceleads.vision.recognition import (
@@ -187,6 +187,18 @@ def test_yunet_decoding_of_a_single_cell() -> None:
     assert tensor[0, 0, 199, 99] == 30.0 and tensor[0, 0, 200, 100] == 0.0
     with pytest.raises(ValueError, match="does not fit"):
         yunet.to_tensor(np.zeros((400, 10, 3), np.uint8), 2.0)
+
+
+def test_contrast_enhancement_of_dark_flat_crops() -> None:
+    rng = np.random.default_rng(0)
+    dark = (rng.random((40, 30, 3)) * 40 + 10).astype(np.uint8)
+    stretched = enhance.autolevel(dark)
+    assert stretched.dtype == np.uint8 and stretched.shape == dark.shape
+    assert np.percentile(stretched, 99) > 200 and np.percentile(stretched, 1) < 20
+    flat = np.full((20, 20, 3), 77, np.uint8)
+    np.testing.assert_array_equal(enhance.autolevel(flat), flat)  # nothing to stretch
+    local = enhance.local_contrast(dark)
+    assert local.shape == dark.shape and local.std() > dark.std()
 
 
 def test_fallback_ladder_helpers() -> None:

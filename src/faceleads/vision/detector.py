@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceleads.vision import scrfd, yunet
+from faceleads.vision.enhance import ENHANCEMENTS
 from faceleads.vision.onnx import InferenceRunner
 from faceleads.vision.types import Detection, FloatArray, FoundBy, ImageArray
 
@@ -186,8 +187,8 @@ class AnchorDetector(ABC):
             boxes, scores, kps = self._run(padded, scale)
         return boxes - pad, scores, kps - pad
 
-    def _fallbacks(self, image: ImageArray) -> tuple[Raw, FoundBy | None]:
-        """The ladder tried on a photo where the plain passes found nothing, cheapest first."""
+    def _ladder(self, image: ImageArray) -> tuple[Raw, FoundBy | None]:
+        """A neutral border at the photo's own size, then enlargements without and with the border."""
         raw = self._padded_pass(image)
         if len(raw[1]):
             return raw, "padded"
@@ -201,11 +202,24 @@ class AnchorDetector(ABC):
                 return raw, "padded"
         return _empty(), None
 
+    def _fallbacks(self, image: ImageArray) -> tuple[Raw, FoundBy | None]:
+        """The ladder tried on a photo where the plain passes found nothing, cheapest first; for a small photo
+        (a crop) then the same ladder on contrast-enhanced copies (dark, flat CCTV stills)."""
+        raw, found_by = self._ladder(image)
+        if found_by is not None or self.max_upscale <= 1.0 or max(image.shape[:2]) > self.det_size:
+            return raw, found_by
+        for enhance in ENHANCEMENTS:
+            raw, found_by = self._ladder(enhance(image))
+            if found_by is not None:
+                return raw, "enhanced"
+        return _empty(), None
+
     def detect(self, image: ImageArray) -> list[Detection]:
         """All faces in ``image`` (uint8 (H, W, 3) RGB), best score first, boxes clipped to the image.
 
         Each detection's ``found_by`` says which path found it: ``detector`` (the plain passes), ``padded`` (a
-        border added around a tight crop, possibly enlarged too) or ``upscaled`` (a small photo enlarged).
+        border added around a tight crop, possibly enlarged too), ``upscaled`` (a small photo enlarged) or
+        ``enhanced`` (the same on a contrast-enhanced copy of a small photo; the landmarks are used on the original).
         """
         h, w = image.shape[:2]
         if h < 2 or w < 2:

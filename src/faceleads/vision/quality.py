@@ -34,7 +34,13 @@ YAW_LIMIT, PITCH_LIMIT = 75.0, 60.0  # degrees at which the pose factor reaches 
 #: Multiplier of the overall score for each detection path: a face the plain detector found is taken as it is; one
 #: found only after padding or enlarging the photo is a little less certain; one placed by the landmark model on a
 #: crop the detector never accepted (whole_crop) is the least certain localisation (docs/quality.md).
-PATH_FACTORS: dict[str, float] = {"detector": 1.0, "upscaled": 0.9, "padded": 0.9, "whole_crop": 0.7}
+PATH_FACTORS: dict[str, float] = {
+    "detector": 1.0,
+    "upscaled": 0.9,
+    "padded": 0.9,
+    "enhanced": 0.85,
+    "whole_crop": 0.7,
+}
 
 
 def pose_from_landmarks(landmarks: FloatArray) -> tuple[float, float, float]:

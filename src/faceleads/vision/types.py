@@ -12,10 +12,11 @@ FloatArray = npt.NDArray[np.float32]
 ImageArray = npt.NDArray[np.uint8]
 
 #: Which path found a face: the plain detector passes, a small photo enlarged, a tight crop given a border (and
-#: possibly enlarged), or, as a last resort, the whole crop taken as the face with landmarks from the 106-point
-#: model (docs/detection.md). Each path lowers the quality score by its own factor (docs/quality.md).
-FoundBy = Literal["detector", "upscaled", "padded", "whole_crop"]
-FOUND_BY_PATHS: tuple[FoundBy, ...] = ("detector", "upscaled", "padded", "whole_crop")
+#: possibly enlarged), the same on a contrast-enhanced copy of a small photo, or, as a last resort, the whole crop
+#: taken as the face with landmarks from the 106-point model (docs/detection.md). Each path lowers the quality
+#: score by its own factor (docs/quality.md).
+FoundBy = Literal["detector", "upscaled", "padded", "enhanced", "whole_crop"]
+FOUND_BY_PATHS: tuple[FoundBy, ...] = ("detector", "upscaled", "padded", "enhanced", "whole_crop")
 
 
 @dataclass(frozen=True)
