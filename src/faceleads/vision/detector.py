@@ -34,6 +34,9 @@ UPSCALE_STEPS = (2.0, 3.0, 4.0, 6.0, 8.0)  # enlargements tried on small photos,
 # An enlargement is not tried when the enlarged long side would exceed this many det_size: beyond it the face is
 # already as large as the detector's largest anchors.
 UPSCALE_LIMIT_SIDE = 1.0
+# Contrast-enhanced copies are only tried on photos this small (crops): a face-less video frame or scene photo
+# should not pay for them.
+ENHANCE_MAX_SIDE = 320
 
 
 class FaceDetector(Protocol):
@@ -206,7 +209,7 @@ class AnchorDetector(ABC):
         """The ladder tried on a photo where the plain passes found nothing, cheapest first; for a small photo
         (a crop) then the same ladder on contrast-enhanced copies (dark, flat CCTV stills)."""
         raw, found_by = self._ladder(image)
-        if found_by is not None or self.max_upscale <= 1.0 or max(image.shape[:2]) > self.det_size:
+        if found_by is not None or self.max_upscale <= 1.0 or max(image.shape[:2]) > ENHANCE_MAX_SIDE:
             return raw, found_by
         for enhance in ENHANCEMENTS:
             raw, found_by = self._ladder(enhance(image))
