@@ -14,8 +14,9 @@ Per variant: ``probes``; ``no_face`` (share of probes where no face was found: e
 of all probes whose mate is ranked first); ``rank1_found`` (the same among probes with a face);
 ``fused_rank1`` (each identity's found probes fused into one quality-weighted template, searched once: share of
 identities ranked first, an identity with no face found in any probe counting as a miss); plus which detection
-path found the faces and rank-1 per path. Detections, crops and templates are cached under
-``FACELEADS_DATA_DIR/cache/cctv_proxy`` (by probe set, seed and pipeline), so a second run only re-scores.
+path found the faces and rank-1 per path. Probe detections and templates are cached under
+``FACELEADS_DATA_DIR/cache/cctv_proxy`` (by probe set, seed and pipeline), gallery templates in the template cache
+of ``faceleads evaluate`` (``FACELEADS_DATA_DIR/cache/templates``), so a second run only re-scores.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 
 from faceleads.config import Settings
 from faceleads.evaluation.degrade import cctv_probe, lfw_split
-from faceleads.evaluation.templates import fuse
+from faceleads.evaluation.templates import TemplateExtractor, embedding_matrix, fuse
 from faceleads.vision import quality as quality_module
 from faceleads.vision import wholecrop
 from faceleads.vision.engine import ALIGNED_KEY, FaceEngine
@@ -56,9 +57,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "flip_embedding": True,
         "recognizers": "arcface,edgeface",
     },
-    # The licence-clean pack: YuNet + SFace (no 106-point model, so no whole-crop fallback).
-    "open": {"model_pack": "open", "det_max_upscale": 4.0, "whole_crop": False, "flip_embedding": True},
-    "open_noflip": {"model_pack": "open", "det_max_upscale": 4.0, "whole_crop": False, "flip_embedding": False},
+    # The licence-clean pack: YuNet + SFace (no 106-point model, so the whole-crop fallback does not apply).
+    "open": {"model_pack": "open", "det_max_upscale": 4.0, "flip_embedding": True},
+    "open_noflip": {"model_pack": "open", "det_max_upscale": 4.0, "flip_embedding": False},
 }
 
 
@@ -177,7 +178,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i, img in enumerate(degraded[: args.save_probes_count]):
             cv2.imwrite(str(args.save_probes / f"probe_{i:04d}.png"), img[..., ::-1])
 
-    gallery_pixels: list[np.ndarray] | None = None
     results: dict[str, Any] = {}
     for name in args.variants:
         overrides = VARIANTS[name]
@@ -189,27 +189,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if found is None:
             found = _find(engine, degraded)
             cache.put(fkey, **found)
-        gkey = _key("gallery", [str(p.relative_to(args.lfw)) for _, p in gallery], settings.model_pack)
-        gfound = cache.get(gkey)
-        if gfound is None:
-            if gallery_pixels is None:
-                gallery_pixels = [load_image(p).pixels for _, p in gallery]
-            gfound = _find(engine, gallery_pixels)
-            cache.put(gkey, **gfound)
         ok = found["paths"] != ""
         ok &= usable
-        g_ok = gfound["paths"] != ""
         ekey = _key("emb", fkey, engine.model_version)
         emb = cache.get(ekey)
         if emb is None:
             emb = {"v": _embed(engine, found["crops"], ok)}
             cache.put(ekey, **emb)
-        gekey = _key("gemb", gkey, engine.model_version)
-        gemb = cache.get(gekey)
-        if gemb is None:
-            gemb = {"v": _embed(engine, gfound["crops"], g_ok)}
-            cache.put(gekey, **gemb)
-        pv, gv = emb["v"], gemb["v"]
+        # The gallery is enrolled with the variant's recognition models and the default detection settings (good
+        # photos: the plain detector finds every face), its templates computed exactly as `faceleads evaluate`
+        # computes them, through its template cache (a variant already evaluated on LFW-dev costs nothing here).
+        defaults = Settings()
+        gallery_settings = settings.model_copy(
+            update={"det_max_upscale": defaults.det_max_upscale, "whole_crop": defaults.whole_crop}
+        )
+        extractor = TemplateExtractor(gallery_settings, use_cache=not args.no_cache)
+        templates = extractor.templates([p for _, p in gallery], f"gallery ({name})")
+        gallery_templates = [templates[p] for _, p in gallery]
+        gv, g_ok = embedding_matrix(gallery_templates)
+        pv = emb["v"]
         hit = _rank1(pv, gv, mates) & ok & g_ok[mates]
         n = len(probes)
         by_identity: dict[int, list[int]] = defaultdict(list)
@@ -235,17 +233,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "found_by": found_by,
             "rank1_by_path": rank1_by_path,
             "gallery_no_face": int((~g_ok).sum()),
+            "gallery_templates_computed": extractor.computed,
             "model_version": engine.model_version,
             "settings": overrides,
             "seconds": round(time.perf_counter() - v_started, 1),
         }
-        if not args.json:
-            r = results[name]
-            print(
-                f"{name:12s} no_face {r['no_face']:.4f}  rank1 {r['rank1']:.4f}  rank1_found {r['rank1_found']}  "
-                f"fused_rank1 {r['fused_rank1']:.4f}  paths {found_by}",
-                file=sys.stderr,
-            )
+        r = results[name]  # progress on stderr (stdout stays one JSON object)
+        print(
+            f"{name:12s} no_face {r['no_face']:.4f}  rank1 {r['rank1']:.4f}  rank1_found {r['rank1_found']}  "
+            f"fused_rank1 {r['fused_rank1']:.4f}  paths {found_by}",
+            file=sys.stderr,
+            flush=True,
+        )
     return {
         "probes": len(probes),
         "unusable_originals": int((~usable).sum()),

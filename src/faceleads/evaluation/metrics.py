@@ -436,6 +436,12 @@ def _trial_warnings(
                 f"group {g}: {n} {label}, fewer than {min_trials}: too few to judge its {rate_key.upper()} "
                 "(reported, but left out of the ratios)"
             )
+        elif rate is not None and round(rate * n) == 0:
+            out.append(
+                f"group {g}: 0 {what} in {n} {label}: its {rate_key.upper()} cannot be compared between groups "
+                f"(a bootstrap interval of a zero count is [0, 0]; by the rule of three it is below {3 / n:.2g} "
+                "at 95% confidence)"
+            )
         elif rate is not None and round(rate * n) < MIN_ERRORS:
             out.append(
                 f"group {g}: {round(rate * n)} {what} in {n} {label}: its {rate_key.upper()} is too uncertain to "
