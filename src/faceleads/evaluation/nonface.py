@@ -89,18 +89,21 @@ def lfw_backgrounds(lfw_dir: Path, engine: object, count: int, rng: np.random.Ge
     out: dict[str, ImageArray] = {}
     detector = engine.detector  # type: ignore[attr-defined]
     attempts = 0
-    while len(out) < count and attempts < count * 20:
+    while len(out) < count and attempts < count * 4:
         attempts += 1
         path = paths[int(rng.integers(0, len(paths)))]
         photo = load_image(path).pixels
         h, w = photo.shape[:2]
         faces = _faces_anywhere(detector, photo)
-        s = int(rng.integers(30, 110))
-        x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
-        clear = all(
-            x + s < b[0] - MARGIN or x > b[2] + MARGIN or y + s < b[1] - MARGIN or y > b[3] + MARGIN for b in faces
-        )
-        if not clear:
+        # Several tries per photo: the faces of a photo are looked for once.
+        for _ in range(8):
+            s = int(rng.integers(30, 110))
+            x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+            if all(
+                x + s < b[0] - MARGIN or x > b[2] + MARGIN or y + s < b[1] - MARGIN or y > b[3] + MARGIN for b in faces
+            ):
+                break
+        else:
             continue
         crop = np.ascontiguousarray(photo[y : y + s, x : x + s])
         label = f"lfw {path.stem} @{x},{y} {s}px"

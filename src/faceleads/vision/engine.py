@@ -191,8 +191,22 @@ class FaceEngine:
                 return None
         return Detection(box=box, landmarks=five, score=score, found_by="whole_crop")
 
+    def _checked(self, image: ImageArray, detections: list[Detection]) -> list[Detection]:
+        """Drop faces found by a fallback path that the recognition model does not see as faces."""
+        if self._faceness is None:
+            return detections
+        kept = []
+        for d in detections:
+            if d.found_by == "detector":
+                kept.append(d)
+                continue
+            _, norms = self._faceness.embed(align_face(image, d.landmarks)[None])
+            if wholecrop.fallback_is_face(d.score, float(norms[0])):
+                kept.append(d)
+        return kept
+
     def _detections(self, image: ImageArray) -> list[Detection]:
-        detections = self.detector.detect(image)
+        detections = self._checked(image, self.detector.detect(image))
         if not detections:
             found = self.whole_crop(image)
             if found is not None:

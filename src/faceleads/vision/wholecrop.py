@@ -27,9 +27,20 @@ from faceleads.vision.types import FloatArray, ImageArray
 MIN_SIDE = 28  # px: a face crop this small has under ~12 px between the eyes, too little to align or compare
 MAX_ASPECT = 2.0  # a face crop is at most this elongated either way
 MAX_DISAGREEMENT = 0.25  # mean landmark disagreement between the three runs, in inter-eye distances
-MIN_DETECTOR_SCORE = 0.025  # detector confidence on the re-aligned face, below its detection threshold
+MIN_DETECTOR_SCORE = 0.05  # detector confidence on the re-aligned face, below its detection threshold
 MIN_EMBEDDING_NORM = 16.0  # raw norm of the ArcFace MobileFaceNet embedding of the aligned crop
 FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the limit is measured for it)
+# A face the detector found only on an enlarged, bordered or enhanced copy of a small photo must also look like a
+# face to the recognition model: embedding norm >= FALLBACK_NORM, or a detector score >= FALLBACK_SCORE with a norm
+# >= FALLBACK_MIN_NORM (enlarged fabric, hands and walls reach the detection threshold with low norms).
+FALLBACK_NORM = 15.0
+FALLBACK_SCORE = 0.6
+FALLBACK_MIN_NORM = 12.0
+
+
+def fallback_is_face(score: float, norm: float) -> bool:
+    """Whether a face found by a fallback path (not the plain passes) is kept (docs/detection.md)."""
+    return norm >= FALLBACK_NORM or (score >= FALLBACK_SCORE and norm >= FALLBACK_MIN_NORM)
 IOD_SHARE = (0.18, 0.75)  # inter-eye distance as a share of the crop width
 MAX_ROLL = 40.0  # degrees
 CANVAS = 192  # re-aligned verification canvas (px): the face at 2x the ArcFace template size, centred
