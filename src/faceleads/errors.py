@@ -45,3 +45,11 @@ class KeyDestroyedError(FaceleadsError):
 
 class AuthenticationError(FaceleadsError):
     """Sign-in refused (wrong credentials, locked account, missing second factor) or session invalid/expired."""
+
+
+class TooManyRequests(FaceleadsError):
+    """A rate limit was reached; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

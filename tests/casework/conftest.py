@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.casework import admin
 from faceleads.config import Settings
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.galleries import create_gallery
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import Certification, RoleGrant, User
 from faceleads.vision.imaging import encode_jpeg, load_image

@@ -14,10 +14,10 @@ from faceleads.casework import adjudication as adj
 from faceleads.casework import cases, probes, reporting, retention, searching
 from faceleads.casework.models import Case, Evidence, LeadReport, Probe
 from faceleads.casework.report import DISCLAIMER
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry, verify_chain
 from faceleads.errors import KeyDestroyedError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import Image, SearchCandidate
-from faceleads.governance.audit import AuditEntry, verify_chain
-from faceleads.security.actor import Actor, Role
 from tests.casework.conftest import CI, EXIGENT, VICTIM, Env, actor_of, side_by_side
 
 OBTAINED = datetime(2026, 1, 5, 22, 10, tzinfo=UTC)
@@ -112,7 +112,7 @@ def test_case_to_report_with_blind_verification_and_supervisor_resolution(env: E
     with pytest.raises(PermissionDenied):
         adj.candidate_photo(rt, env.investigator, task.candidate_id)
     # While a destruction is under way (status marked before the key is shredded) the photo is never shown.
-    from faceleads.db import transaction
+    from faceleads.core.uow import transaction
     from faceleads.gallery.models import Subject
 
     with transaction(rt.session_factory) as session:

@@ -9,17 +9,19 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from faceleads.casework.quick import quick_search
 from faceleads.cli.context import cli_actor
 from faceleads.config import ScoreFusion
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry
 from faceleads.db import utcnow
 from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import EnrolmentConflict, enrol_record
 from faceleads.gallery.galleries import create_gallery, revoke_share, share_gallery
 from faceleads.gallery.models import FaceTemplate, Image, SearchCandidate, SearchRecord, Subject
-from faceleads.gallery.search import rank_subjects, search
-from faceleads.governance.audit import AuditEntry
-from faceleads.security.actor import Actor, Role
+from faceleads.gallery.search import rank_subjects
 from tests.gallery.conftest import lfw_identities, record
+from tests.lawful import LEGAL_BASIS, register_case, search_on_case
 
 PEOPLE = lfw_identities()
 SEARCH = {"case": "OCC-2024-0001", "offence": "ROB", "reason": "street robbery, CCTV still"}
@@ -41,7 +43,7 @@ def test_record_enrolment_and_consolidated_search(rt) -> None:  # type: ignore[n
     enrol_record(rt, actor, record(target, "MET-T2", date(2022, 3, 4)), [PEOPLE[target][2]])
     probe = PEOPLE[target][1]
 
-    result = search(rt, actor, probe, **SEARCH, top=5)
+    result = search_on_case(rt, actor, probe, **SEARCH, top=5)
     assert result.candidates[0].subject_number == target
     subjects = [c.subject_id for c in result.candidates]
     assert len(subjects) == len(set(subjects)), "each subject appears once"
@@ -82,7 +84,7 @@ def test_probe_not_in_gallery_is_never_enrolled(rt) -> None:  # type: ignore[no-
     _enrol_people(rt, actor, ["Abdullah_Gul", "AJ_Cook"])
     with rt.session_factory() as session:
         before = session.scalar(select(func.count()).select_from(Image))
-    result = search(rt, actor, PEOPLE["Abdullah_Gul"][2], **SEARCH, top=2)
+    result = search_on_case(rt, actor, PEOPLE["Abdullah_Gul"][2], **SEARCH, top=2)
     assert result.candidates[0].subject_number == "Abdullah_Gul"
     with rt.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Image)) == before
@@ -112,47 +114,46 @@ def test_score_fusion_mean_template_ranks_and_shows_best_photo(rt) -> None:  # t
 def test_candidate_list_length_is_2_to_50(rt, top) -> None:  # type: ignore[no-untyped-def]
     actor = cli_actor(rt, "MET")
     with pytest.raises(ValidationError, match="between 2 and 50"):
-        search(rt, actor, PEOPLE["AJ_Cook"][0], **SEARCH, top=top)
+        search_on_case(rt, actor, PEOPLE["AJ_Cook"][0], **SEARCH, top=top)
 
 
 def test_search_needs_justification_and_a_face(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
     actor = cli_actor(rt, "MET")
     with pytest.raises(ValidationError, match="reason"):
-        search(rt, actor, PEOPLE["AJ_Cook"][0], case="C1", offence="ROB", reason="  ")
+        search_on_case(rt, actor, PEOPLE["AJ_Cook"][0], case="C1", offence="ROB", reason="  ")
     with pytest.raises(ImageError, match="does not exist"):
-        search(rt, actor, tmp_path / "missing.jpg", **SEARCH)
+        search_on_case(rt, actor, tmp_path / "missing.jpg", **SEARCH)
     blank = tmp_path / "blank.png"
     from PIL import Image as PILImage
 
     PILImage.new("RGB", (200, 200), (120, 130, 140)).save(blank)
     with pytest.raises(NoFaceError):
-        search(rt, actor, blank, **SEARCH)
-    with pytest.raises(ValidationError, match="--face must be between 1 and 1"):
-        search(rt, actor, PEOPLE["AJ_Cook"][0], **SEARCH, face=2)
+        search_on_case(rt, actor, blank, **SEARCH)
+    with pytest.raises(ValidationError, match="face must be between 1 and 1"):
+        search_on_case(rt, actor, PEOPLE["AJ_Cook"][0], **SEARCH, face=2)
 
 
-def test_search_uses_the_administered_offence_and_purpose_lists(rt) -> None:  # type: ignore[no-untyped-def]
-    from faceleads.casework.models import Offence, Purpose
-    from faceleads.db import transaction
+def test_search_uses_the_case_offence_and_the_administered_purposes(rt) -> None:  # type: ignore[no-untyped-def]
+    from faceleads.casework import cases
 
     actor = cli_actor(rt, "MET")
     _enrol_people(rt, actor, ["Al_Gore"])
     probe = PEOPLE["Al_Gore"][1]
-    with transaction(rt.session_factory) as session:
-        session.add(Offence(agency_id=actor.agency_id, code="ROB", title="Robbery", category="serious"))
-    search(rt, actor, probe, **SEARCH)  # on the list
+    search_on_case(rt, actor, probe, **SEARCH)  # the case's offence, an administered purpose
+    # A case can only be opened for an offence on the agency's approved list ...
     with pytest.raises(ValidationError, match="approved offence list"):
-        search(rt, actor, probe, **{**SEARCH, "offence": "LITTER"})
-    with transaction(rt.session_factory) as session:
-        session.add(Purpose(code="exigent", title="Exigent threat to life"))
-    with pytest.raises(ValidationError, match="administered purpose"):
-        search(rt, actor, probe, **SEARCH, purpose="curiosity")
+        cases.open_case(rt, actor, "OCC-LITTER", "LITTER", "dropped litter")
+    # ... and a search on it is for the case's offence, not another one.
+    with pytest.raises(ValidationError, match="is for offence 'ROB', not 'LITTER'"):
+        quick_search(rt, actor, SEARCH["case"], probe, reason="x", legal_basis=LEGAL_BASIS, offence="LITTER")
+    with pytest.raises(ValidationError, match="not on the list of purposes"):
+        quick_search(rt, actor, SEARCH["case"], probe, reason="x", legal_basis=LEGAL_BASIS, purpose="curiosity")
 
 
 def test_score_floor_drops_weak_candidates(rt) -> None:  # type: ignore[no-untyped-def]
     actor = cli_actor(rt, "MET")
     _enrol_people(rt, actor, ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama"])
-    result = search(rt, actor, PEOPLE["Abdullah_Gul"][1], **SEARCH, floor=0.4)
+    result = search_on_case(rt, actor, PEOPLE["Abdullah_Gul"][1], **SEARCH, floor=0.4)
     assert [c.subject_number for c in result.candidates] == ["Abdullah_Gul"]
     assert all(c.score >= 0.4 for c in result.candidates)
 
@@ -161,7 +162,7 @@ def test_policy_refuses_roles_without_the_right(rt) -> None:  # type: ignore[no-
     actor = cli_actor(rt, "MET")
     auditor = Actor("aud", actor.agency_id, frozenset({Role.AUDITOR}), 7, "MET")
     with pytest.raises(PermissionDenied):
-        search(rt, auditor, PEOPLE["AJ_Cook"][0], **SEARCH)
+        search_on_case(rt, auditor, PEOPLE["AJ_Cook"][0], **SEARCH)
     with pytest.raises(PermissionDenied):
         enrol_record(rt, auditor, record("S", "B"), [PEOPLE["AJ_Cook"][0]])
 
@@ -197,7 +198,7 @@ def test_agency_isolation_and_sharing(rt) -> None:  # type: ignore[no-untyped-de
     probe = PEOPLE[target][1]
 
     def subjects_seen_by_b(**kw: object) -> set[str]:
-        result = search(rt, b, probe, **SEARCH, **kw)  # type: ignore[arg-type]
+        result = search_on_case(rt, b, probe, **SEARCH, **kw)  # type: ignore[arg-type]
         return {c.subject_number for c in result.candidates}
 
     assert target not in subjects_seen_by_b(), "agency B never sees A's unshared gallery"
@@ -222,12 +223,14 @@ def test_agency_isolation_and_sharing(rt) -> None:  # type: ignore[no-untyped-de
     share_id = share_gallery(rt, a, "bookings", "AGB", ["criminal-investigation"], today, today + timedelta(days=30))
     seen = subjects_seen_by_b()
     assert target in seen and "AJ_Cook" in seen
-    # B can search A's gallery only for the shared purpose: for another one, only its own.
-    assert target not in {c.subject_number for c in search(rt, b, probe, **{**SEARCH}, purpose="other").candidates}
+    # B can search A's gallery only for the shared purpose: for another one (none of B's galleries is held for it
+    # either) the search is refused.
+    with pytest.raises(PermissionDenied, match="no gallery may be searched for purpose 'other'"):
+        search_on_case(rt, b, probe, **SEARCH, purpose="other")
     revoke_share(rt, a, share_id)
     assert target not in subjects_seen_by_b()
     # A never sees B's gallery (nothing was shared that way).
-    result = search(rt, a, PEOPLE["Aaron_Peirsol"][1], **SEARCH)
+    result = search_on_case(rt, a, PEOPLE["Aaron_Peirsol"][1], **SEARCH)
     assert "Aaron_Peirsol" not in {c.subject_number for c in result.candidates}
 
 
@@ -237,7 +240,7 @@ def test_named_gallery_and_cross_agency_enrolment_refused(rt) -> None:  # type: 
         enrol_record(rt, a, record("S1", "B1", gallery="custody"), [PEOPLE["AJ_Cook"][0]])
     create_gallery(rt, a, "custody", "Custody Act s.1", ["criminal-investigation"])
     enrol_record(rt, a, record("S1", "B1", gallery="custody"), [PEOPLE["AJ_Cook"][0]])
-    result = search(rt, a, PEOPLE["AJ_Cook"][0], **SEARCH, top=2)
+    result = search_on_case(rt, a, PEOPLE["AJ_Cook"][0], **SEARCH, top=2)
     assert result.candidates[0].subject_number == "S1"
 
 
@@ -247,125 +250,41 @@ def test_search_cli_json(rt, monkeypatch) -> None:  # type: ignore[no-untyped-de
 
     actor = cli_actor(rt, "DEV")
     _enrol_people(rt, actor, ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol"])
+    register_case(rt, actor, "C-9", "BUR")
     monkeypatch.setattr(context, "_runtime", rt)
     runner = CliRunner()
-    out = runner.invoke(
-        app,
-        [
-            "search",
-            str(PEOPLE["Abdullah_Gul"][2]),
-            "--case",
-            "C-9",
-            "--offence",
-            "BUR",
-            "--reason",
-            "burglary suspect",
-            "--top",
-            "2",
-            "--json",
-        ],
-    )
+    args = ["search", str(PEOPLE["Abdullah_Gul"][2]), "--case", "C-9", "--offence", "BUR", "--reason",
+            "burglary suspect", "--legal-basis", LEGAL_BASIS]  # fmt: skip
+    out = runner.invoke(app, [*args, "--top", "2", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert [c["rank"] for c in data["candidates"]] == [1, 2]
     first = data["candidates"][0]
     assert first["subject_number"] == "Abdullah_Gul"
     assert {"rank", "subject_id", "encounter_id", "image_id", "score"} <= set(first)
-    refused = runner.invoke(
-        app,
-        [
-            "search",
-            str(PEOPLE["Abdullah_Gul"][2]),
-            "--case",
-            "C-9",
-            "--offence",
-            "BUR",
-            "--reason",
-            "x",
-            "--top",
-            "60",
-        ],
-    )
+    # The candidates landed in the case's adjudication flow.
+    assert data["occurrence_number"] == "C-9" and data["status"] == "adjudicating" and data["case_search_id"] >= 1
+    refused = runner.invoke(app, [*args, "--top", "60"])
     assert refused.exit_code == 2
     assert "between 2 and 50" in refused.output
 
 
-def test_enroll_record_and_gallery_cli(rt, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_search_cli_without_an_open_case_stores_only_the_refusal(rt, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from faceleads.casework.models import Case, Evidence
     from faceleads.cli import context
     from faceleads.cli.main import app
 
+    actor = cli_actor(rt, "DEV")
+    _enrol_people(rt, actor, ["Abdullah_Gul", "AJ_Cook"])
     monkeypatch.setattr(context, "_runtime", rt)
-    runner = CliRunner()
-    photos = [str(p) for p in PEOPLE["Abdullah_Gul"][:2]]
-    out = runner.invoke(
-        app,
-        [
-            "enroll",
-            "record",
-            *photos,
-            "--subject",
-            "S-77",
-            "--booking",
-            "B-77",
-            "--date",
-            "2023-01-31",
-            "--authority",
-            "PACE s.64A",
-            "--sex",
-            "m",
-            "--birth-year",
-            "1950",
-            "--agency",
-            "MET",
-            "--json",
-        ],
-    )
-    assert out.exit_code == 0, out.output
-    data = json.loads(out.stdout)
-    assert [p["status"] for p in data["photos"]] == ["enrolled", "enrolled"]
     with rt.session_factory() as session:
-        subject = session.scalars(select(Subject)).one()
-        assert (subject.subject_number, subject.sex, subject.birth_year) == ("S-77", "M", 1950)
-    bad = runner.invoke(
-        app,
-        [
-            "enroll",
-            "record",
-            photos[0],
-            "--subject",
-            "S-78",
-            "--booking",
-            "B-78",
-            "--date",
-            "31/01/2023",
-            "--authority",
-            "PACE",
-            "--agency",
-            "MET",
-        ],
-    )
-    assert bad.exit_code == 2 and "bad booking date" in bad.output
-    created = runner.invoke(
-        app,
-        [
-            "gallery",
-            "create",
-            "custody",
-            "--authority",
-            "Custody Act",
-            "--purpose",
-            "criminal-investigation",
-            "--agency",
-            "MET",
-        ],
-    )
-    assert created.exit_code == 0, created.output
-    cli_actor(rt, "OTHER")
-    shared = runner.invoke(
-        app,
-        ["gallery", "share", "bookings", "--with", "OTHER", "--purpose", "criminal-investigation", "--agency", "MET"],
-    )
-    assert shared.exit_code == 0, shared.output
-    listed = runner.invoke(app, ["gallery", "list", "--agency", "OTHER", "--json"])
-    names = {(g["agency"], g["name"]) for g in json.loads(listed.stdout)}
-    assert names == {("MET", "bookings")}
+        before = session.scalar(select(func.max(AuditEntry.seq))) or 0
+    out = CliRunner().invoke(app, ["search", str(PEOPLE["Abdullah_Gul"][2]), "--case", "FAKE-999", "--offence",
+                                   "THEFT", "--reason", "curious"])  # fmt: skip
+    assert out.exit_code == 2, out.output
+    assert "'FAKE-999' is not a case of DEV" in " ".join(out.output.split())
+    with rt.session_factory() as session:
+        for table in (SearchRecord, Case, Evidence):
+            assert session.scalar(select(func.count()).select_from(table)) == 0
+        new = session.scalars(select(AuditEntry).where(AuditEntry.seq > before)).all()
+        assert [(e.action, e.outcome, e.case_ref) for e in new] == [("search", "denied", "FAKE-999")]

@@ -14,18 +14,20 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from faceleads.casework import searching
 from faceleads.cli import context
 from faceleads.cli.context import cli_actor
 from faceleads.config import Settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
 from faceleads.errors import KeyDestroyedError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrol_record
-from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject
+from faceleads.gallery.models import Encounter, FaceTemplate, Image, SearchRecord, Subject
 from faceleads.gallery.runtime import GalleryRuntime, image_context
-from faceleads.gallery.search import load_search, search
-from faceleads.governance import audit, destruction
+from faceleads.governance import destruction
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
-from faceleads.security.actor import Actor, Role
 from tests.gallery.conftest import lfw_identities, record
+from tests.lawful import search_on_case
 
 PEOPLE = lfw_identities()
 # Three people with at least three photos each: two photos enrolled, the third is the probe.
@@ -52,7 +54,7 @@ def _candidates(rt: GalleryRuntime, actor: Actor, name: str) -> list[int]:
     """Subject ids a real search with the person's unenrolled third photo returns."""
     return [
         c.subject_id
-        for c in search(
+        for c in search_on_case(
             rt, actor, PEOPLE[name][2], case=SEARCH["case"], offence=SEARCH["offence"], reason=SEARCH["reason"], top=5
         ).candidates
     ]
@@ -77,7 +79,7 @@ def test_full_destruction_and_certificate(rt: GalleryRuntime) -> None:
     ids = _enrol(rt, actor)
     a, b = NAMES[0], NAMES[1]
     sid = ids[a]
-    earlier = search(
+    earlier = search_on_case(
         rt, actor, PEOPLE[a][2], case=SEARCH["case"], offence=SEARCH["offence"], reason=SEARCH["reason"], top=5
     )
     assert earlier.candidates[0].subject_id == sid  # the index is built and holds A
@@ -157,10 +159,13 @@ def test_full_destruction_and_certificate(rt: GalleryRuntime) -> None:
         fresh.close()
 
     # The earlier search keeps its audit trail and candidate list; it shows A as destroyed, with no image.
-    stored = load_search(rt, actor, earlier.search_id)
-    row = next(c for c in stored.candidates if c.subject_id == sid)
-    assert row.subject.status == "destroyed"
+    shown = searching.show_search(rt, actor, earlier.search_id)  # still viewable through its case search
+    assert sid in {c["subject_id"] for c in shown.result["candidates"]}
     with rt.session_factory() as session:
+        stored = session.get(SearchRecord, earlier.search_id)
+        assert stored is not None
+        row = next(c for c in stored.candidates if c.subject_id == sid)
+        assert row.subject.status == "destroyed"
         image = session.get(Image, row.image_id)
         assert image is not None and image.store_address is None
         entries = session.scalars(select(audit.AuditEntry).order_by(audit.AuditEntry.seq)).all()
@@ -205,7 +210,8 @@ def test_deny_path_and_policy_refusals(rt: GalleryRuntime) -> None:
 
     with pytest.raises(PermissionDenied, match="records_officer"):
         destruction.request_destruction(rt, analyst, sid, **grounds)
-    with pytest.raises(PermissionDenied, match="own agency only"):
+    # Another agency's subject is answered exactly like a missing one (the refusal is still audited).
+    with pytest.raises(NotFound, match=f"^no subject {sid}$"):
         destruction.request_destruction(rt, other, sid, **grounds)
     with pytest.raises(PermissionDenied):
         destruction.request_destruction(rt, supervisor, sid, **grounds)  # supervisors decide, they do not request
@@ -214,12 +220,12 @@ def test_deny_path_and_policy_refusals(rt: GalleryRuntime) -> None:
     with pytest.raises(NotFound):
         destruction.request_destruction(rt, officer, 999_999, **grounds)
     req = destruction.request_destruction(rt, officer, sid, **grounds)
-    for actor in (other, analyst, auditor):
-        with pytest.raises(PermissionDenied):
+    for actor, refusal in ((other, NotFound), (analyst, PermissionDenied), (auditor, PermissionDenied)):
+        with pytest.raises(refusal):
             destruction.decide(rt, actor, req.id, approve=False, reason="not my agency but deny anyway")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(refusal):
             destruction.record_checklist(rt, actor, req.id, "retention_rules_allow", True)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound, match=f"no destruction request {req.id}"):
         destruction.get_request(rt, other, req.id)
     assert destruction.get_request(rt, auditor, req.id).status == "requested"  # auditors may look
     assert [v.id for v in destruction.list_requests(rt, auditor)] == [req.id]
@@ -237,7 +243,7 @@ def test_deny_path_and_policy_refusals(rt: GalleryRuntime) -> None:
     assert decided.status == "approved"
     with pytest.raises(PermissionDenied, match="destruction execute"):
         destruction.execute(rt, bob, req2.id)  # supervisors decide; records officers execute
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):
         destruction.execute(rt, other, req2.id)
 
     # Deny with a written reason: final, never executed, the subject stays searchable.

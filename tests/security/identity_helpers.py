@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import faceleads.models  # noqa: F401  (every table registered on Base.metadata)
 from faceleads.config import Settings
-from faceleads.db import Agency, create_schema, make_engine, make_session_factory, transaction
+from faceleads.core.actor import Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, create_schema, make_engine, make_session_factory
 from faceleads.security import passwords
-from faceleads.security.actor import Role
 from faceleads.security.models import Certification, RoleGrant, User
 
 PASSWORD = "Tr0ub4dor&3-horse"

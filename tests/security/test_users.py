@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads.core.actor import Actor, Role
+from faceleads.core.audit import AuditEntry, verify_chain
 from faceleads.errors import AuthenticationError, NotFound, PermissionDenied, ValidationError
-from faceleads.governance.audit import AuditEntry, verify_chain
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor, Role
 from faceleads.security.models import RoleGrant, User
 from tests.security.identity_helpers import PASSWORD, T0, Clock, add_agency, add_user, make_factory, make_settings
 

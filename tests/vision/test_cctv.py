@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from faceleads.evaluation.degrade import cctv_probe, lfw_split
 from faceleads.evaluation.nonface import non_face_images
 from faceleads.vision.align import align_face
 from faceleads.vision.engine import ALIGNED_KEY, FaceEngine
-from faceleads.vision.imaging import load_image
+from faceleads.vision.imaging import encode_png, load_image
 from faceleads.vision.models import default_model_dir, package_file
 
 
@@ -62,6 +63,37 @@ def test_tight_small_cctv_crops_are_found_and_say_how(engine: FaceEngine, lfw_di
         assert np.linalg.norm(face.landmarks - truth, axis=1).mean() < 0.35 * iod, (index, face.landmarks, truth)
         assert face.quality.path_factor < 1.0 and face.quality.overall < 0.5
         assert face.embedding is not None
+
+
+def test_reduced_decoding_composes_with_the_fallbacks(engine: FaceEngine, lfw_dir: Path) -> None:
+    """A hard probe enlarged 8x (nearest neighbour) and decoded reduced 8x gives back its own pixels: the ladder runs
+    on the decoded pixels and the face comes back in the enlarged picture's coordinates, with its path."""
+    probe, _ = proxy_probe(engine, lfw_dir, 278)
+    h, w = probe.shape[:2]
+    big = cv2.resize(probe, (w * 8, h * 8), interpolation=cv2.INTER_NEAREST)
+    loaded = load_image(encode_png(big), reduce_to=h * w)
+    assert loaded.scale == 8.0 and np.array_equal(loaded.pixels, probe)
+    small = engine.detect(probe)[0]
+    face = engine.detect_loaded(loaded)[0]
+    assert face.found_by == small.found_by == "upscaled"
+    assert np.allclose(face.box, small.box * 8, atol=1e-3)
+    assert np.allclose(face.landmarks, small.landmarks * 8, atol=1e-3)
+    assert face.quality.inter_eye_px == pytest.approx(small.quality.inter_eye_px * 8, rel=1e-4)
+    assert face.quality.path_factor == small.quality.path_factor < 1.0  # the fallback's quality factor is kept
+
+
+def test_video_frames_get_one_detector_pass_never_the_fallback_ladder(engine: FaceEngine, lfw_dir: Path) -> None:
+    """The live pipeline's frame detector: plain faces are found, but a crop only the ladder finds is not (at the
+    engine's own score threshold, so that only the missing ladder makes the difference)."""
+    frame_detect = engine.frame_detector(640, engine.settings.det_threshold, engine.settings.nms_threshold)
+    probe, _ = proxy_probe(engine, lfw_dir, 278)
+    assert engine.detect(probe)[0].found_by == "upscaled"
+    assert frame_detect(probe) == []
+    photo = _lfw(lfw_dir, "Al_Gore", 2)
+    found = frame_detect(photo)
+    assert len(found) >= 1 and {d.found_by for d in found} == {"detector"}
+    assert np.abs(found[0].box - engine.detect(photo)[0].box).max() < 2.0
+    assert frame_detect(np.full((360, 640, 3), 90, np.uint8)) == []  # an empty frame costs one pass, finds nothing
 
 
 def test_whole_crop_places_the_five_points_where_the_detector_would(engine: FaceEngine, lfw_dir: Path) -> None:
@@ -113,8 +145,10 @@ def test_licence_clean_pack_detects_and_recognises(lfw_dir: Path) -> None:
     a2 = pack.detect(_lfw(lfw_dir, "Al_Gore", 2), embed=True)[0]
     b = pack.detect(_lfw(lfw_dir, "AJ_Cook", 1), embed=True)[0]
     assert pack.compare(a1, a2) > pack.compare(a1, b) + 0.2
-    team = pack.detect(load_image(default_model_dir() / "players.jpg").pixels)
+    players = load_image(default_model_dir() / "players.jpg").pixels
+    team = pack.detect(players)
     assert len([f for f in team if f.quality.inter_eye_px >= 12]) >= 12
+    assert len(pack.frame_detector(640, 0.3, 0.4)(players)) >= 8  # the live frame detector runs YuNet too
     assert pack.detect(np.full((480, 640, 3), 200, np.uint8)) == []
 
 

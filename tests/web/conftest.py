@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from faceleads.casework import cases
 from faceleads.config import Settings
+from faceleads.core.actor import Actor, Role
 from faceleads.db import utcnow
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.web.app import create_app
@@ -37,6 +38,8 @@ ROLE_USERS: dict[str, set[Role]] = {
     "admin": {Role.ADMINISTRATOR},
 }
 GALLERY_PEOPLE = ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama", "Adam_Sandler"]
+OPEN_CASE, OPEN_CASE_B = "OCC-1", "OCC-B1"  # an open robbery case of AGA, and one of AGB
+LEGAL_BASIS = "Seized from the shop's CCTV under a production order"
 
 
 def lfw_people() -> dict[str, list[Path]]:
@@ -91,6 +94,11 @@ def build_env(tmp: Path, engine: Any, *, users: bool = True) -> Iterator[WebEnv]
             admin_user = session.query(User).filter(User.username == "admin").one()
             admin_actor = actor_for_user(session, admin_user)
         seed_lists(rt, admin_actor)  # the offence list and purposes casework needs
+        seed_lists(rt, Actor("admin-b", agb, frozenset({Role.ADMINISTRATOR}), None, "AGB"))
+        # Every search runs on a registered, open case of the searching agency.
+        for agency_id, code, number in ((aga, "AGA", OPEN_CASE), (agb, "AGB", OPEN_CASE_B)):
+            investigator = Actor(f"investigator-{code}", agency_id, frozenset({Role.INVESTIGATOR}), None, code)
+            cases.open_case(rt, investigator, number, "ROB", "Armed robbery at a petrol station; suspect on CCTV")
     app = create_app(settings, runtime=rt)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         env = WebEnv(client, rt, settings, agency_ids={"AGA": aga, "AGB": agb})

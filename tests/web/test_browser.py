@@ -1,8 +1,9 @@
 """Browser tests: Playwright driving Debian's chromium against the real app served by uvicorn on a loopback port.
 
-The flow: an analyst signs in, uploads a multi-face probe (the model wheel's players.jpg), picks a face, searches,
-opens the comparison view and uses its tools; a records officer enrols a record and runs a bulk job; an auditor
-verifies the audit chain; an administrator manages users. Screenshots of every page go to artifacts/screenshots/.
+The flow: an analyst signs in, opens a case and quick-searches a multi-face probe (the model wheel's players.jpg,
+face 2) on it, lands on the case's candidate grid, opens the comparison view and uses its tools; a records officer
+enrols a record and runs a bulk job; an auditor verifies the audit chain; an administrator manages users.
+Screenshots of every page go to artifacts/screenshots/.
 
 Skipped when /usr/bin/chromium or the playwright package is missing (``.ci/run`` installs both).
 """
@@ -144,26 +145,22 @@ def test_analyst_probe_search_compare(browser: Any, server: Server) -> None:
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["fl_session"]["httpOnly"] and cookies["fl_session"]["sameSite"] == "Strict"
 
-    page.goto(server.url + "/probes")
-    page.set_input_files("input[name=probe]", str(default_model_dir() / "players.jpg"))
-    page.click("#probe-upload button[type=submit]")
-    page.wait_for_url(re.compile(r".*/probes/[A-Za-z0-9_-]+$"))
-    boxes = page.locator("#probe-boxes g.face")
-    assert boxes.count() >= 10, "players.jpg holds many faces"
-    # Pick face 2 by clicking its box on the image: its radio button gets checked.
-    page.locator('#probe-boxes g.face[data-face="2"] rect').click(force=True)
-    assert page.locator('input[name=face][value="2"]').is_checked()
-    # Enhancement preview changes only the display.
-    page.locator("details.edits summary").click()
-    page.locator("#edit-brightness").fill("150")
-    assert "brightness(1.5)" in (page.locator("#probe-img").get_attribute("style") or "")
-    shot(page, "03-probe")
-
-    page.fill("input[name=case]", "OCC-2026-0042")
-    page.fill("input[name=offence]", "ROB")
-    page.fill("textarea[name=reason]", "street robbery captured on CCTV")
-    page.click("#search-form button[type=submit]")
-    page.wait_for_url(re.compile(r".*/searches/\d+$"))
+    # Every search runs on a registered, open case: the analyst opens one, then uses the quick search form.
+    page.goto(server.url + "/cases")
+    page.fill("#new-case input[name=occurrence_number]", "OCC-2026-0042")
+    page.select_option("#new-case select[name=offence]", "ROB")
+    page.fill("#new-case textarea[name=justification]", "Street robbery captured on CCTV")
+    page.click("#new-case button[type=submit]")
+    page.wait_for_url(re.compile(r".*/cases/\d+$"))
+    page.goto(server.url + "/search")
+    page.select_option("#quick-search select[name=case]", "OCC-2026-0042")
+    page.fill("#quick-search textarea[name=reason]", "street robbery captured on CCTV")
+    page.fill("#quick-search input[name=legal_basis]", "Shop CCTV seized under a production order")
+    page.set_input_files("#quick-search input[name=probe]", str(default_model_dir() / "players.jpg"))
+    page.fill("#quick-search input[name=face]", "2")
+    shot(page, "03-quick-search")
+    page.click("#quick-search button[type=submit]")
+    page.wait_for_url(re.compile(r".*/case-searches/\d+$"))
     cards = page.locator("li.candidate")
     assert cards.count() >= 2
     top_score = float(page.locator("li.candidate").first.get_attribute("data-score") or 0)

@@ -105,8 +105,11 @@ def test_case_flow_through_the_api(web: WebEnv) -> None:
     assert call(web, "investigator", "GET", f"/leads/{lead_id}", 200)["status"] == "released"
     assert call(web, "analyst", "GET", f"/case-searches/{cs}", 200)["result"]["k"] == 3
 
-    # Agency scope and roles.
-    call(web, "analyst-b", "GET", f"/cases/{case['id']}", 403)
+    # Agency scope (another agency's ids answer exactly like missing ones) and roles.
+    hidden = call(web, "analyst-b", "GET", f"/cases/{case['id']}", 404)
+    assert hidden["detail"] == f"no case {case['id']}"
+    assert call(web, "analyst-b", "GET", "/cases/999999", 404)["detail"] == "no case 999999"
+    call(web, "analyst-b", "GET", f"/case-searches/{cs}", 404)
     call(web, "auditor", "GET", "/cases", 403)
     call(web, "admin", "GET", f"/probes/{pid}/image", 403)
     call(web, "records", "POST", "/cases", 403, json={"occurrence_number": "X", "offence": "ROB", "justification": "x"})

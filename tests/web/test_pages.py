@@ -29,37 +29,37 @@ def test_navigation_matches_permissions(web: WebEnv) -> None:
                 assert "may not" in response.text
 
 
-def test_quick_probe_pages(web: WebEnv) -> None:
-    from tests.web.conftest import PEOPLE
+def test_quick_search_page_runs_through_casework(web: WebEnv) -> None:
+    from tests.web.conftest import LEGAL_BASIS, OPEN_CASE, PEOPLE
 
     client = page_client(web)
     browser_sign_in(client, "analyst")
-    token = csrf_of(client.get("/probes").text)
+    form = client.get("/search")
+    assert form.status_code == 200 and f'value="{OPEN_CASE}"' in form.text
+    token = csrf_of(form.text)
+    assert client.get("/probes", follow_redirects=False).headers["location"] == "/search"
     with open(PEOPLE["Abdullah_Gul"][1], "rb") as fh:
-        uploaded = client.post("/probes", data={"csrf": token}, files={"probe": ("p.jpg", fh, "image/jpeg")},
-                               follow_redirects=False)  # fmt: skip
-    assert uploaded.status_code == 303
-    probe_url = uploaded.headers["location"]
-    page = client.get(probe_url)
-    assert page.status_code == 200 and 'data-face="1"' in page.text
-    image = client.get(probe_url + "/image")
-    assert image.status_code == 200 and image.headers["cache-control"] == "no-store"
-    crop = client.get(probe_url + "/faces/1/aligned")
-    assert crop.status_code == 200 and crop.content[:2] == b"\xff\xd8"
-    box = client.post(probe_url + "/box", json={"box": [60, 60, 190, 200]}, headers={"X-CSRF-Token": token})
-    assert box.status_code == 200 and len(box.json()["landmarks"]) == 5
-    searched = client.post(probe_url + "/search", data={"csrf": token, "face": "1", "case": "Q-1", "offence": "ROB",
-                                                        "reason": "quick look", "top": "3"},
-                           follow_redirects=False)  # fmt: skip
-    assert searched.status_code == 303
-    results = client.get(searched.headers["location"])
-    assert results.status_code == 200 and "Abdullah_Gul" in results.text
-    compare = client.get(searched.headers["location"] + "/compare/1")
+        searched = client.post("/search", data={"csrf": token, "case": OPEN_CASE, "purpose": "criminal-investigation",
+                                                "reason": "quick look at a CCTV still", "legal_basis": LEGAL_BASIS,
+                                                "face": "1", "top": "3"},
+                               files={"probe": ("p.jpg", fh, "image/jpeg")}, follow_redirects=False)  # fmt: skip
+    assert searched.status_code == 303, searched.text
+    grid_url = searched.headers["location"]
+    assert grid_url.startswith("/case-searches/")
+    grid = client.get(grid_url)
+    assert grid.status_code == 200 and "Abdullah_Gul" in grid.text
+    compare = client.get(grid_url + "/compare/1")
     assert compare.status_code == 200 and 'id="probe-crop"' in compare.text
-    # Another analyst cannot reach this analyst's probe workspace.
+    # Another agency's analyst cannot reach this case search (answered like a missing one).
     other = page_client(web)
-    browser_sign_in(other, "analyst2")
-    assert other.get(probe_url).status_code == 404
+    browser_sign_in(other, "analyst-b")
+    assert other.get(grid_url).status_code == 404
+    # Without an open case of the agency, the page refuses and nothing is searched.
+    with open(PEOPLE["Abdullah_Gul"][1], "rb") as fh:
+        refused = client.post("/search", data={"csrf": token, "case": "NOT-A-CASE", "reason": "curious",
+                                               "legal_basis": LEGAL_BASIS},
+                              files={"probe": ("p.jpg", fh, "image/jpeg")})  # fmt: skip
+    assert refused.status_code == 403 and "is not a case of AGA" in refused.text
 
 
 def test_destruction_and_admin_pages(web: WebEnv) -> None:

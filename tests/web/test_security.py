@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from faceleads.web.security import SignInLimiter, TokenBucketLimiter
+from faceleads.security.throttle import SignInLimiter, TokenBucketLimiter
 from tests.security.identity_helpers import PASSWORD
 from tests.web.conftest import PEOPLE, WebEnv
 
@@ -81,18 +81,19 @@ def test_csrf_is_required_on_every_form(web: WebEnv) -> None:
                         follow_redirects=False)  # fmt: skip
     assert wrong.status_code == 403 and "security token" in wrong.text
     browser_sign_in(client, "analyst")
-    token = csrf_of(client.get("/probes").text)
+    token = csrf_of(client.get("/search").text)
+    form = {"case": "OCC-1", "reason": "r", "legal_basis": "b"}
     with open(PEOPLE["AJ_Cook"][0], "rb") as fh:
-        forged = client.post("/probes", data={"csrf": "forged-token-forged-token"}, files={"probe": fh},
+        forged = client.post("/search", data={**form, "csrf": "forged-token-forged-token"}, files={"probe": fh},
                              follow_redirects=False)  # fmt: skip
-    assert forged.status_code == 403
+    assert forged.status_code == 403 and "security token" in forged.text
     # A cross-site attacker's browser would not send the cookie, so the token cannot be matched without it.
     fresh = page_client(web)
     fresh.cookies.set("fl_session", client.cookies.get("fl_session") or "")
     with open(PEOPLE["AJ_Cook"][0], "rb") as fh:
-        stolen = fresh.post("/probes", data={"csrf": token}, files={"probe": fh}, follow_redirects=False)
+        stolen = fresh.post("/search", data={**form, "csrf": token}, files={"probe": fh}, follow_redirects=False)
     assert stolen.status_code == 403
-    draw = client.post("/probes/whatever/box", json={"box": [0, 0, 10, 10]})
+    draw = client.post("/case-probes/1/box", json={"box": [0, 0, 10, 10]})
     assert draw.status_code == 403, "JSON posts from scripts need the X-CSRF-Token header"
 
 
@@ -151,26 +152,3 @@ def test_error_pages_are_html_and_api_errors_json(web: WebEnv) -> None:
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     api = web.client.get("/api/v1/no-such-route")
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
-
-
-def test_probe_workspace_bounds() -> None:
-    from faceleads.security.actor import Actor, Role
-    from faceleads.web.media import ProbeWorkspace
-
-    alice = Actor("alice", 1, frozenset({Role.ANALYST}), 1, "A")
-    bob = Actor("bob", 1, frozenset({Role.ANALYST}), 2, "A")
-    workspace = ProbeWorkspace(max_probes=3, max_bytes=100)
-    first = workspace.add(alice, b"x" * 40, "a" * 64, 1, 1, "one.jpg", [])
-    workspace.add(alice, b"x" * 40, "b" * 64, 1, 1, "two.jpg", [])
-    workspace.add(bob, b"x" * 40, "c" * 64, 1, 1, "three.jpg", [])  # 120 bytes > 100: the oldest goes
-    assert [p.filename for p in workspace.mine(alice)] == ["two.jpg"]
-    with pytest.raises(Exception, match="no such probe"):
-        workspace.get(alice, first.probe_id)
-    bobs = workspace.mine(bob)[0]
-    with pytest.raises(Exception, match="no such probe"):
-        workspace.get(alice, bobs.probe_id)  # never another user's probe
-    workspace.drop_user(bob.user_id)
-    assert workspace.mine(bob) == []
-    expired = ProbeWorkspace(ttl_seconds=-1)
-    expired.add(alice, b"x", "d" * 64, 1, 1, "old.jpg", [])
-    assert expired.mine(alice) == []

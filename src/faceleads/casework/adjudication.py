@@ -29,6 +29,7 @@ from faceleads.casework.models import (
     FEATURES,
     Adjudication,
     Case,
+    CaseRequest,
     CaseSearch,
     Conclusion,
     FeatureFinding,
@@ -37,13 +38,15 @@ from faceleads.casework.models import (
     SearchStatus,
     VerificationResult,
 )
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import Encounter, SearchCandidate, Subject
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
+from faceleads.gallery.visibility import gallery_shared
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def candidate_list(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> lis
     the analyst who ran the search: another analyst may be a blind verifier of its leads.
     """
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", None)
         cs, case = get_case_search(session, case_search_id)
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number)
@@ -205,6 +209,7 @@ def adjudicate(
     text = clean_text(notes, "notes", 4000)
     marks = validate_checklist(checklist)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", None)
         cs, case = get_case_search(session, case_search_id)
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number)
@@ -238,6 +243,7 @@ def submit_adjudication(rt: GalleryRuntime, actor: Actor, case_search_id: int) -
     awaiting blind verification; returns those leads.
     """
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", None)
         cs, case = get_case_search(session, case_search_id)
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number)
@@ -301,6 +307,7 @@ def _check_verifier(session: Session, actor: Actor, lead: Lead) -> None:
 def verification_task(rt: GalleryRuntime, actor: Actor, lead_id: int) -> VerificationTask:
     """The blind verifier's view of a lead (probe and candidate only; the view is audited)."""
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VERIFY, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.VERIFY, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -331,6 +338,7 @@ def verify_lead(rt: GalleryRuntime, actor: Actor, lead_id: int, result: str, not
         raise ValidationError(f"verification must be agree or disagree, got {result!r}") from None
     text = clean_text(notes, "notes", 4000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VERIFY, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.VERIFY, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -352,6 +360,7 @@ def resolve_disagreement(rt: GalleryRuntime, actor: Actor, lead_id: int, decisio
         raise ValidationError(f"decision must be verified or rejected, got {decision!r}")
     why = clean_text(reason, "reason", 4000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -373,6 +382,7 @@ def resolve_disagreement(rt: GalleryRuntime, actor: Actor, lead_id: int, decisio
 def disagreement_view(rt: GalleryRuntime, actor: Actor, lead_id: int) -> dict[str, Any]:
     """For the supervisor deciding a disputed lead: both conclusions with their notes (the view is audited)."""
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -399,6 +409,7 @@ def disagreement_view(rt: GalleryRuntime, actor: Actor, lead_id: int) -> dict[st
 def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
     """Release a verified lead to the investigator. Anything not verified is refused."""
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.RELEASE_LEAD, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.RELEASE_LEAD, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -414,29 +425,38 @@ def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
 def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> bytes:
     """The booking photo of a stored candidate (PNG) for the side-by-side comparison; the view is audited.
 
-    The candidate must belong to a search of the actor's agency's cases: a candidate list only ever holds
-    subjects of galleries the agency could search, so that is the sharing decision.
+    The candidate must belong to a search of one of the actor's agency's cases (another agency's candidate is
+    answered like a missing one, audited), and its photo's gallery must be the agency's own or shared with it for
+    the request's purpose by an agreement in force.
     """
     from faceleads.gallery.models import Image
     from faceleads.vision.imaging import encode_png, load_image
 
+    missing = f"no candidate {candidate_id} in a case search"
+    authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"candidate:{candidate_id}", None)
     with transaction(rt.session_factory) as session:
         cand = session.get(SearchCandidate, candidate_id)
         cs = session.scalars(
             select(CaseSearch).where(CaseSearch.search_id == cand.search_id)).first() if cand else None
         if cand is None or cs is None:
-            raise NotFound(f"no candidate {candidate_id} in a case search")
+            raise NotFound(missing)
         case = session.get(Case, cs.case_id)
         assert case is not None
-        if case.agency_id != actor.agency_id:
-            raise NotFound(f"no candidate {candidate_id} in a case search")
+        # Case searches are never shared: only the case's own agency sees its candidates.
+        authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"candidate:{candidate_id}", case.agency_id,
+                  case.occurrence_number, shared=False, not_found=missing)
         subject = session.get(Subject, cand.subject_id)
         image = session.get(Image, cand.image_id)
         assert subject is not None
-        authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"image:{cand.image_id}",
-                  subject.agency_id, case.occurrence_number)
         if image is None:
             raise NotFound(f"the photo of candidate {candidate_id} is no longer held (destroyed)")
+        # A partner agency's photo stays viewable only while a sharing agreement in force covers its gallery for
+        # the request's purpose (revoking the agreement takes effect at once; unknown means no).
+        req = session.get(CaseRequest, cs.request_id)
+        shared = gallery_shared(session, actor.agency_id, image.gallery_id, req.purpose.code if req else None)
+        authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"image:{cand.image_id}",
+                  subject.agency_id, case.occurrence_number, shared=shared,
+                  not_found=f"no candidate {candidate_id} in a case search")
         data = rt.read_photo(subject, image)
         audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"candidate_id": cand.id, "case_search_id": cs.id})
@@ -446,6 +466,7 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
 def show_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
     """A lead's state (analysts, supervisors; not the blind verification view)."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"lead:{lead_id}", None)
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
@@ -457,6 +478,7 @@ def list_leads(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[LeadInfo]
     from faceleads.casework.common import get_case
 
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)

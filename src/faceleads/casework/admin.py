@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.casework.common import authorise, clean_text
 from faceleads.casework.models import Offence, Purpose
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
-
-_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+from faceleads.identifiers import Kind
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,6 @@ class PurposeInfo:
         return asdict(self)
 
 
-def _code(value: str, what: str, limit: int) -> str:
-    code = clean_text(value, f"{what} code", limit)
-    if not _CODE_RE.fullmatch(code):
-        raise ValidationError(f"{what} code {code!r}: use letters, digits, '.', '_' and '-'")
-    return code
-
-
 def retention_days(rt: GalleryRuntime, category: str) -> int:
     """Retention period (days from opening) of cases whose offence has ``category``."""
     return rt.settings.retention_days.get(category, rt.settings.retention_default_days)
@@ -63,8 +55,8 @@ def _offence_info(rt: GalleryRuntime, o: Offence) -> OffenceInfo:
 
 def add_offence(rt: GalleryRuntime, actor: Actor, code: str, title: str, category: str) -> OffenceInfo:
     """Add an offence to the actor's agency's approved list. ``category`` must be a configured retention category."""
+    code = identifiers.normalise(Kind.OFFENCE, code)
     authorise(rt.session_factory, actor, Action.ADMIN_OFFENCES, f"offence:{code}", actor.agency_id)
-    code = _code(code, "offence", 50)
     title = clean_text(title, "offence title", 200)
     category = clean_text(category, "offence category", 50)
     known = sorted(rt.settings.retention_days)
@@ -87,8 +79,9 @@ def set_offence_active(rt: GalleryRuntime, actor: Actor, code: str, active: bool
     """Withdraw an offence from (or restore it to) the approved list; existing cases keep it."""
     authorise(rt.session_factory, actor, Action.ADMIN_OFFENCES, f"offence:{code}", actor.agency_id)
     with transaction(rt.session_factory) as session:
+        wanted = identifiers.normalise(Kind.OFFENCE, code)
         offence = session.scalars(
-            select(Offence).where(Offence.agency_id == actor.agency_id, Offence.code == code.strip())
+            select(Offence).where(Offence.agency_id == actor.agency_id, Offence.code == wanted)
         ).first()
         if offence is None:
             raise NotFound(f"no offence {code!r} on the list")
@@ -109,8 +102,8 @@ def add_purpose(
     rt: GalleryRuntime, actor: Actor, code: str, title: str, *, requires_authorisation: bool = False
 ) -> PurposeInfo:
     """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for."""
+    code = identifiers.normalise(Kind.PURPOSE, code)
     authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
-    code = _code(code, "purpose", 64)
     title = clean_text(title, "purpose title", 200)
     with transaction(rt.session_factory) as session:
         if session.scalars(select(Purpose).where(Purpose.code == code)).first():
@@ -130,7 +123,8 @@ def set_purpose(
     """Change whether a purpose needs a supervisor's authorisation, or withdraw it."""
     authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
     with transaction(rt.session_factory) as session:
-        purpose = session.scalars(select(Purpose).where(Purpose.code == code.strip())).first()
+        wanted = identifiers.normalise(Kind.PURPOSE, code)
+        purpose = session.scalars(select(Purpose).where(Purpose.code == wanted)).first()
         if purpose is None:
             raise NotFound(f"no purpose {code!r}")
         if requires_authorisation is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.casework.admin import retention_days
 from faceleads.casework.common import (
     as_utc,
@@ -27,12 +28,14 @@ from faceleads.casework.models import (
     Purpose,
     RequestStatus,
 )
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
+from faceleads.identifiers import Kind
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,9 @@ def open_case(
     """Open a case of the actor's agency. The offence must be on the agency's approved, active list; the
     occurrence number must be new for the agency. ``investigator`` defaults to the actor.
     """
-    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{occurrence_number}", actor.agency_id)
-    number = clean_text(occurrence_number, "occurrence number", 100)
-    code = clean_text(offence, "offence", 50)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{number}", actor.agency_id)
+    code = identifiers.normalise(Kind.OFFENCE, offence)
     why = clean_text(justification, "justification", 4000)
     who = clean_text(investigator or actor.username, "investigator", 150)
     moment = as_utc(now or utcnow())
@@ -170,6 +173,7 @@ def open_case(
 def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
     """A case of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -178,13 +182,14 @@ def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
 
 def find_case(rt: GalleryRuntime, actor: Actor, occurrence_number: str) -> CaseInfo:
     """The actor's agency's case with this occurrence number."""
-    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{occurrence_number}", actor.agency_id)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{number}", actor.agency_id)
     with rt.session_factory() as session:
         case = session.scalars(
-            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == occurrence_number.strip())
+            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == number)
         ).first()
         if case is None:
-            raise NotFound(f"no case with occurrence number {occurrence_number!r}")
+            raise NotFound(f"no case with occurrence number {number!r}")
         return case_info(case)
 
 
@@ -202,6 +207,7 @@ def close_case(rt: GalleryRuntime, actor: Actor, case_id: int, reason: str) -> C
     """Close a case (its data stays until the retention period ends)."""
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -218,9 +224,10 @@ def open_request(
     """Request facial recognition on a case for ``purpose``. A purpose that requires a supervisor's authorisation
     leaves the request awaiting it; searches are refused until then.
     """
-    code = clean_text(purpose, "purpose", 64)
+    code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -242,6 +249,7 @@ def open_request(
 def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestInfo:
     """A request of the actor's agency."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)
@@ -251,6 +259,7 @@ def show_request(rt: GalleryRuntime, actor: Actor, request_id: int) -> RequestIn
 def list_requests(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[RequestInfo]:
     """The requests of a case."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -267,6 +276,7 @@ def authorise_request(
     """
     why = clean_text(reason, "reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)

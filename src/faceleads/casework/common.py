@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.casework.models import Case, CaseRequest, CaseSearch, CaseStatus, Lead, Probe
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -24,7 +25,7 @@ def clean_text(value: object, name: str, limit: int, *, required: bool = True) -
         value = ""
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be text")
-    text = value.strip()
+    text = identifiers.free_text(value.strip(), name)
     if required and not text:
         raise ValidationError(f"{name} is required")
     if len(text) > limit:
@@ -55,12 +56,25 @@ def case_key(rt: GalleryRuntime, case: Case) -> bytes:
     return rt.keystore.get(case.key_id)
 
 
+def missing_message(object_ref: str) -> str:
+    """What a lookup says for a missing record: ``case_search:5`` -> ``no case search 5``."""
+    kind, _, ident = object_ref.partition(":")
+    return f"no {kind.replace('_', ' ')} {ident}".strip()
+
+
 def authorise(
     factory: sessionmaker[Session], actor: Actor, action: Action, object_ref: str, agency_id: int | None,
-    case: str | None = None,
+    case: str | None = None, *, not_found: str | None = None, shared: bool | None = None,
 ) -> None:
-    """The central policy decision (denials are audited)."""
-    enforce(factory, actor, action, object_ref, agency_id, case=case)
+    """The central policy decision (denials are audited).
+
+    Services call it twice around a lookup by id: first with ``agency_id`` None (the role alone, before anything is
+    read, so that a user without the role gets the same 403 for every id), then with the record's agency. A record
+    of another agency is then answered like a missing one (``not_found``, by default the getters' own message), so
+    that its id cannot be told from an unused one.
+    """
+    enforce(factory, actor, action, object_ref, agency_id, case=case, shared=shared,
+            not_found=not_found or missing_message(object_ref))
 
 
 def get_case(session: Session, case_id: int) -> Case:

@@ -8,7 +8,7 @@ is derived from the original on demand. Probes are never enrolled into the galle
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,16 +33,18 @@ from faceleads.casework.common import (
 )
 from faceleads.casework.models import Authorisation, Case, Evidence, Probe, ProbeEditEvent
 from faceleads.casework.video import TrackerConfig, VideoAnalysis, analyse_video, check_video_path
-from faceleads.db import transaction, utcnow
-from faceleads.errors import ImageError, NoFaceError, PermissionDenied, ValidationError
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
+from faceleads.errors import ImageError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.templates import blob_dim
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import decrypt_embedding, encrypt_embedding
-from faceleads.security.policy import Action
-from faceleads.vision.imaging import encode_png, load_image
+from faceleads.storage.crypto import decrypt_embedding, encrypt_embedding
+from faceleads.vision.compare import compare_crop, crop_landmarks
+from faceleads.vision.imaging import encode_jpeg, encode_png, load_image
 from faceleads.vision.types import Face, FloatArray, ImageArray
 
 
@@ -71,6 +73,8 @@ class ProbeInfo:
     quality_override: str | None
     searchable: bool
     model_version: str | None
+    width: int  # of the evidence original (the edited image may differ after rotate or crop)
+    height: int
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +148,8 @@ def probe_info(rt: GalleryRuntime, session: Any, probe: Probe) -> ProbeInfo:
         quality_override=override,
         searchable=probe.template is not None and (not below or override is not None),
         model_version=probe.model_version,
+        width=probe.evidence.width,
+        height=probe.evidence.height,
     )
 
 
@@ -249,9 +255,11 @@ def add_photo(
     """
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
-    image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
+    # Refuses unreadable, oversize or corrupt images before storing (decoded reduced: only checked here).
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
     with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -301,6 +309,7 @@ def add_video(
         raise ValidationError(f"shots per track must be between 1 and 20, got {shots_per_track}")
     check_video_path(video, rt.settings.max_video_bytes)
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -359,6 +368,7 @@ def add_video(
 def show_probe(rt: GalleryRuntime, actor: Actor, probe_id: int) -> ProbeInfo:
     """A probe of the actor's agency (metadata only)."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -368,6 +378,7 @@ def show_probe(rt: GalleryRuntime, actor: Actor, probe_id: int) -> ProbeInfo:
 def list_probes(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[ProbeInfo]:
     """The probes of a case."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -383,6 +394,7 @@ def set_edits(
     """
     steps = edit_ops.parse_edits(edits)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -404,6 +416,7 @@ def set_edits(
 def edit_history(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[dict[str, Any]]:
     """Every version of a probe's edit list, oldest first."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"probe:{probe_id}", None)
         _, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -417,6 +430,7 @@ def edit_history(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[dict[s
 def detect_faces(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[FaceChoice]:
     """The faces found in the edited probe, most prominent first, with their quality (nothing is stored)."""
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -433,6 +447,7 @@ def detect_faces(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[FaceCh
 def pick_face(rt: GalleryRuntime, actor: Actor, probe_id: int, face: int = 1) -> ProbeInfo:
     """Choose face number ``face`` (1-based, most prominent first) of the edited probe and compute its template."""
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -461,6 +476,7 @@ def draw_box(rt: GalleryRuntime, actor: Actor, probe_id: int, box: Sequence[floa
     if len(values) != 4 or not all(np.isfinite(values)) or values[2] <= values[0] or values[3] <= values[1]:
         raise ValidationError(f"a box is x1,y1,x2,y2 with x2 > x1 and y2 > y1, got {box!r}")
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -487,6 +503,7 @@ def override_quality(rt: GalleryRuntime, actor: Actor, probe_id: int, reason: st
     """
     why = clean_text(reason, "override reason", 2000)
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -514,6 +531,7 @@ def override_quality(rt: GalleryRuntime, actor: Actor, probe_id: int, reason: st
 def probe_image(rt: GalleryRuntime, actor: Actor, probe_id: int, *, edited: bool = True) -> bytes:
     """The probe image as PNG (edited, or the original); every view is audited."""
     with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
         probe, case = get_probe(session, probe_id)
         authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
                   case.occurrence_number)
@@ -521,3 +539,81 @@ def probe_image(rt: GalleryRuntime, actor: Actor, probe_id: int, *, edited: bool
         audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"edited": edited, "version": probe.edits_version})
         return encode_png(pixels)
+
+
+# --------------------------------------------------------------------------------------------- other reads
+
+MAX_DETECT_FACES = 50
+
+
+@dataclass(frozen=True)
+class DetectedFaces:
+    """Faces found in an uploaded image that is not kept: boxes, landmarks, detector score, quality and the detection
+    path that found each face (``found_by``)."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    faces: list[dict[str, Any]]
+
+
+def detect_upload(rt: GalleryRuntime, actor: Actor, data: bytes) -> DetectedFaces:
+    """Detect faces in an uploaded image (safe intake first; most prominent first, at most 50). Nothing is stored
+    but the audit entry (the image's SHA-256 and the face count): face detection is biometric processing."""
+    enforce(rt.session_factory, actor, Action.EDIT_PROBE, "upload:face-detection", actor.agency_id)
+    # Decoded reduced when large; boxes and landmarks are given in the original picture's pixels.
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    faces = rt.face_engine.detect_loaded(image, max_faces=MAX_DETECT_FACES)
+    found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality", "found_by")}}
+             for n, f in enumerate(faces, start=1)]  # fmt: skip
+    audit.record_now(rt.session_factory, actor, "face_detect", f"upload:{image.sha256[:16]}", audit.Outcome.OK,
+                     details={"image_sha256": image.sha256, "face_count": len(found)})  # fmt: skip
+    return DetectedFaces(image.sha256, image.width, image.height, image.format, found)
+
+
+def aligned_face(rt: GalleryRuntime, actor: Actor, probe_id: int) -> tuple[bytes, list[list[float]]]:
+    """The chosen face of a probe as an aligned comparison crop (JPEG, from the edited image) with its landmarks in
+    crop coordinates; the view is audited like any probe image view."""
+    with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        if not probe.face_landmarks:
+            raise NotFound(f"probe {probe_id} has no face chosen")
+        crop = compare_crop(edited_pixels(rt, case, probe), probe.face_landmarks)
+        audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"edited": True, "view": "aligned",
+                                                           "version": probe.edits_version})  # fmt: skip
+        return crop
+
+
+def face_landmarks(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[list[float]] | None:
+    """The chosen probe face's landmarks in comparison-crop coordinates (None before a face is chosen); audited."""
+    with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        points = crop_landmarks(probe.face_landmarks) if probe.face_landmarks else None
+        occurrence = case.occurrence_number
+    audit.record_now(rt.session_factory, actor, "view_landmarks", f"probe:{probe_id}", audit.Outcome.OK,
+                     case=occurrence, details={"found": points is not None})  # fmt: skip
+    return points
+
+
+def preview_edits(rt: GalleryRuntime, actor: Actor, probe_id: int, edits: Sequence[Mapping[str, Any]]) -> bytes:
+    """The probe original with an (unsaved) edit list applied, as JPEG, for the live preview; the view is audited
+    (nothing else is stored)."""
+    parsed = edit_ops.parse_edits(list(edits))
+    with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.EDIT_PROBE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        pixels = edit_ops.apply_edits(original_pixels(rt, case, probe), parsed)
+        audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"edited": True, "view": "preview",
+                                                           "edit_count": len(parsed)})  # fmt: skip
+        return encode_jpeg(pixels, quality=85)

@@ -26,13 +26,14 @@ from faceleads.casework.models import (
 )
 from faceleads.casework.probes import original_pixels
 from faceleads.casework.report import ReportCandidate, ReportData, ReportPerson, ReportProbe, render_lead_report
-from faceleads.db import Agency, transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, allowed
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import FaceleadsError, ValidationError
 from faceleads.gallery.models import Encounter, Image, SearchCandidate, SearchRecord, Subject
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, allowed
 from faceleads.vision.imaging import encode_png, load_image
 from faceleads.vision.types import ImageArray
 
@@ -65,7 +66,8 @@ def _gallery_photo(rt: GalleryRuntime, session: Session, image_id: int) -> bytes
     if image is None or subject is None:
         return None
     try:
-        return _thumb(load_image(rt.read_photo(subject, image), rt.settings).pixels)
+        photo = rt.read_photo(subject, image)
+        return _thumb(load_image(photo, rt.settings, reduce_to=rt.settings.decode_reduce_pixels).pixels)
     except FaceleadsError:
         return None  # destroyed since the search: the report says the image is not available
 
@@ -196,6 +198,7 @@ def list_reports(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[st
     from faceleads.casework.common import get_case
 
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)

@@ -27,11 +27,12 @@ from faceleads.casework.models import (
     Probe,
     RetentionRun,
 )
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, allowed
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, allowed
 
 REDACTED = "[purged under retention rules]"
 

@@ -25,15 +25,16 @@ from faceleads.casework.common import (
 from faceleads.casework.fusion import fuse_templates
 from faceleads.casework.models import Case, CaseRequest, CaseSearch, Probe, RequestStatus
 from faceleads.casework.probes import probe_template
-from faceleads.db import transaction, utcnow
-from faceleads.errors import PermissionDenied, ValidationError
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.db import utcnow
+from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import SearchRecord
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.search import SearchResult, search_embedding
+from faceleads.gallery.search import SearchResult, check_length, search_embedding
 from faceleads.gallery.visibility import visible_gallery_ids
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,38 @@ def run_search(
 ) -> CaseSearchInfo:
     """Search the gallery for a request with one probe, or several probes of the same person fused by quality.
 
-    Refused when: the actor may not search (role, or certification expired); the case lacks an offence,
-    investigator or justification, or the request a justification; the purpose awaits (or was refused) a
-    supervisor's authorisation; no gallery may be searched for the purpose; a probe has no face chosen; a probe
-    is below the quality floor without a supervisor's recorded override.
+    This is the only way a 1:N search runs (the quick search short form ends here too). Refused when: the actor
+    may not search (role, or certification expired); the case is not open or lacks an offence, investigator or
+    justification, or the request a justification; the purpose was withdrawn; the purpose awaits (or
+    was refused) a supervisor's authorisation; no gallery may be searched for the purpose; a probe has no face
+    chosen; a probe is below the quality floor without a supervisor's recorded override. Every refusal is audited.
     """
+    return run_search_with_result(rt, actor, request_id, probe_ids, top=top, floor=floor, at=at)[0]
+
+
+def run_search_with_result(
+    rt: GalleryRuntime,
+    actor: Actor,
+    request_id: int,
+    probe_ids: Sequence[int],
+    *,
+    top: int | None = None,
+    floor: float | None = None,
+    at: datetime | date | None = None,
+) -> tuple[CaseSearchInfo, SearchResult]:
+    """:func:`run_search`, also returning the gallery's search result (candidates with their booking details)."""
     if not probe_ids:
         raise ValidationError("a search needs at least one probe")
     ids = list(dict.fromkeys(int(p) for p in probe_ids))
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.SEARCH, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
         authorise(rt.session_factory, actor, Action.SEARCH, f"request:{request_id}", case.agency_id,
                   case.occurrence_number)
         try:
+            check_length(top, rt.settings.candidate_list_length)
+            if floor is not None and not -1.0 <= floor <= 1.0:
+                raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
             prepared = _prepare(rt, session, actor, req, case, ids, at)
         except (PermissionDenied, ValidationError) as exc:
             # A refused search is audited like any other refusal, with the reason (never the probe).
@@ -117,8 +137,9 @@ def run_search(
                      details={"search_id": result.search_id, "probe_count": len(used),
                               "fused": len(used) > 1, "candidate_count": len(result.candidates),
                               "override_count": len(overrides)})
-        return CaseSearchInfo(cs.id, case_id, request_id, result.search_id, cs.status, actor.username,
+        info = CaseSearchInfo(cs.id, case_id, request_id, result.search_id, cs.status, actor.username,
                               as_utc(cs.created_at), used, len(used) > 1, result.to_json())
+        return info, result
 
 
 Prepared = tuple[list[Any], list[float], list[dict[str, Any]], list[int], str, str, str, str, int, int]
@@ -199,12 +220,18 @@ def _prepare(
             req.justification, purpose.code, first.face_index or 0, first.faces_found or 1)
 
 
-def show_case_search(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> CaseSearchInfo:
+def show_case_search(
+    rt: GalleryRuntime, actor: Actor, case_search_id: int, *, not_found: str | None = None
+) -> CaseSearchInfo:
     """A recorded case search with its stored candidate list (analysts of the agency; the view is audited)."""
     with transaction(rt.session_factory) as session:
-        cs, case = get_case_search(session, case_search_id)
+        authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", None)
+        try:
+            cs, case = get_case_search(session, case_search_id)
+        except NotFound:
+            raise NotFound(not_found or f"no case search {case_search_id}") from None
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
-                  case.occurrence_number)
+                  case.occurrence_number, not_found=not_found)
         record = session.get(SearchRecord, cs.search_id)
         assert record is not None
         result = {
@@ -226,6 +253,7 @@ def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[d
     from faceleads.casework.common import get_case
 
     with rt.session_factory() as session:
+        authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
@@ -233,3 +261,31 @@ def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[d
         return [{"id": r.id, "request_id": r.request_id, "search_id": r.search_id, "status": r.status,
                  "analyst": r.analyst, "created_at": as_utc(r.created_at).isoformat(),
                  "probe_ids": [u["probe_id"] for u in r.probes_used]} for r in rows]
+
+
+def show_search(rt: GalleryRuntime, actor: Actor, search_id: int) -> CaseSearchInfo:
+    """The case search that recorded gallery search ``search_id`` (:func:`show_case_search`: authorised, audited).
+
+    Every recorded search belongs to a case search; one of another agency is answered like a missing one.
+    """
+    authorise(rt.session_factory, actor, Action.ADJUDICATE, f"search:{search_id}", None)
+    with rt.session_factory() as session:
+        case_search_id = session.scalars(select(CaseSearch.id).where(CaseSearch.search_id == search_id)).first()
+    if case_search_id is None:
+        raise NotFound(f"no search {search_id}")
+    return show_case_search(rt, actor, case_search_id, not_found=f"no search {search_id}")
+
+
+def recent_case_searches(rt: GalleryRuntime, actor: Actor, limit: int = 20) -> list[dict[str, Any]]:
+    """The actor's own latest case searches (ids, case, status, time; no candidates), newest first."""
+    authorise(rt.session_factory, actor, Action.SEARCH, "case_searches/mine", actor.agency_id)
+    with rt.session_factory() as session:
+        rows = session.execute(
+            select(CaseSearch, Case.occurrence_number)
+            .join(Case, Case.id == CaseSearch.case_id)
+            .where(Case.agency_id == actor.agency_id, CaseSearch.analyst == actor.username)
+            .order_by(CaseSearch.id.desc())
+            .limit(max(1, min(int(limit), 200)))
+        ).all()
+        return [{"id": cs.id, "case_id": cs.case_id, "occurrence_number": number, "search_id": cs.search_id,
+                 "status": cs.status, "created_at": as_utc(cs.created_at).isoformat()} for cs, number in rows]

@@ -1,4 +1,5 @@
-"""Gallery commands: ``enroll record|bulk|nist``, ``reindex``, ``search`` and ``gallery create|list|share``."""
+"""Gallery commands: ``enroll record|bulk|nist``, ``reindex``, ``search`` (a case search's short form, run by
+casework) and ``gallery create|list|share|subject|photo``."""
 
 from __future__ import annotations
 
@@ -63,14 +64,31 @@ def _progress(description: str, enabled: bool = True):  # type: ignore[no-untype
         yield update
 
 
+#: Exit codes of ``enroll bulk`` / ``enroll nist`` (docs/gallery.md): scripts must not mistake a failed batch for
+#: a good one. 2 stays "refused before it started" (``cli_errors``: bad manifest, not signed in...).
+EXIT_OK = 0  # no row failed (warnings allowed)
+EXIT_ALL_FAILED = 1  # every row failed: nothing enrolled or already enrolled
+EXIT_PARTIAL = 3  # some rows failed, others enrolled: see the error report
+
+
+def batch_exit_code(report: BatchReport) -> int:
+    """The exit code a bulk run ends with (:data:`EXIT_OK`, :data:`EXIT_PARTIAL` or :data:`EXIT_ALL_FAILED`)."""
+    if report.errors == 0:
+        return EXIT_OK
+    return EXIT_ALL_FAILED if report.enrolled + report.skipped == 0 else EXIT_PARTIAL
+
+
 def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) -> None:
+    """Write the error report, print the summary, and end with :func:`batch_exit_code`."""
     if errors_path is not None:
         write_error_report(report, errors_path)
+    code = batch_exit_code(report)
     if as_json:
         data = report.as_dict()
         data["error_report"] = str(errors_path) if errors_path else None
+        data["exit_code"] = code
         print_json(data)
-        return
+        raise typer.Exit(code)
     err_console.print(
         f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
         f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
@@ -78,6 +96,11 @@ def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) 
     )
     if errors_path is not None and report.error_rows:
         err_console.print(f"error report: {errors_path}")
+    if code == EXIT_ALL_FAILED:
+        err_console.print("[bold red]every row failed:[/] nothing was enrolled (see the error report)")
+    elif code == EXIT_PARTIAL:
+        err_console.print(f"[yellow]{report.errors} row(s) failed[/] (see the error report); exit code {code}")
+    raise typer.Exit(code)
 
 
 @enroll_app.command("record")
@@ -132,6 +155,14 @@ def enroll_record_cmd(
 @enroll_app.command("bulk")
 def enroll_bulk_cmd(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV (columns in docs/gallery.md).")],
+    photos_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--photos-root",
+            help="Folder every photo must lie inside (default: the manifest's folder). Photo paths stay relative "
+            "to the manifest.",
+        ),
+    ] = None,
     workers: WorkersOpt = None,
     errors: ErrorsOpt = None,
     agency: AgencyOpt = None,
@@ -139,15 +170,18 @@ def enroll_bulk_cmd(
 ) -> None:
     """Enrol every row of a manifest CSV; resumable (re-run after an interruption) and idempotent.
 
-    Columns: agency, subject, booking, date, authority, photo (relative to the manifest), and optionally sex,
-    birth_year, group, charge, gallery, capture_date. Row problems go to the error report and never stop the batch.
+    Columns: agency, subject, booking, date, authority, photo (relative to the manifest, inside --photos-root),
+    and optionally sex, birth_year, group, charge, gallery, capture_date. Row problems go to the error report and
+    never stop the batch. Exit code 0: no row failed; 3: some rows failed; 1: every row failed.
     """
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
         errors_path = errors or manifest.with_name(manifest.stem + ".errors.csv")
         with _progress(f"enrolling {manifest.name}", enabled=not as_json) as update:
-            report = enrol_manifest(rt, actor, manifest, workers=workers, progress=update)
+            report = enrol_manifest(
+                rt, actor, manifest, photo_root=photos_root, workers=workers, progress=update
+            )
         _print_report(report, errors_path, as_json)
 
 
@@ -161,7 +195,10 @@ def enroll_nist_cmd(
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details."""
+    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details.
+
+    Exit code 0: no photo or file failed; 3: some failed; 1: every one failed (e.g. no file could be read).
+    """
     from faceleads.gallery.nist import enrol_nist
 
     with cli_errors():
@@ -214,48 +251,52 @@ def reindex_cmd(
 
 
 def search_cmd(
-    probe: Annotated[Path, typer.Argument(help="Probe photo (never enrolled; only its SHA-256 is recorded).")],
-    case: Annotated[str, typer.Option("--case", help="Case / occurrence number.")],
-    offence: Annotated[str, typer.Option("--offence", help="Offence code.")],
-    reason: Annotated[str, typer.Option("--reason", help="Justification for the search.")],
+    probe: Annotated[Path, typer.Argument(help="Probe photo (kept as encrypted case evidence, never enrolled).")],
+    case: Annotated[str, typer.Option("--case", help="Occurrence number of an open case of your agency.")],
+    reason: Annotated[str, typer.Option("--reason", help="Justification of the request (why this search).")],
+    legal_basis: Annotated[
+        str | None, typer.Option("--legal-basis", help="Legal basis for holding the probe photo (required).")
+    ] = None,
+    offence: Annotated[str | None, typer.Option("--offence", help="If given, must be the case's offence.")] = None,
     purpose: Annotated[str, typer.Option("--purpose", help="Purpose of the search.")] = DEFAULT_PURPOSE,
+    request: Annotated[
+        int | None, typer.Option("--request", help="Use this request of the case instead of opening one.")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Where the photo came from.")] = None,
+    obtained_by: Annotated[str | None, typer.Option("--obtained-by", help="Who obtained it (default: you).")] = None,
     face: Annotated[int | None, typer.Option("--face", help="Which face of the probe (1 = most prominent).")] = None,
     top: Annotated[int | None, typer.Option("--top", help="Candidate list length, 2-50 (default 20).")] = None,
     floor: Annotated[float | None, typer.Option("--floor", help="Leave out candidates scoring below this.")] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a probe face against the galleries your agency may see; the search is recorded with its result.
+    """Search a probe face on an open case of your agency (the short form of the casework flow).
 
+    Opens a request on the case for the purpose (or uses --request), takes the photo in as evidence, picks the face
+    and searches with every rule of the purpose. Exit status 2, and nothing stored but the audited refusal, when
+    the case is not an open case of your agency. Every candidate must then be adjudicated ('faceleads adjudicate').
     Candidates are investigative leads, never identifications.
     """
-    from faceleads.gallery.search import search
+    from faceleads.casework.quick import quick_search
 
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
-        result = search(
-            rt,
-            actor,
-            probe,
-            case=case,
-            offence=offence,
-            reason=reason,
-            purpose=purpose,
-            face=face,
-            top=top,
-            floor=floor,
-        )
+        result = quick_search(
+            rt, actor, case, probe, reason=reason, legal_basis=legal_basis or "", offence=offence, purpose=purpose,
+            request_id=request, source=source, obtained_by=obtained_by, face=face, top=top, floor=floor,
+        )  # fmt: skip
         if as_json:
             print_json(result.to_json())
             return
+        search = result.search
         table = Table(
-            title=f"search {result.search_id}: {len(result.candidates)} candidate(s) "
-            f"from {result.gallery_size} template(s) — leads, not identifications"
+            title=f"case {result.occurrence_number}, case search {result.case_search_id}: "
+            f"{len(search.candidates)} candidate(s) from {search.gallery_size} template(s) — leads, not identifications"
         )
         for column in ("rank", "score", "agency", "subject", "booking", "date", "image", "other photos"):
             table.add_column(column, justify="right" if column in ("rank", "score", "image") else "left")
-        for c in result.candidates:
+        for c in search.candidates:
             table.add_row(
                 str(c.rank),
                 f"{c.score:.3f}",
@@ -268,8 +309,13 @@ def search_cmd(
             )
         console.print(table)
         console.print(
-            f"probe face {result.face_index} of {result.faces_found}, quality "
-            f"{(result.probe_quality or 0):.2f}; model {result.model_version}; fusion {result.score_fusion}"
+            f"request {result.request_id}{' (opened)' if result.request_opened else ''}, probe {result.probe_id}: "
+            f"face {search.face_index} of {search.faces_found}, quality {(search.probe_quality or 0):.2f}; "
+            f"model {search.model_version}"
+        )
+        err_console.print(
+            f"next: mark every candidate (faceleads adjudicate mark {result.case_search_id} RANK --conclusion ... "
+            f"--notes ...), then faceleads adjudicate submit {result.case_search_id}"
         )
 
 
@@ -317,6 +363,55 @@ def gallery_list_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None
                 "; ".join(r["shares"]),
             )
         console.print(table)
+
+
+@gallery_app.command("subject")
+def gallery_subject_cmd(
+    subject_id: Annotated[int, typer.Argument(help="Subject id.")],
+    case: Annotated[str | None, typer.Option("--case", help="The case this look-up is for (audited).")] = None,
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A subject's bookings and photo ids (own agency, or shared with it); the read is audited."""
+    from dataclasses import asdict
+
+    from faceleads.gallery import viewing
+
+    with cli_errors():
+        rt = runtime()
+        detail = viewing.subject_detail(rt, cli_actor(rt, agency), subject_id, case=case)
+        if as_json:
+            data = asdict(detail)
+            for encounter in data["encounters"]:
+                encounter["booking_date"] = encounter["booking_date"].isoformat()
+            print_json(data)
+            return
+        table = Table(title=f"subject {detail.subject_number} ({detail.agency}), gallery {detail.gallery_id}")
+        for column in ("booking", "date", "charge", "photos"):
+            table.add_column(column)
+        for e in detail.encounters:
+            table.add_row(e.booking_number, e.booking_date.isoformat(), e.charge, " ".join(map(str, e.image_ids)))
+        console.print(table)
+
+
+@gallery_app.command("photo")
+def gallery_photo_cmd(
+    image_id: Annotated[int, typer.Argument(help="Image id.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the photo to this file.")],
+    aligned: Annotated[bool, typer.Option("--aligned", help="The aligned comparison crop instead of the original.")]
+    = False,
+    case: Annotated[str | None, typer.Option("--case", help="The case this view is for (audited).")] = None,
+    agency: AgencyOpt = None,
+) -> None:
+    """Write an enrolled photo to a file (own agency, or shared with it); every view is audited."""
+    from faceleads.gallery import viewing
+
+    with cli_errors():
+        rt = runtime()
+        body, media = viewing.photo(rt, cli_actor(rt, agency), image_id, view="aligned" if aligned else "original",
+                                    case=case)  # fmt: skip
+        out.write_bytes(body)
+        err_console.print(f"wrote {out} ({media}, {len(body)} bytes)")
 
 
 @gallery_app.command("share")

@@ -19,7 +19,6 @@ from faceleads.config import get_settings
 from faceleads.errors import ValidationError
 from faceleads.governance import backup as backups
 from faceleads.governance import destruction
-from faceleads.security.policy import Action, enforce
 
 RequestArg = Annotated[int, typer.Argument(help="Destruction request id.", min=1)]
 
@@ -250,10 +249,9 @@ def restore_cmd(
         settings = get_settings()
         actor = None
         if backups.sqlite_path(settings).is_file():
-            # An existing installation: only its administrator restores over it.
+            # An existing installation: the restore service checks (and audits) its administrator's permission.
             rt = runtime()
             actor = cli_actor(rt, agency)
-            enforce(rt.session_factory, actor, Action.RESTORE, f"backup:{src.name}")
             rt.close()
         with _progress(not as_json) as update:
             report = backups.restore(settings, src, actor=actor, force=force, keys_src=keys, progress=update)

@@ -9,10 +9,12 @@ from faceleads.cli import (
     evaluate_cmds,
     gallery_cmds,
     governance_cmds,
+    live_cmds,
     security_cmds,
     vision_cmds,
     web_cmds,
 )
+from faceleads.datadir import private_umask
 
 app = typer.Typer(
     name="faceleads",
@@ -22,6 +24,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _start() -> None:
+    """Runs before every command: files this process creates are private to its owner (umask 0o077)."""
+    private_umask()
+
+
 vision_cmds.register(app)
 evaluate_cmds.register(app)
 security_cmds.register(app)
@@ -29,6 +37,7 @@ gallery_cmds.register(app)
 casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
+live_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,9 +8,9 @@ Every command acts for the signed-in user and goes through the central policy; r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
-from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.cli.common import cli_errors, console, err_console, print_json
 from faceleads.config import Settings, get_settings
-from faceleads.db import create_schema, make_engine, make_session_factory, transaction
+from faceleads.core.actor import Actor
+from faceleads.core.uow import transaction
+from faceleads.datadir import secure_data_dir
+from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import AuthenticationError, ValidationError
-from faceleads.governance import audit
+from faceleads.governance import audit_integrity, audit_log
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
 
 login_help = "Sign in: username, password and (when enrolled) a TOTP or recovery code; keeps a session token."
 admin_app = typer.Typer(
@@ -51,7 +52,7 @@ def _factory_for(url: str) -> sessionmaker[Session]:
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
     """The database session factory for the configured database (schema brought up to date once per process)."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings)
     return _factory_for(settings.effective_database_url)
 
 
@@ -94,21 +95,6 @@ def current_actor(settings: Settings | None = None) -> Actor:
         raise AuthenticationError("not signed in: run 'faceleads login'")
     with transaction(session_factory(settings)) as session:
         return auth.actor_for_session(session, token, settings=settings)
-
-
-def _parse_day(text: str | None, name: str, *, end: bool = False) -> datetime | None:
-    """``YYYY-MM-DD`` or an ISO time; a bare ``--until`` day includes that whole day."""
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1) if end else moment
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{name} {text!r} is not a date (YYYY-MM-DD) or ISO time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _read_password(prompt: str, *, confirm: bool = False) -> str:
@@ -294,7 +280,7 @@ def admin_certify(
 ) -> None:
     """Record a facial-comparison certification (analysts and reviewers need a valid one)."""
     with cli_errors():
-        expires_at = _parse_day(expires, "--expires")
+        expires_at = audit_log.parse_when(expires, "--expires")
         assert expires_at is not None
         cert_id = users.certify(session_factory(), current_actor(), username, expires_at, reference=reference)
         err_console.print(f"certification {cert_id} valid until {expires_at:%Y-%m-%d}")
@@ -353,12 +339,6 @@ def admin_totp_reset(username: Annotated[str, typer.Argument(help="User name.")]
 # --- account ---------------------------------------------------------------------------------------------------
 
 
-def _master_key(settings: Settings) -> bytes:
-    from faceleads.security.crypto import load_master_key
-
-    return load_master_key(settings)
-
-
 @account_app.command("password")
 def account_password() -> None:
     """Change your own password."""
@@ -378,7 +358,7 @@ def account_totp_enrol(
     with cli_errors():
         settings = get_settings()
         actor = current_actor(settings)
-        enrolment = users.begin_totp_enrolment(session_factory(settings), actor, _master_key(settings))
+        enrolment = users.begin_totp_enrolment(session_factory(settings), actor, settings=settings)
         if qr is not None:
             fd = os.open(qr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
@@ -396,7 +376,7 @@ def account_totp_confirm(code: Annotated[str, typer.Argument(help="The 6-digit c
     with cli_errors():
         settings = get_settings()
         actor = current_actor(settings)
-        codes = users.confirm_totp_enrolment(session_factory(settings), actor, code, _master_key(settings))
+        codes = users.confirm_totp_enrolment(session_factory(settings), actor, code, settings=settings)
         err_console.print("TOTP enabled. Recovery codes (each works once; they are not shown again):")
         for recovery in codes:
             typer.echo(recovery)
@@ -421,60 +401,81 @@ def _parse_anchor(text: str) -> tuple[int, str]:
     return int(seq), digest.lower()
 
 
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Walk the hash chain; exit code 1 and the first bad entry when it was modified, deleted, inserted or reordered."""
-    with cli_errors():
-        factory = session_factory()
-        actor = current_actor()
-        enforce(factory, actor, Action.AUDIT_VERIFY, "audit_log")
-        anchors = [_parse_anchor(a) for a in anchor or []]
-        with factory() as session:
-            result = audit.verify_chain(session, anchors=anchors)
-        audit.record_now(
-            factory,
-            actor,
-            audit.AuditAction.AUDIT_VERIFY,
-            "audit_log",
-            audit.Outcome.OK if result.ok else audit.Outcome.FAILED,
-            details={"entries": result.entries, "first_bad_seq": result.first_bad_seq},
-        )
+def _print_verdict(verdict: audit_integrity.Verdict, json_out: bool) -> None:
+    """The verdict and its notes (what was checked, anchors refused)."""
+    result = verdict.result
     if json_out:
-        print_json(
-            {
-                "ok": result.ok,
-                "entries": result.entries,
-                "head_seq": result.head_seq,
-                "first_bad_seq": result.first_bad_seq,
-                "reason": result.reason,
-            }
-        )
+        print_json(verdict.to_json())
     elif result.ok:
         console.print(
-            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}", soft_wrap=True
+            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash} "
+            f"({verdict.anchors_checked} anchor(s) checked)",
+            soft_wrap=True,
         )
     else:
         console.print(
             f"[bold red]audit chain BROKEN at entry {result.first_bad_seq}:[/] {result.reason}", soft_wrap=True
         )
-    if not result.ok:
+    for note in verdict.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
+    ] = None,
+    anchor_file: Annotated[
+        list[Path] | None,
+        typer.Option("--anchor-file", help="Signed anchor JSON kept outside the system (from 'audit anchor')."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Walk the hash chain and check it against older data and every anchor; exit code 1 and the first bad entry
+    when it was modified, deleted, inserted, reordered, cut or wiped. The verdict is made before the verification
+    is audited; a failure to record it is printed beside the verdict, never instead of it."""
+    with cli_errors():
+        settings = get_settings()
+        anchors = [_parse_anchor(a) for a in anchor or []]
+        documents = []
+        for path in anchor_file or []:
+            if not path.is_file():
+                raise ValidationError(f"anchor file {path} does not exist")
+            documents.extend(audit_integrity.read_anchor_documents(path))
+        # The service makes the verdict before recording it; a failure to record comes back with the verdict.
+        verdict = audit_log.verify(session_factory(settings), current_actor(settings), settings, anchors=anchors,
+                                   anchor_documents=documents)  # fmt: skip
+    _print_verdict(verdict, json_out)
+    if verdict.recording_problem is not None:
+        err_console.print(f"[bold red]warning:[/] {verdict.recording_problem}", highlight=False, soft_wrap=True)
+    if not verdict.ok:
         raise typer.Exit(code=1)
 
 
 @audit_app.command("anchor")
-def audit_anchor() -> None:
-    """Print the chain head as SEQ:HASH; record it outside the system to detect a later wholesale rewrite."""
+def audit_anchor(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the signed anchor JSON to this file.")] = None,
+    short: Annotated[bool, typer.Option("--short", help="Print only SEQ:HASH.")] = False,
+) -> None:
+    """Verify the chain, then print a signed anchor (JSON: head sequence number, hash, time; Ed25519 signature)
+    and append it to the anchor file. Give it to the oversight body: a later 'audit verify --anchor-file' fails if
+    the log was cut or rewritten behind it. A broken chain is not anchored (exit code 1)."""
     with cli_errors():
-        factory = session_factory()
-        enforce(factory, current_actor(), Action.AUDIT_VERIFY, "audit_log")
-        with factory() as session:
-            seq, digest = audit.head(session)
-        typer.echo(f"{seq}:{digest}")
+        settings = get_settings()
+        verdict, document = audit_log.anchor(session_factory(settings), current_actor(settings), settings)
+    if verdict.recording_problem is not None:
+        err_console.print(f"[bold red]warning:[/] {verdict.recording_problem}", highlight=False, soft_wrap=True)
+    if document is None:
+        _print_verdict(verdict, False)
+        raise typer.Exit(code=1)
+    if out is not None:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(document, indent=2) + "\n")
+    if short:
+        typer.echo(f"{document['seq']}:{document['hash']}")
+    else:
+        print_json(document)
 
 
 @audit_app.command("export")
@@ -491,40 +492,18 @@ def audit_export(
 ) -> None:
     """Export audit entries of your agency as CSV or JSON, with filters."""
     with cli_errors():
-        if fmt not in ("csv", "json"):
-            raise ValidationError(f"unknown format {fmt!r}: use csv or json")
-        factory = session_factory()
-        actor = current_actor()
-        agency_code = (agency or actor.agency_code).upper()
-        with factory() as session:
-            agency_id = users.agency_by_code(session, agency_code).id
-        enforce(factory, actor, Action.AUDIT_EXPORT, f"audit_log/agency:{agency_code}", agency_id)
-        flt = audit.AuditFilter(
-            since=_parse_day(since, "--since"),
-            until=_parse_day(until, "--until", end=True),
+        flt = audit_log.AuditFilter(
+            since=audit_log.parse_when(since, "--since"),
+            until=audit_log.parse_when(until, "--until", end=True),
             username=user,
             action=action,
-            agency_id=agency_id,
         )
-        count = 0
-        with factory() as session:
-            entries = list(audit.query_entries(session, flt))
-            count = len(entries)
-            chunks = audit.export_entries(entries, fmt)
-            if output is None:
-                for chunk in chunks:
-                    sys.stdout.write(chunk)
-            else:
-                with output.open("w", encoding="utf-8", newline="") as handle:
-                    for chunk in chunks:
-                        handle.write(chunk)
-        audit.record_now(
-            factory,
-            actor,
-            audit.AuditAction.AUDIT_EXPORT,
-            f"audit_log/agency:{agency_code}",
-            details={"format": fmt, "entries": count, "since": since, "until": until, "user": user, "action": action},
-        )
+        body, count = audit_log.export(session_factory(), current_actor(), fmt, flt, agency_code=agency)
+        if output is None:
+            sys.stdout.write(body)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(body)
         if output is not None:
             err_console.print(f"exported {count} entries to {output}")
 
@@ -537,11 +516,10 @@ def audit_stats(
 ) -> None:
     """Searches, leads, verified leads and conclusion outcomes by agency, offence and month (public reporting)."""
     with cli_errors():
-        factory = session_factory()
-        enforce(factory, current_actor(), Action.VIEW_STATISTICS, "audit_log/statistics")
-        flt = audit.AuditFilter(since=_parse_day(since, "--since"), until=_parse_day(until, "--until", end=True))
-        with factory() as session:
-            rows = audit.compute_stats(session, flt).rows()
+        flt = audit_log.AuditFilter(
+            since=audit_log.parse_when(since, "--since"), until=audit_log.parse_when(until, "--until", end=True)
+        )
+        rows = audit_log.statistics(session_factory(), current_actor(), flt)
     if json_out:
         print_json(rows)
         return

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
 from faceleads.errors import ValidationError
 from faceleads.gallery.bulk import BatchReport, PreparedRow, ProgressCallback, run_batch
 from faceleads.gallery.enrolment import RecordInput, parse_date
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, require
 
 MAX_NIST_BYTES = 256 * 1024 * 1024
 SUBJECT_FIELDS = (15, 14, 17)

@@ -4,11 +4,11 @@ a recognition model added to or dropped from the fusion).
 Stale templates (``model_version`` other than the running pipeline's) are never searched; :func:`stale_templates`
 counts them and :func:`reindex` brings them up to date. For each one, the per-model templates it already holds are
 reused (decrypted from the row: a fused row keeps each model's own template) and only the missing models are run,
-on the face re-aligned from the stored landmarks of the decrypted original, so adding a second model to a gallery
-costs one embedding per photo for that model alone and never changes which face was enrolled. The row is replaced
-(old deleted, new inserted, one transaction per photo) so that every process's index notices, and an interrupted
-reindex simply continues where it stopped.
-"""
+on the face re-aligned from the stored landmarks (decrypted from the sealed geometry,
+:mod:`faceleads.gallery.geometry`) in the decrypted original, so adding a second model to a gallery costs one
+embedding per photo for that model alone and never changes which face was enrolled. The row is replaced (old
+deleted, new inserted, one transaction per photo) so that every process's index notices, and an interrupted
+reindex simply continues where it stopped."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from faceleads.db import transaction
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
 from faceleads.errors import FaceleadsError
+from faceleads.gallery.geometry import geometry_context, seal, template_geometry
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
 from faceleads.gallery.templates import decrypt_members, encrypt_members, template_versions
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import encrypt_embedding
-from faceleads.security.policy import Action, require
+from faceleads.storage.crypto import encrypt_embedding
 
 
 @dataclass
@@ -89,10 +90,19 @@ def _reembed(rt: GalleryRuntime, session: Any, old: FaceTemplate, report: Reinde
     norms: dict[str, float] = {v: float(e.get("norm", 0.0)) for v, e in (old.member_templates or {}).items()}
     if old.model_version in have:
         norms.setdefault(old.model_version, float(old.embedding_norm))
+    if old.geometry is not None:
+        # Bound to the subject and the photo, not to the row: the replacement row keeps the same sealed geometry.
+        sealed = old.geometry
+    else:  # a row from before hardening_1 not sealed yet (sealed at every start, but never written in clear again)
+        legacy = template_geometry(rt.keystore, subject, image, old)
+        sealed = seal(key, legacy.box, legacy.landmarks, geometry_context(subject.key_id, image.sha256))
     if missing:
+        landmarks = template_geometry(rt.keystore, subject, image, old).landmarks
         data = rt.store.get(subject.key_id, image.store_address, image_context(image.sha256))
-        pixels = load_image(data, rt.settings).pixels
-        crop = align_face(pixels, np.asarray(old.landmarks, dtype=np.float32))[None]
+        # Decoded reduced when large (an aligned 112 px crop needs no more); the stored landmarks refer to the
+        # original picture's pixels and are mapped into the decoded ones.
+        loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+        crop = align_face(loaded.pixels, loaded.to_decoded(landmarks))[None]
         for member in missing:
             vectors, raw_norms = member.embed(crop)
             have[member.version] = vectors[0]
@@ -107,8 +117,7 @@ def _reembed(rt: GalleryRuntime, session: Any, old: FaceTemplate, report: Reinde
         image_id=image.id,
         subject_id=subject.id,
         gallery_id=image.gallery_id,
-        box=list(old.box),
-        landmarks=[list(p) for p in old.landmarks],
+        geometry=sealed,
         detector_score=float(old.detector_score),
         quality=dict(old.quality),
         quality_overall=float(old.quality_overall),

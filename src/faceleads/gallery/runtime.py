@@ -21,15 +21,16 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import ScoreFusion, Settings, get_settings
+from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
-from faceleads.security.crypto import decrypt_embedding
-from faceleads.security.keystore import KeyStore
+from faceleads.storage.crypto import decrypt_embedding
+from faceleads.storage.keystore import KeyStore
 
 if TYPE_CHECKING:
     from faceleads.gallery.index import TemplateIndex
-    from faceleads.gallery.store import BlobStore
+    from faceleads.storage.blobs import BlobStore
     from faceleads.vision.engine import FaceEngine
 
 
@@ -69,11 +70,17 @@ class GalleryRuntime:
     ) -> None:
         self.settings = settings or get_settings()
         self.settings.check_safe()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private umask, data directory 0700 and its files 0600, interrupted backups removed (docs/security.md).
+        secure_data_dir(self.settings)
         self.db_engine: Engine = make_engine(self.settings.effective_database_url)
         if create:
             create_schema(self.db_engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.db_engine)
+        if create:
+            from faceleads.gallery.geometry import seal_legacy_geometry
+
+            # Templates enrolled before geometry was encrypted: sealed once, on the first start after the upgrade.
+            seal_legacy_geometry(self.session_factory, lambda: self.keystore)
         self._face_engine = face_engine
         self._lock = threading.RLock()
         self._index: TemplateIndex | None = None
@@ -99,7 +106,7 @@ class GalleryRuntime:
     @cached_property
     def store(self) -> BlobStore:
         """The encrypted blob store of originals."""
-        from faceleads.gallery.store import BlobStore
+        from faceleads.storage.blobs import BlobStore
 
         return BlobStore.from_settings(self.settings, self.keystore)
 

@@ -1,4 +1,10 @@
-"""1:N search: a probe face against every template the searching agency may see, consolidated per subject.
+"""1:N search internals: a probe template against every template the searching agency may see, consolidated per
+subject.
+
+This module is internal to the domains: the only caller that records a search is
+:func:`faceleads.casework.searching.run_search` (an open case, a request, its purpose's rules, adjudication of
+every candidate), and an import-linter contract keeps ``web`` and ``cli`` from importing it. Measurement tools use
+:func:`rank_subjects`, which records nothing.
 
 Each subject appears at most once in the candidate list, at its best-matching photo, with the encounter that
 photo came from and the ids of the subject's other photos. The subject's score is either its best single photo
@@ -6,23 +12,27 @@ photo came from and the ids of the subject's other photos. The subject's score i
 (``ScoreFusion.MEAN_TEMPLATE``); see docs/gallery.md for the measurement behind the default.
 
 Every search is recorded with its case, offence, reason and purpose and its full result. The probe's SHA-256 is
-recorded; the probe itself is never stored or enrolled.
+recorded; the probe itself is never enrolled (casework keeps it as encrypted case evidence).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.config import ScoreFusion
-from faceleads.db import Agency, transaction
-from faceleads.errors import ImageError, KeyDestroyedError, NoFaceError, NotFound, ValidationError
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, require
+from faceleads.core.uow import transaction
+from faceleads.db import Agency
+from faceleads.errors import KeyDestroyedError, NotFound, ValidationError
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -34,10 +44,8 @@ from faceleads.gallery.models import (
 )
 from faceleads.gallery.runtime import GalleryRuntime, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
-from faceleads.governance import audit
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import decrypt_embedding
-from faceleads.security.policy import Action, require
+from faceleads.identifiers import Kind
+from faceleads.storage.crypto import decrypt_embedding
 
 MIN_LENGTH, MAX_LENGTH = 2, 50
 
@@ -206,7 +214,7 @@ def rank_subjects(
     floor: float | None = None,
 ) -> list[RankedSubject]:
     """The top ``k`` subjects for a unit-norm probe embedding within ``gallery_ids`` (no authorisation, no
-    recording: callers are :func:`search` and the measurement tools).
+    recording: callers are :func:`search_embedding` and the measurement tools).
 
     Subjects destroyed since the index was last synchronised are dropped from the index on the way.
     """
@@ -226,66 +234,6 @@ def rank_subjects(
     return ranked
 
 
-def _probe_face(rt: GalleryRuntime, probe: Path | bytes, face: int | None) -> tuple[str, np.ndarray, int, int, float]:
-    from faceleads.vision.imaging import load_image
-
-    image = load_image(probe, rt.settings)
-    engine = rt.face_engine
-    faces = engine.detect(image.pixels)
-    if not faces:
-        raise NoFaceError("no face found in the probe: crop it closer or draw a box around the face")
-    index = 1 if face is None else face
-    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= len(faces):
-        raise ValidationError(f"--face must be between 1 and {len(faces)} (faces found in the probe), got {face!r}")
-    chosen = faces[index - 1]
-    engine.embed_faces(image.pixels, [chosen])
-    assert chosen.embedding is not None
-    return image.sha256, np.asarray(chosen.embedding, np.float32), index, len(faces), chosen.quality.overall
-
-
-def search(
-    rt: GalleryRuntime,
-    actor: Actor,
-    probe: Path | bytes,
-    *,
-    case: str,
-    offence: str,
-    reason: str,
-    purpose: str = DEFAULT_PURPOSE,
-    face: int | None = None,
-    top: int | None = None,
-    floor: float | None = None,
-    at: datetime | date | None = None,
-) -> SearchResult:
-    """Search a probe photo and record the search with its result.
-
-    ``face`` picks a face (1-based, most prominent first) when the probe holds several; default the most
-    prominent. ``top``: candidate list length (default ``Settings.candidate_list_length``, 2..50). ``floor``:
-    drop candidates scoring below it. Raises :class:`ValidationError` for missing justification or bad
-    parameters, :class:`ImageError` for an unreadable probe and :class:`NoFaceError` when it shows no face.
-    """
-    _check_request(rt, actor, case, offence, reason, purpose, top, floor)
-    if isinstance(probe, Path) and not probe.exists():
-        raise ImageError(f"probe {probe} does not exist")
-    sha256, vector, face_index, faces_found, quality = _probe_face(rt, probe, face)
-    return search_embedding(
-        rt,
-        actor,
-        vector,
-        probe_sha256=sha256,
-        face_index=face_index,
-        faces_found=faces_found,
-        probe_quality=quality,
-        case=case,
-        offence=offence,
-        reason=reason,
-        purpose=purpose,
-        top=top,
-        floor=floor,
-        at=at,
-    )
-
-
 def _check_request(
     rt: GalleryRuntime,
     actor: Actor,
@@ -295,36 +243,25 @@ def _check_request(
     purpose: str,
     top: int | None,
     floor: float | None,
-) -> int:
-    """Authorise and validate a search's justification and parameters; returns the candidate list length."""
+) -> tuple[int, str, str, str, str]:
+    """Authorise and validate a search's justification and parameters.
+
+    Returns (candidate list length, case, offence, reason, purpose) in their normal forms
+    (:mod:`faceleads.identifiers`), which is what the search is recorded with.
+    """
     require(actor, Action.SEARCH)
     fields = {"case": case, "offence": offence, "reason": reason, "purpose": purpose}
     for name, value in fields.items():
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(f"a search needs a {name} (--{name})")
-    for name, value, limit in (("case", case, 100), ("offence", offence, 50), ("purpose", purpose, 64)):
-        if len(value.strip()) > limit:
-            raise ValidationError(f"{name} is limited to {limit} characters")
-    _check_administered_lists(rt, actor, offence.strip(), purpose.strip())
+    case = identifiers.normalise(Kind.OCCURRENCE, case)
+    offence = identifiers.normalise(Kind.OFFENCE, offence)
+    purpose = identifiers.normalise(Kind.PURPOSE, purpose)
+    reason = identifiers.free_text(reason.strip(), "reason")
     k = check_length(top, rt.settings.candidate_list_length)
     if floor is not None and not -1.0 <= floor <= 1.0:
         raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
-    return k
-
-
-def _check_administered_lists(rt: GalleryRuntime, actor: Actor, offence: str, purpose: str) -> None:
-    """Once an agency has an approved offence list (and the system a purpose list), searches must use them."""
-    from faceleads.casework.models import Offence, Purpose  # casework builds on the gallery, not the reverse
-
-    with rt.session_factory() as session:
-        offences = set(
-            session.scalars(select(Offence.code).where(Offence.agency_id == actor.agency_id, Offence.active)).all()
-        )
-        if offences and offence not in offences:
-            raise ValidationError(f"offence {offence!r} is not on your agency's approved offence list")
-        purposes = set(session.scalars(select(Purpose.code).where(Purpose.active)).all())
-        if purposes and purpose not in purposes:
-            raise ValidationError(f"purpose {purpose!r} is not an administered purpose")
+    return k, case, offence, reason, purpose
 
 
 def search_embedding(
@@ -347,13 +284,13 @@ def search_embedding(
     """Search an already computed probe template (an edited probe, a drawn box, several fused images) and record
     the search with its result exactly like :func:`search`. ``vector``: unit-norm embedding of the current model.
     """
-    k = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
+    k, case, offence, reason, purpose = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
     if vector.shape != (rt.embedding_dim,) or not np.all(np.isfinite(vector)):
         raise ValidationError(f"a probe template must be {rt.embedding_dim} finite numbers")
     sha256, quality = probe_sha256, probe_quality
     with rt.session_factory() as session:
-        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose.strip(), at)
+        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose, at)
     ranked = rank_subjects(rt, vector, gallery_ids, k, floor=floor) if gallery_ids else []
     gallery_size = rt.partition_size(gallery_ids) if gallery_ids else 0
     with transaction(rt.session_factory) as session:
@@ -361,10 +298,10 @@ def search_embedding(
             agency_id=actor.agency_id,
             username=actor.username,
             user_id=actor.user_id,
-            case_number=case.strip(),
-            offence_code=offence.strip(),
-            reason=reason.strip(),
-            purpose=purpose.strip(),
+            case_number=case,
+            offence_code=offence,
+            reason=reason,
+            purpose=purpose,
             probe_sha256=sha256,
             face_index=face_index,
             probe_quality=quality,
@@ -484,23 +421,11 @@ def _describe(session: Session, ranked: list[RankedSubject]) -> list[Candidate]:
     return out
 
 
-def load_search(rt: GalleryRuntime, actor: Actor, search_id: int) -> SearchRecord:
-    """A recorded search of the actor's agency (NotFound otherwise)."""
-    require(actor, Action.SEARCH)
-    with rt.session_factory() as session:
-        record = session.get(SearchRecord, search_id)
-        if record is None or record.agency_id != actor.agency_id:
-            raise NotFound(f"no search {search_id}")
-        _ = list(record.candidates)
-        return record
-
-
 __all__ = [
     "Candidate",
     "RankedSubject",
     "SearchResult",
     "check_length",
     "rank_subjects",
-    "search",
     "search_embedding",
 ]

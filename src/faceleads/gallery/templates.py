@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from faceleads.errors import IntegrityError
 from faceleads.gallery.models import FaceTemplate, Subject, SubjectStatus
 from faceleads.gallery.runtime import template_context
-from faceleads.security.crypto import OVERHEAD, decrypt_embedding, encrypt_embedding
+from faceleads.storage.crypto import OVERHEAD, decrypt_embedding, encrypt_embedding
 
 FUSED_PREFIX = "fused("
 

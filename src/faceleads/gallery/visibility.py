@@ -57,3 +57,26 @@ def gallery_visible(
 ) -> bool:
     """Whether one gallery is visible to ``agency_id`` for ``purpose`` at ``at``."""
     return gallery_id in visible_gallery_ids(session, agency_id, purpose, at)
+
+
+def gallery_shared(
+    session: Session, agency_id: int, gallery_id: int, purpose: str | None = None, at: datetime | date | None = None
+) -> bool:
+    """Whether ``agency_id`` may see ``gallery_id``'s records: its own gallery, or a sharing agreement in force
+    covers the gallery (for ``purpose``, or for any of the gallery's purposes when None).
+
+    This is the ``shared`` answer the central policy needs for a shareable action on another agency's record; it
+    is always True or False (never unknown), so the policy's check fails closed.
+    """
+    gallery = session.get(Gallery, gallery_id)
+    if gallery is None:
+        return False
+    if gallery.agency_id == agency_id:
+        return True
+    wanted = [purpose] if purpose is not None else list(gallery.purposes or [])
+    for share in session.scalars(
+        select(GalleryShare).where(GalleryShare.agency_id == agency_id, GalleryShare.gallery_id == gallery_id)
+    ):
+        if any(share_is_active(share, p, at) and p in (gallery.purposes or []) for p in wanted):
+            return True
+    return False

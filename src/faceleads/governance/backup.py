@@ -36,18 +36,21 @@ from sqlalchemy.engine import make_url
 
 from faceleads import __version__
 from faceleads.config import Settings
-from faceleads.db import transaction, utcnow
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.datadir import PARTIAL_MARKER, cleanup_partials, register_partial
+from faceleads.db import make_engine, make_session_factory, utcnow
 from faceleads.errors import ConfigurationError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.store import default_store_root
-from faceleads.governance import audit
+from faceleads.governance.audit_integrity import anchor_file
 from faceleads.governance.destruction import delete_blobs, purge_records, subject_blob_addresses
 from faceleads.governance.models import DestructionRequest, RequestStatus
-from faceleads.security.actor import Actor
-from faceleads.security.crypto import fsync_dir
-from faceleads.security.keystore import LEDGER_NAME, KeyStore, default_keystore_path
-from faceleads.security.policy import Action, enforce
+from faceleads.storage.blobs import default_store_root
+from faceleads.storage.crypto import fsync_dir
+from faceleads.storage.keystore import LEDGER_NAME, KeyStore, default_keystore_path
 
 FORMAT = "faceleads-backup-v1"
 MANIFEST = "manifest.json"
@@ -87,6 +90,7 @@ class RestoreReport:
     reconciled_subjects: list[int] = field(default_factory=list)
     unreadable_subjects: list[int] = field(default_factory=list)  # key neither present nor destroyed
     open_destructions: list[int] = field(default_factory=list)  # requests to resume with `destruction execute`
+    anchors_archived: str | None = None  # the audit anchor file of the replaced log, kept aside as evidence
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -208,7 +212,7 @@ def backup(
     """
     dest = Path(dest).absolute()
     enforce(rt.session_factory, actor, Action.BACKUP, f"backup:{dest.name}")
-    db = sqlite_path(rt.settings)
+    sqlite_path(rt.settings)  # refuses a PostgreSQL deployment before anything is written
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValidationError(f"backup destination {dest} exists and is not an empty directory")
     data_dir = rt.settings.data_dir.absolute()
@@ -219,9 +223,47 @@ def backup(
         if kd == dest or dest in kd.parents:
             raise ValidationError("keep the keys backup apart from the main backup: --keys must not be inside DEST")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(mode=0o700)
+    # Interrupted backups (kill -9, power loss) leave their hidden work folder, which holds a full copy of the
+    # database: every start, and this run, deletes those of dead processes (datadir.register_partial).
+    cleanup_partials(rt.settings)
+    work = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    with register_partial(rt.settings, work):
+        created_at, files, copied, missing, text = _write_backup(rt, work, dest, progress)
+    keys_path = str(backup_keys(rt, Path(keys_dest))) if keys_dest is not None else None
+    report = BackupReport(
+        path=str(dest),
+        created_at=created_at,
+        files=len(files),
+        bytes=sum(int(f["size"]) for f in files.values()),
+        blobs=len(copied),
+        referenced_missing=len(missing),
+        manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        keys_path=keys_path,
+    )
+    audit.record_now(
+        rt.session_factory,
+        actor,
+        "backup",
+        f"backup:{dest.name}",
+        audit.Outcome.OK,
+        details={
+            "manifest_sha256": report.manifest_sha256,
+            "file_count": report.files,
+            "blob_count": report.blobs,
+            "keys_backed_up": keys_path is not None,
+        },
+    )
+    return report
+
+
+def _write_backup(
+    rt: GalleryRuntime, work: Path, dest: Path, progress: ProgressCallback | None
+) -> tuple[str, dict[str, dict[str, Any]], set[str], set[str], str]:
+    """Fill the (registered, empty) work folder and rename it to ``dest``; on any failure delete it.
+
+    Returns (created_at, files, copied blob addresses, referenced-but-missing addresses, manifest text).
+    """
+    db = sqlite_path(rt.settings)
     try:
         files: dict[str, dict[str, Any]] = {}
         # 1. The database: one consistent snapshot through SQLite's online backup API (WAL readers never block).
@@ -254,7 +296,7 @@ def backup(
             if progress is not None:
                 progress("copying encrypted blobs", i, len(addresses))
         missing = referenced - copied
-        created_at = audit._iso(utcnow())
+        created_at = audit.iso_utc(utcnow())
         manifest = {
             "format": FORMAT,
             "created_at": created_at,
@@ -270,6 +312,7 @@ def backup(
         (work / MANIFEST).write_text(text, encoding="utf-8")
         for directory in sorted({(work / rel).parent for rel in files}, key=lambda p: len(p.parts), reverse=True):
             fsync_dir(directory)
+        (work / PARTIAL_MARKER).unlink()
         fsync_dir(work)
         if dest.exists():
             dest.rmdir()  # empty (checked above)
@@ -278,31 +321,7 @@ def backup(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    keys_path = str(backup_keys(rt, Path(keys_dest))) if keys_dest is not None else None
-    report = BackupReport(
-        path=str(dest),
-        created_at=created_at,
-        files=len(files),
-        bytes=sum(int(f["size"]) for f in files.values()),
-        blobs=len(copied),
-        referenced_missing=len(missing),
-        manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        keys_path=keys_path,
-    )
-    audit.record_now(
-        rt.session_factory,
-        actor,
-        "backup",
-        f"backup:{dest.name}",
-        audit.Outcome.OK,
-        details={
-            "manifest_sha256": report.manifest_sha256,
-            "file_count": report.files,
-            "blob_count": report.blobs,
-            "keys_backed_up": keys_path is not None,
-        },
-    )
-    return report
+    return created_at, files, copied, missing, text
 
 
 def verify_backup(src: Path, progress: ProgressCallback | None = None) -> dict[str, Any]:
@@ -391,10 +410,13 @@ def restore(
     Verifies the manifest, refuses a data directory in use unless ``force``, restores the keystore escrow copy
     ``keys_src`` if given (the destruction ledger is re-applied either way), copies the database and the blobs, then
     :func:`reconcile`\\ s: every subject whose key is destroyed is destroyed in the restored records too. ``actor``:
-    who restores (checked against the policy by the caller before the database is replaced); None = the system.
+    who restores; over an existing installation they must hold the restore permission there (checked, and a
+    refusal audited, in that installation's database before anything is replaced). None = the system operator.
     """
     src = Path(src)
     db = sqlite_path(settings)
+    if actor is not None and db.is_file():
+        _authorise_restore(settings, actor, src)
     manifest = verify_backup(src, progress)
     in_use = data_dir_contents(settings)
     if in_use and not force:
@@ -430,6 +452,13 @@ def restore(
             progress("restoring encrypted blobs", i, len(blobs))
     for directory in sorted({(store / Path(rel).relative_to(STORE_DIR)).parent for rel in blobs}):
         fsync_dir(directory)
+    # The anchors describe the audit log that was just replaced (longer than the restored one): kept aside as
+    # evidence, so that verification starts again from the restored log (docs/backup.md, docs/audit.md).
+    anchors = anchor_file(settings)
+    archived = None
+    if anchors.exists():
+        archived = anchors.with_name(f"{anchors.name}.before-restore-{utcnow():%Y%m%dT%H%M%S%fZ}")
+        os.replace(anchors, archived)
     rt = GalleryRuntime(settings)
     try:
         report = RestoreReport(
@@ -437,6 +466,7 @@ def restore(
             backup_created_at=str(manifest.get("created_at")),
             blobs_copied=copied,
             keys_restored=keys_src is not None,
+            anchors_archived=str(archived) if archived else None,
         )
         reconcile(rt, actor, report)
         with transaction(rt.session_factory) as session:
@@ -457,11 +487,21 @@ def restore(
                     "keys_restored": report.keys_restored,
                     "reconciled_count": len(report.reconciled_subjects),
                     "unreadable_count": len(report.unreadable_subjects),
+                    "anchors_archived": archived is not None,
                 },
             )
     finally:
         rt.close()
     return report
+
+
+def _authorise_restore(settings: Settings, actor: Actor, src: Path) -> None:
+    """The central policy's decision on restoring over the installation at ``settings`` (refusals audited there)."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        enforce(make_session_factory(engine), actor, Action.RESTORE, f"backup:{src.name}")
+    finally:
+        engine.dispose()
 
 
 def reconcile(rt: GalleryRuntime, actor: Actor | None, report: RestoreReport | None = None) -> RestoreReport:

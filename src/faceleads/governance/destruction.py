@@ -32,7 +32,12 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from faceleads.db import Agency, transaction, utcnow
+from faceleads import identifiers
+from faceleads.core import audit
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import (
     Encounter,
@@ -43,10 +48,8 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.governance import audit
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, enforce
+from faceleads.identifiers import Kind
 
 #: The eligibility checklist: every item must be recorded as satisfied before a request can be approved.
 CHECKLIST_ITEMS: dict[str, str] = {
@@ -113,24 +116,24 @@ class RequestView:
             "requester": self.requester,
             "grounds": self.grounds,
             "recorded_by": self.recorded_by,
-            "recorded_at": _iso(self.recorded_at),
+            "recorded_at": iso_utc(self.recorded_at),
             "checklist": self.checklist,
             "checklist_complete": checklist_complete(self.checklist),
             "status": self.status,
             "decision_reason": self.decision_reason,
             "decided_by": self.decided_by,
-            "decided_at": _iso(self.decided_at),
+            "decided_at": iso_utc(self.decided_at),
             "step": Step(self.step).name.lower(),
             "runs": self.runs,
-            "completed_at": _iso(self.completed_at),
+            "completed_at": iso_utc(self.completed_at),
             "certificate_sha256": self.certificate_sha256,
         }
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return audit._iso(moment)
+    return audit.iso_utc(moment)
 
 
 def _view(session: Session, req: DestructionRequest) -> RequestView:
@@ -189,11 +192,10 @@ def _text(value: str, name: str, limit: int, minimum: int = 1) -> str:
 
 def find_subject_id(rt: GalleryRuntime, actor: Actor, subject_number: str) -> int:
     """The id of subject ``subject_number`` of the actor's agency (NotFound otherwise)."""
+    number = identifiers.normalise(Kind.SUBJECT, subject_number)
     with rt.session_factory() as session:
         sid = session.execute(
-            select(Subject.id).where(
-                Subject.agency_id == actor.agency_id, Subject.subject_number == subject_number.strip()
-            )
+            select(Subject.id).where(Subject.agency_id == actor.agency_id, Subject.subject_number == number)
         ).scalar_one_or_none()
     if sid is None:
         raise NotFound(f"agency {actor.agency_code or actor.agency_id} has no subject {subject_number!r}")
@@ -220,12 +222,15 @@ def request_destruction(
     """
     requester = _text(requester, "requester", 200)
     grounds = _text(grounds, "grounds", 4000, MIN_REASON_CHARS)
+    # The role first, then the record's agency: another agency's subject is answered like a missing one.
+    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}")
     with rt.session_factory() as session:
         subject = session.get(Subject, subject_id)
         if subject is None:
             raise NotFound(f"no subject {subject_id}")
         agency_id = subject.agency_id
-    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", agency_id)
+    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", agency_id,
+            not_found=f"no subject {subject_id}")
     with transaction(rt.session_factory) as session:
         subject = session.get(Subject, subject_id)
         assert subject is not None
@@ -268,9 +273,12 @@ def _load(session: Session, request_id: int) -> DestructionRequest:
 
 
 def _authorise(rt: GalleryRuntime, actor: Actor, action: Action, request_id: int) -> None:
+    """The role first, then the request's agency (another agency's request is answered like a missing one)."""
+    ref = f"destruction_request:{request_id}"
+    enforce(rt.session_factory, actor, action, ref)
     with rt.session_factory() as session:
         agency_id = _load(session, request_id).agency_id
-    enforce(rt.session_factory, actor, action, f"destruction_request:{request_id}", agency_id)
+    enforce(rt.session_factory, actor, action, ref, agency_id, not_found=f"no destruction request {request_id}")
 
 
 def record_checklist(
@@ -294,7 +302,7 @@ def record_checklist(
             "satisfied": bool(satisfied),
             "note": note,
             "by": actor.username,
-            "at": audit._iso(utcnow()),
+            "at": audit.iso_utc(utcnow()),
         }
         req.checklist = checklist  # reassigned so the JSON column is seen as changed
         _record(session, actor, req, "checklist", item=item, satisfied=bool(satisfied))
@@ -609,16 +617,16 @@ def build_certificate(
         "requester": req.requester,
         "grounds": req.grounds,
         "recorded_by": req.recorded_by,
-        "recorded_at": _iso(req.recorded_at),
+        "recorded_at": iso_utc(req.recorded_at),
         "checklist": {item: bool((req.checklist or {}).get(item, {}).get("satisfied")) for item in CHECKLIST_ITEMS},
         "decision": "approved",
         "decision_reason": req.decision_reason,
         "decided_by": req.decided_by,
-        "decided_at": _iso(req.decided_at),
+        "decided_at": iso_utc(req.decided_at),
         "executed_by": req.executed_by,
         "completed_by": actor.username,
-        "execution_started_at": _iso(req.execution_started_at),
-        "completed_at": _iso(req.completed_at),
+        "execution_started_at": iso_utc(req.execution_started_at),
+        "completed_at": iso_utc(req.completed_at),
         "runs": req.runs,
         "data_key_destroyed": req.key_id,
         "data_key_confirmed_destroyed": key_gone,

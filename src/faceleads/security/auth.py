@@ -23,13 +23,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.config import Settings, get_settings
-from faceleads.db import Agency, transaction, utcnow
-from faceleads.errors import AuthenticationError
-from faceleads.governance import audit
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
+from faceleads.errors import AuthenticationError, TooManyRequests, ValidationError
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
+from faceleads.security.throttle import SignInLimiter
 
 Clock = Callable[[], datetime]
 
@@ -110,7 +113,7 @@ def _check_second_factor(
         return None, "recovery"
     if user.totp_secret_enc is None:
         return "TOTP enabled but no secret stored", "totp"
-    from faceleads.security.crypto import load_master_key
+    from faceleads.storage.crypto import load_master_key
 
     key = master_key if master_key is not None else load_master_key(settings)
     secret = totp.open_secret(key, user.id, user.totp_secret_enc)
@@ -119,6 +122,15 @@ def _check_second_factor(
         return "TOTP code wrong, expired or already used", "totp"
     user.totp_last_step = step
     return None, "totp"
+
+
+#: The one answer to every refused sign-in: an unknown user, a wrong password or second factor, a locked or a
+#: deactivated account all read the same, so that the answer does not tell which usernames exist or which are
+#: locked. The audit entry records the actual reason.
+SIGN_IN_REFUSED = (
+    "sign-in refused: wrong username, password or second factor, or the account is locked after repeated "
+    "failures (it unlocks by itself after a while, or an administrator unlocks it)"
+)
 
 
 def authenticate(
@@ -131,18 +143,38 @@ def authenticate(
     master_key: bytes | None = None,
     clock: Clock = utcnow,
     client: str = "cli",
+    limiter: SignInLimiter | None = None,
+    address: str | None = None,
 ) -> SignIn:
     """Sign a user in and return a new session token; raise :class:`AuthenticationError` otherwise.
 
-    Failures are committed (counter, lockout, audit entry) before the error is raised. The message does not say
-    whether the username exists or which factor was wrong; the audit entry does.
+    Failures are committed (counter, lockout, audit entry) before the error is raised. Every failure raises the
+    same :data:`SIGN_IN_REFUSED` message after the same work — exactly one argon2id verification, against the
+    account's hash or, for an unknown username, a dummy hash — so neither the message nor the time taken tells an
+    unknown user from a wrong password, a locked or a deactivated account. Only the audit entry has the reason.
+    With a ``limiter`` (the web app's), an attempt from ``address`` beyond its rate is refused with
+    :class:`TooManyRequests` before any check (the same answer for every username), and the refusal is audited too.
     """
     settings = settings or get_settings()
     now = as_utc(clock())
-    failure: str | None = None
+    if limiter is not None:
+        try:
+            limiter.check(address or client, username if isinstance(username, str) else "")
+        except TooManyRequests:
+            audit.record_now(
+                session_factory, None, audit.AuditAction.LOGIN, "user:(throttled)", audit.Outcome.DENIED,
+                details={"attempted_username": str(username)[:150], "reason": "rate limited", "client": client[:100]},
+                at=now,
+            )  # fmt: skip
+            raise
+    failure = False
     result: SignIn | None = None
+    try:
+        lookup: str | None = identifiers.username(username)
+    except ValidationError:
+        lookup = None  # cannot exist; answered exactly like an unknown username
     with transaction(session_factory) as session:
-        user = session.scalars(select(User).where(User.username == username)).first()
+        user = session.scalars(select(User).where(User.username == lookup)).first() if lookup else None
         if user is None:
             passwords.burn_time(password)
             audit.record(
@@ -158,18 +190,19 @@ def authenticate(
                 },
                 at=now,
             )
-            failure = "invalid username or password"
+            failure = True
         else:
             actor = actor_for_user(session, user, now)
             ref = f"user:{user.id}"
             locked_until = as_utc(user.locked_until) if user.locked_until else None
+            # The password is checked on every path, locked and deactivated accounts included: same work.
+            password_ok = passwords.verify_password(user.password_hash, password)
             if not user.active:
-                passwords.burn_time(password)
                 audit.record(
                     session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
                     details={"reason": "account deactivated", "client": client[:100]}, at=now,
                 )  # fmt: skip
-                failure = "invalid username or password"
+                failure = True
             elif locked_until is not None and locked_until > now:
                 audit.record(
                     session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
@@ -177,31 +210,29 @@ def authenticate(
                              "client": client[:100]},
                     at=now,
                 )  # fmt: skip
-                failure = (
-                    f"account locked after repeated failed sign-ins until {locked_until:%Y-%m-%d %H:%M} UTC, "
-                    "or until an administrator unlocks it"
-                )
+                failure = True
             else:
                 reason: str | None = None
                 factor = "none"
-                if not passwords.verify_password(user.password_hash, password):
+                if not password_ok:
                     reason = "wrong password"
                 else:
                     reason, factor = _check_second_factor(session, user, second_factor, now, master_key, settings)
                 if reason is not None:
-                    failure = _record_failure(session, user, actor, reason, now, settings, client)
+                    _record_failure(session, user, actor, reason, now, settings, client)
+                    failure = True
                 else:
                     result = _open_session(session, user, actor, password, factor, now, settings, client)
-    if failure is not None:
-        raise AuthenticationError(failure)
+    if failure:
+        raise AuthenticationError(SIGN_IN_REFUSED)
     assert result is not None
     return result
 
 
 def _record_failure(
     session: Session, user: User, actor: Actor, reason: str, now: datetime, settings: Settings, client: str
-) -> str:
-    """Count a failed attempt, lock the account at the threshold, audit; return the message for the user."""
+) -> None:
+    """Count a failed attempt, lock the account at the threshold, audit."""
     # Increment in SQL so that concurrent failures are all counted.
     session.execute(update(User).where(User.id == user.id).values(failed_attempts=User.failed_attempts + 1))
     session.refresh(user, ["failed_attempts"])
@@ -217,11 +248,6 @@ def _record_failure(
             session, actor, "account_locked", f"user:{user.id}", audit.Outcome.OK,
             details={"consecutive_failures": attempts, "minutes": settings.lockout_minutes}, at=now,
         )  # fmt: skip
-        return (
-            f"invalid credentials; the account is now locked for {settings.lockout_minutes} minutes "
-            "(or until an administrator unlocks it)"
-        )
-    return "invalid username, password or second factor"
 
 
 def _open_session(

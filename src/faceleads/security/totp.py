@@ -22,7 +22,7 @@ import qrcode.image.svg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from faceleads.security import crypto
+from faceleads.storage import crypto
 
 ISSUER = "faceleads"
 STEP_SECONDS = 30

@@ -1,7 +1,7 @@
 """Administration of agencies, users, roles and certifications, and each user's own account (password, TOTP).
 
 Every function takes a session factory and the acting :class:`Actor`, asks the central policy
-(:func:`faceleads.security.policy.enforce`, which audits refusals), does its work in one transaction and audits it
+(:func:`faceleads.core.policy.enforce`, which audits refusals), does its work in one transaction and audits it
 in that same transaction, so that a change and its audit entry commit together.
 
 Separation of duties: nobody changes their own roles or certifications (an administrator cannot make themselves an
@@ -10,7 +10,6 @@ analyst and so reach biometric content), and administrators act only on users of
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,17 +17,18 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.db import Agency, transaction, utcnow
+from faceleads import identifiers
+from faceleads.config import Settings, get_settings
+from faceleads.core import audit
+from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
-from faceleads.governance import audit
 from faceleads.security import passwords, totp
-from faceleads.security.actor import Actor, Role
 from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
-from faceleads.security.policy import Action, enforce
-
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
-_AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+from faceleads.storage.crypto import load_master_key
 
 
 def parse_roles(names: Iterable[str]) -> frozenset[Role]:
@@ -43,7 +43,7 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
 
 
 def _user(session: Session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).first()
+    user = session.scalars(select(User).where(User.username == identifiers.username(username))).first()
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
@@ -51,7 +51,7 @@ def _user(session: Session, username: str) -> User:
 
 def agency_by_code(session: Session, code: str) -> Agency:
     """The agency with ``code``; NotFound otherwise."""
-    agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    agency = session.scalars(select(Agency).where(Agency.code == identifiers.agency_code(code))).first()
     if agency is None:
         raise NotFound(f"no agency with code {code!r}")
     return agency
@@ -64,7 +64,8 @@ def _target_agency_id(session_factory: sessionmaker[Session], username: str) -> 
 
 
 def _not_self(actor: Actor, username: str, what: str) -> None:
-    if actor.username == username:
+    # Compared in normal form: a look-alike spelling of one's own name is still oneself.
+    if actor.username == identifiers.username(username):
         raise PermissionDenied(f"nobody may {what} themselves; another administrator must do it")
 
 
@@ -91,8 +92,8 @@ def bootstrap(
     session_factory: sessionmaker[Session], agency_code: str, agency_name: str, username: str, password: str
 ) -> int:
     """Create the first agency and its first administrator; refused once any user exists. Returns the user id."""
-    _check_agency_code(agency_code)
-    _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    username = _check_username(username)
     passwords.check_password_rules(password, username=username)
     with transaction(session_factory) as session:
         if session.scalar(select(func.count()).select_from(User)):
@@ -113,23 +114,20 @@ def bootstrap(
         return user.id
 
 
-def _check_agency_code(code: str) -> None:
-    if not _AGENCY_CODE.match(code):
-        raise ValidationError(f"agency code {code!r} must be 1-32 upper-case letters, digits, '-' or '_'")
+def _check_agency_code(code: str) -> str:
+    """The agency code in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.agency_code(code)
 
 
-def _check_username(username: str) -> None:
-    if not _USERNAME.match(username):
-        raise ValidationError(
-            f"username {username!r} must be 3-64 lower-case letters, digits, '.', '-' or '_', "
-            "starting and ending with a letter or digit"
-        )
+def _check_username(username: str) -> str:
+    """The username in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.username(username)
 
 
 def create_agency(session_factory: sessionmaker[Session], actor: Actor, code: str, name: str) -> int:
     """Create an agency; returns its id."""
+    code = _check_agency_code(code)
     enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{code}")
-    _check_agency_code(code)
     if not name.strip() or len(name) > 200:
         raise ValidationError("agency name must be 1-200 characters")
     with transaction(session_factory) as session:
@@ -153,13 +151,15 @@ def create_user(
     roles: Iterable[str] = (),
 ) -> int:
     """Create a user in ``agency_code`` (the administrator's own agency) with initial roles; returns the id."""
+    username = _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    display_name = identifiers.free_text(display_name.strip(), "display name")
     with session_factory() as session:
         agency_id = agency_by_code(session, agency_code).id
     enforce(session_factory, actor, Action.ADMIN_USERS, f"user:{username}", agency_id)
     role_set = parse_roles(roles)
     if role_set:
         enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}", agency_id)
-    _check_username(username)
     passwords.check_password_rules(password, username=username)
     with transaction(session_factory) as session:
         if session.scalars(select(User).where(User.username == username)).first() is not None:
@@ -199,7 +199,7 @@ def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: s
         session.add(RoleGrant(user_id=user.id, role=parsed.value, granted_by=actor.user_id))
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "grant_role", "role": parsed.value, "username": username},
+            details={"change": "grant_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return True
 
@@ -223,7 +223,7 @@ def revoke_role(session_factory: sessionmaker[Session], actor: Actor, username: 
         user.role_grants.remove(grant)
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "revoke_role", "role": parsed.value, "username": username},
+            details={"change": "revoke_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return True
 
@@ -324,7 +324,7 @@ def unlock(session_factory: sessionmaker[Session], actor: Actor, username: str) 
         user = _user(session, username)
         user.locked_until = None
         user.failed_attempts = 0
-        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": username})
+        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": user.username})
 
 
 def set_active(session_factory: sessionmaker[Session], actor: Actor, username: str, active: bool) -> None:
@@ -424,8 +424,16 @@ class TotpEnrolment:
     qr_png: bytes
 
 
-def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, master_key: bytes) -> TotpEnrolment:
+def begin_totp_enrolment(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    master_key: bytes | None = None,
+    *,
+    settings: Settings | None = None,
+) -> TotpEnrolment:
     """Store a new (not yet active) TOTP secret for the actor and return it with its QR code.
+
+    ``master_key`` seals the secret; by default the installation's (``settings``).
 
     Refused when TOTP is already enabled (an administrator resets it first), so that a stolen session cannot
     silently replace the second factor.
@@ -436,7 +444,8 @@ def begin_totp_enrolment(session_factory: sessionmaker[Session], actor: Actor, m
         user = _user(session, actor.username)
         if user.totp_enabled:
             raise ValidationError("TOTP is already enabled; an administrator must reset it before re-enrolling")
-        user.totp_secret_enc = totp.seal_secret(master_key, user.id, secret)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        user.totp_secret_enc = totp.seal_secret(key, user.id, secret)
         user.totp_last_step = None
         audit.record(session, actor, "totp_enrol_begin", f"user:{user.id}")
     uri = totp.provisioning_uri(secret, actor.username, actor.agency_code or str(actor.agency_id))
@@ -447,9 +456,10 @@ def confirm_totp_enrolment(
     session_factory: sessionmaker[Session],
     actor: Actor,
     code: str,
-    master_key: bytes,
+    master_key: bytes | None = None,
     *,
     clock: Clock = utcnow,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Enable TOTP once the user proves their app shows the right code; returns the recovery codes (shown once)."""
     enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
@@ -460,7 +470,8 @@ def confirm_totp_enrolment(
             raise ValidationError("TOTP is already enabled")
         if user.totp_secret_enc is None:
             raise ValidationError("no TOTP enrolment in progress: run 'faceleads account totp-enrol' first")
-        secret = totp.open_secret(master_key, user.id, user.totp_secret_enc)
+        key = master_key if master_key is not None else load_master_key(settings or get_settings())
+        secret = totp.open_secret(key, user.id, user.totp_secret_enc)
         step = totp.match_step(secret, code, now)
         if step is None:
             raise ValidationError("the code does not match: check the authenticator app's clock and try again")

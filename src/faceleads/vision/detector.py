@@ -253,6 +253,27 @@ class AnchorDetector(ABC):
         near = box_iou(box, boxes) >= min_iou
         return float(scores[near].max()) if near.any() else 0.0
 
+    def detect_single_pass(self, image: ImageArray) -> list[Detection]:
+        """Faces found by one pass over the whole image at (at most) ``det_size``: no tiles, no fallback ladder.
+
+        For video frames (the live pipeline), where a bounded cost per frame matters more than the smallest faces:
+        every detection is ``found_by="detector"``.
+        """
+        h, w = image.shape[:2]
+        detections = scrfd.merge_detections(*self._global_pass(image), iou_threshold=self.nms_threshold)
+        return [self._clip(d, w, h) for d in detections]
+
+    def single_pass_copy(self, det_size: int, score_threshold: float, nms_threshold: float) -> AnchorDetector:
+        """A detector of the same kind over the same network session, for :meth:`detect_single_pass` at other
+        settings (the live pipeline's frame size and its lower score floor for the tracker); never enlarging."""
+        return type(self)(
+            self.runner,
+            det_size=det_size,
+            score_threshold=score_threshold,
+            nms_threshold=nms_threshold,
+            max_upscale=1.0,
+        )
+
     def detect_in_region(self, image: ImageArray, box: FloatArray, margin: float = 0.5) -> list[Detection]:
         """Faces inside an analyst-drawn ``box`` (x1, y1, x2, y2): the region, with a margin, is searched alone.
 

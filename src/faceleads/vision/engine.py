@@ -8,7 +8,7 @@ be injected instead (tests, or a vendor SDK wrapped as a :class:`~faceleads.visi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,7 +25,7 @@ from faceleads.vision.onnx import InferenceRunner, OrtRunner
 from faceleads.vision.packs import LANDMARK_FILE, RECOGNIZERS, resolve_pack, resolve_recognizers
 from faceleads.vision.quality import assess
 from faceleads.vision.recognition import FusedRecognizer, OnnxRecognizer, Recognizer, stack_crops
-from faceleads.vision.types import Detection, Face, FloatArray, ImageArray
+from faceleads.vision.types import Detection, Face, FloatArray, ImageArray, LoadedImage
 
 ALIGNED_KEY = "aligned"
 
@@ -226,6 +226,42 @@ class FaceEngine:
         if embed:
             self.embed_faces(image, faces)
         return faces
+
+    def detect_loaded(
+        self, loaded: LoadedImage, *, embed: bool = False, max_faces: int | None = None
+    ) -> list[Face]:
+        """:meth:`detect` on a picture from :func:`~faceleads.vision.imaging.load_image`, with boxes and landmarks
+        in the **original** picture's pixels even when it was decoded reduced (``loaded.scale`` > 1).
+
+        Embeddings and aligned crops come from the decoded pixels; the quality's inter-eye distance is that of the
+        original (re-assessed from the scaled landmarks), so a reduced decode does not lower a face's size score.
+        The detection fallbacks (:meth:`detect`) run on the decoded pixels as usual; ``found_by`` and its quality
+        factor are kept.
+        """
+        faces = self.detect(loaded.pixels, embed=embed, max_faces=max_faces)
+        if loaded.scale != 1.0:
+            s = np.float32(loaded.scale)
+            for face in faces:
+                face.box = np.asarray(face.box, dtype=np.float32) * s
+                face.landmarks = np.asarray(face.landmarks, dtype=np.float32) * s
+                aligned = face.extra.get(ALIGNED_KEY)
+                if aligned is not None:
+                    face.quality = assess(face.landmarks, aligned, face.score, face.found_by)
+        return faces
+
+    def frame_detector(
+        self, det_size: int, score_threshold: float, nms_threshold: float
+    ) -> Callable[[ImageArray], list[Detection]]:
+        """A detection function for video frames: one pass at (at most) ``det_size``, no tiles, no fallback ladder
+        and no whole-crop check, so the cost per frame stays bounded (the live pipeline). It shares the engine's
+        detector network session.
+
+        A vendor detector without a single-pass mode (not an :class:`AnchorDetector`) is used through its own
+        ``detect``: the fallback ladder is faceleads' own and never wraps it.
+        """
+        if isinstance(self.detector, AnchorDetector):
+            return self.detector.single_pass_copy(det_size, score_threshold, nms_threshold).detect_single_pass
+        return self.detector.detect
 
     def detect_batch(
         self, images: Sequence[ImageArray], *, embed: bool = True, max_faces: int | None = None

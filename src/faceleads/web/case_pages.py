@@ -12,16 +12,12 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from faceleads.casework import adjudication, admin, cases, probes, reporting, searching
-from faceleads.casework.edits import apply_edits, parse_edits
-from faceleads.casework.models import FEATURES
-from faceleads.casework.models import Probe as ProbeRow
+from faceleads.casework.edits import parse_edits
+from faceleads.core.policy import Action
 from faceleads.errors import NotFound, ValidationError
-from faceleads.security.policy import Action
-from faceleads.vision.imaging import encode_jpeg, load_image
-from faceleads.web.api.gallery import subject_detail
+from faceleads.gallery import viewing
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import PageScope, Scope, run_blocking
-from faceleads.web.media import compare_crop, compare_matrix, gallery_landmarks
 from faceleads.web.render import render
 from faceleads.web.security import CSRF_HEADER, check_csrf, read_upload
 
@@ -245,10 +241,8 @@ async def probe_page(request: Request, probe_id: Id, scope: PageScope) -> Respon
     can_edit = scope.may(Action.EDIT_PROBE, actor.agency_id)
     # Investigators see their evidence; only examiners run detection, edit, pick faces and search.
     faces = await run_blocking(request, probes.detect_faces, rt, actor, probe_id) if can_edit else []
-    with rt.session_factory() as session:
-        row = session.get(ProbeRow, probe_id)
-        # The evidence's size; the page script corrects it from the loaded image when edits rotate or crop it.
-        width, height = (row.evidence.width, row.evidence.height) if row is not None else (1, 1)
+    # The evidence's size; the page script corrects it from the loaded image when edits rotate or crop it.
+    width, height = info.width, info.height
     requests_ = [r for r in cases.list_requests(rt, actor, info.case_id) if r.status == "ready"]
     return render(request, "case_probe.html", {
         "probe": info, "faces": faces, "requests": requests_, "controls": _controls(info.edits),
@@ -266,12 +260,6 @@ async def probe_image_page(
     return Response(png, media_type="image/png", headers=NO_STORE)
 
 
-def _preview(scope: Scope, probe_id: int, edits: list[dict[str, Any]]) -> bytes:
-    original = probes.probe_image(scope.rt, scope.actor, probe_id, edited=False)
-    pixels = apply_edits(load_image(original, scope.rt.settings).pixels, edits)
-    return encode_jpeg(pixels, quality=85)
-
-
 @router.get("/case-probes/{probe_id}/preview")
 async def preview_page(
     request: Request,
@@ -284,9 +272,8 @@ async def preview_page(
     sharpen: Annotated[float, Query(ge=0.0, le=5.0)] = 0.0,
 ) -> Response:
     """Live preview of an edit list applied to the original (nothing is saved; the view is audited)."""
-    scope.require(Action.EDIT_PROBE, f"probe:{probe_id}", scope.actor.agency_id)
     edits = edits_from_form(brightness, contrast, rotate, equalize, sharpen)
-    body = await run_blocking(request, _preview, scope, probe_id, edits)
+    body = await run_blocking(request, probes.preview_edits, scope.rt, scope.actor, probe_id, edits)
     return Response(body, media_type="image/jpeg", headers=NO_STORE)
 
 
@@ -363,38 +350,11 @@ async def search_page(
     return _redirect(f"/case-searches/{info.id}")
 
 
-def probe_face_crop(scope: Scope, probe_id: int) -> tuple[bytes, list[list[float]]]:
-    """The chosen face of a probe as an aligned comparison crop (from the edited image; the view is audited)."""
-    png = probes.probe_image(scope.rt, scope.actor, probe_id, edited=True)
-    with scope.rt.session_factory() as session:
-        row = session.get(ProbeRow, probe_id)
-        landmarks = row.face_landmarks if row is not None else None
-    if not landmarks:
-        raise NotFound(f"probe {probe_id} has no face chosen")
-    return compare_crop(load_image(png, scope.rt.settings).pixels, landmarks)
-
-
 @router.get("/case-probes/{probe_id}/aligned")
 async def probe_aligned_page(request: Request, probe_id: Id, scope: PageScope) -> Response:
     """The chosen probe face, aligned for comparison."""
-    body, _ = await run_blocking(request, probe_face_crop, scope, probe_id)
+    body, _ = await run_blocking(request, probes.aligned_face, scope.rt, scope.actor, probe_id)
     return Response(body, media_type="image/jpeg", headers=NO_STORE)
-
-
-def probe_landmarks(scope: Scope, probe_id: int) -> list[list[float]] | None:
-    """The chosen probe face's landmarks in comparison-crop coordinates (after a policy-checked probe lookup)."""
-    import numpy as np
-
-    from faceleads.vision.align import transform_points
-
-    probes.show_probe(scope.rt, scope.actor, probe_id)
-    with scope.rt.session_factory() as session:
-        row = session.get(ProbeRow, probe_id)
-        landmarks = row.face_landmarks if row is not None else None
-    if not landmarks:
-        return None
-    points = transform_points(np.asarray(landmarks, dtype=np.float32), compare_matrix(landmarks))
-    return [[round(float(x), 1), round(float(y), 1)] for x, y in points]
 
 
 # --- searches, adjudication ------------------------------------------------------------------------------------
@@ -422,15 +382,15 @@ def case_compare_page(request: Request, case_search_id: Id, rank: Id, scope: Pag
     if candidate is None:
         raise NotFound(f"search {case_search_id} has no candidate ranked {rank}")
     probe_id = int(info.probes_used[0]["probe_id"])
-    with scope.rt.session_factory() as session:
-        subject = subject_detail(scope, session, candidate.subject_id)
-    others = [i for e in subject.encounters for i in e.image_ids if i != candidate.image_id]
     case = cases.show_case(scope.rt, scope.actor, info.case_id)
+    subject = viewing.subject_detail(scope.rt, scope.actor, candidate.subject_id, case=case.occurrence_number)
+    others = [i for i in subject.image_ids if i != candidate.image_id]
     return render(request, "case_compare.html", {
         "info": info, "candidate": candidate, "ranks": [(c.rank, c.conclusion) for c in marks], "case": case,
-        "probe_id": probe_id, "probe_landmarks": probe_landmarks(scope, probe_id),
-        "cand_landmarks": gallery_landmarks(scope, candidate.image_id), "others": others,
-        "features": FEATURES, "findings": FINDINGS, "submitted": info.status != "adjudicating",
+        "probe_id": probe_id, "probe_landmarks": probes.face_landmarks(scope.rt, scope.actor, probe_id),
+        "cand_landmarks": viewing.landmarks(scope.rt, scope.actor, candidate.image_id, case=case.occurrence_number),
+        "others": others,
+        "features": adjudication.FEATURES, "findings": FINDINGS, "submitted": info.status != "adjudicating",
     })  # fmt: skip
 
 
@@ -441,7 +401,7 @@ async def conclude_page(request: Request, case_search_id: Id, rank: Id, scope: P
     check_csrf(request, str(form.get("csrf") or ""))
     conclusion = str(form.get("conclusion") or "")
     notes = str(form.get("notes") or "")[:4000]
-    checklist = {f: str(form.get(f"feature_{f}")) for f in FEATURES if form.get(f"feature_{f}")}
+    checklist = {f: str(form.get(f"feature_{f}")) for f in adjudication.FEATURES if form.get(f"feature_{f}")}
     adjudication.adjudicate(scope.rt, scope.actor, case_search_id, rank, conclusion, notes, checklist)
     marks = adjudication.candidate_list(scope.rt, scope.actor, case_search_id)
     following = next((c.rank for c in marks if c.conclusion is None and c.rank > rank), None)
@@ -488,9 +448,10 @@ def verify_page(request: Request, lead_id: Id, scope: PageScope) -> Response:
     """The blind verification view: probe and candidate only (never the first analyst's conclusion)."""
     task = adjudication.verification_task(scope.rt, scope.actor, lead_id)
     probe_id = int(task.probes[0]["probe_id"])
-    return render(request, "verify.html", {"task": task, "probe_id": probe_id,
-                                           "probe_landmarks": probe_landmarks(scope, probe_id),
-                                           "cand_landmarks": gallery_landmarks(scope, task.image_id)})  # fmt: skip
+    return render(request, "verify.html", {
+        "task": task, "probe_id": probe_id, "probe_landmarks": probes.face_landmarks(scope.rt, scope.actor, probe_id),
+        "cand_landmarks": viewing.landmarks(scope.rt, scope.actor, task.image_id),
+    })  # fmt: skip
 
 
 @router.post("/leads/{lead_id}/verify")

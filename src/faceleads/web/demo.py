@@ -16,11 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from faceleads.core.actor import Actor
+from faceleads.errors import ConfigurationError
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
 from faceleads.security.models import User
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.vision.models import default_model_dir
@@ -54,9 +55,18 @@ def has_users(rt: GalleryRuntime) -> bool:
 
 
 def ensure_admin(rt: GalleryRuntime, password: str | None) -> str | None:
-    """Bootstrap the first administrator when there is no user; returns the password used (None if none made)."""
+    """Bootstrap the first administrator when there is no user; returns the password used (None if none made).
+
+    Outside dev mode a generated password would end up in the service's logs, so there the password must come
+    from ``FACELEADS_ADMIN_PASSWORD`` (or the administrator is made with ``faceleads admin bootstrap``).
+    """
     if has_users(rt):
         return None
+    if password is None and not rt.settings.is_dev:
+        raise ConfigurationError(
+            "first start in production mode: set FACELEADS_ADMIN_PASSWORD for the first administrator, or create "
+            "it with 'faceleads admin bootstrap' (a generated password is never printed outside dev mode)"
+        )
     secret = password or new_password()
     code = rt.settings.agency.strip().upper()
     users.bootstrap(rt.session_factory, code, f"{code} (first agency)", ADMIN_USERNAME, secret)
@@ -91,8 +101,17 @@ def _crop(pixels: object, box: list[float], margin: float = 0.8) -> bytes:
     return encode_jpeg(np.ascontiguousarray(image[top:bottom, left:right]), quality=95)
 
 
+DEMO_REFUSED = (
+    "the demo (users with printed passwords, a gallery of sample faces) is refused outside dev mode: "
+    "FACELEADS_MODE is production; start without --demo"
+)
+
+
 def load_demo(rt: GalleryRuntime) -> DemoReport:
-    """Create the demo users and gallery once (skipped when the demo users already exist)."""
+    """Create the demo users and gallery once (skipped when the demo users already exist). Dev mode only: demo
+    accounts with known passwords never exist in a production system (:class:`ConfigurationError`)."""
+    if not rt.settings.is_dev:
+        raise ConfigurationError(DEMO_REFUSED)
     report = DemoReport()
     admin = _admin_actor(rt)
     with rt.session_factory() as session:

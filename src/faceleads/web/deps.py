@@ -2,16 +2,15 @@
 
 - API requests authenticate with ``Authorization: Bearer <token>`` (a session from :func:`faceleads.security.auth.
   authenticate`); web pages with the ``fl_session`` cookie holding the same kind of token.
-- :class:`Scope` is the single place routes ask the central policy (:mod:`faceleads.security.policy`) whether the
-  actor may do something to a resource of some agency, and which galleries the actor's agency may see. Routes never
-  test roles themselves.
+- :class:`Scope` carries the actor and the runtime to the domain services, which authorise and audit every read
+  and change themselves. Routes use :meth:`Scope.may` only to show or hide links, and :meth:`Scope.require` only as
+  an early, audited refusal before reading a large upload; they never test roles themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -19,13 +18,12 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from faceleads.db import transaction
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action, allowed, enforce
+from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError
 from faceleads.gallery.runtime import GalleryRuntime
-from faceleads.gallery.visibility import DEFAULT_PURPOSE, gallery_visible, visible_gallery_ids
 from faceleads.security import auth
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action, allowed, enforce
 from faceleads.web.security import SESSION_COOKIE
 
 T = TypeVar("T")
@@ -104,7 +102,7 @@ PageActor = Annotated[Actor, Depends(page_actor)]
 
 @dataclass(frozen=True)
 class Scope:
-    """The actor, the runtime and the policy decisions about them: every route's authorisation goes through here."""
+    """The actor and the runtime a route hands to the domain services (which authorise and audit)."""
 
     actor: Actor
     rt: GalleryRuntime
@@ -115,43 +113,14 @@ class Scope:
         object_ref: str,
         agency_id: int | None = None,
         *,
-        shared: bool | None = None,
         case: str | None = None,
     ) -> None:
-        """Ask the central policy; a refusal is audited and raised as PermissionDenied (403)."""
-        enforce(self.rt.session_factory, self.actor, action, object_ref, agency_id, shared=shared, case=case)
+        """An early refusal (audited, 403) before an upload is read; the service called next decides again."""
+        enforce(self.rt.session_factory, self.actor, action, object_ref, agency_id, case=case)
 
     def may(self, action: Action, agency_id: int | None = None) -> bool:
         """Whether the policy allows ``action`` (for showing or hiding links; never instead of :meth:`require`)."""
         return allowed(self.actor, action, agency_id)
-
-    def own_agency(self, action: Action, object_ref: str) -> int:
-        """Require ``action`` on the actor's own agency; returns the agency id to filter queries with."""
-        self.require(action, object_ref, self.actor.agency_id)
-        return self.actor.agency_id
-
-    def visible_galleries(
-        self, session: Session, purpose: str = DEFAULT_PURPOSE, at: datetime | date | None = None
-    ) -> list[int]:
-        """Galleries the actor's agency may see for ``purpose`` (own plus shared by an agreement in force)."""
-        return visible_gallery_ids(session, self.actor.agency_id, purpose, at)
-
-    def require_gallery_item(
-        self, session: Session, action: Action, object_ref: str, agency_id: int, gallery_id: int
-    ) -> None:
-        """Require a shareable gallery action on an item of ``gallery_id`` owned by ``agency_id``."""
-        shared = agency_id == self.actor.agency_id or any(
-            gallery_visible(session, self.actor.agency_id, gallery_id, purpose)
-            for purpose in _purposes_of(session, gallery_id)
-        )
-        self.require(action, object_ref, agency_id, shared=shared)
-
-
-def _purposes_of(session: Session, gallery_id: int) -> list[str]:
-    from faceleads.gallery.models import Gallery
-
-    gallery = session.get(Gallery, gallery_id)
-    return list(gallery.purposes or []) if gallery else []
 
 
 def api_scope(actor: ApiActor, rt: Runtime) -> Scope:
@@ -171,8 +140,3 @@ PageScope = Annotated[Scope, Depends(page_scope)]
 def get_jobs(request: Request) -> Any:
     """The app's job runner (:class:`faceleads.web.jobs.JobRunner`)."""
     return request.app.state.jobs
-
-
-def get_probes(request: Request) -> Any:
-    """The app's probe workspaces (:class:`faceleads.web.media.ProbeWorkspace`)."""
-    return request.app.state.probes

@@ -25,6 +25,7 @@ from faceleads.errors import (
     NoFaceError,
     NotFound,
     PermissionDenied,
+    TooManyRequests,
     ValidationError,
 )
 
@@ -45,14 +46,6 @@ STATUS_FOR: tuple[tuple[type[FaceleadsError], int, str], ...] = (
     (ConfigurationError, 503, "Server misconfigured"),
     (ModelError, 503, "Face models unavailable"),
 )
-
-
-class TooManyRequests(FaceleadsError):
-    """A rate limit was reached; retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class PayloadTooLarge(ValidationError):

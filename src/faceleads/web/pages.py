@@ -7,7 +7,6 @@ audited, ``no-store`` endpoints below.
 
 from __future__ import annotations
 
-import contextlib
 import html
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
@@ -17,26 +16,22 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from faceleads.db import transaction
-from faceleads.errors import AuthenticationError, NotFound, ValidationError
+from faceleads.casework import quick, searching
+from faceleads.core.actor import Actor
+from faceleads.core.policy import Action
+from faceleads.core.uow import transaction
+from faceleads.errors import AuthenticationError, NotFound
+from faceleads.gallery import viewing
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
-from faceleads.gallery.models import SearchRecord
-from faceleads.gallery.search import load_search, search
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.security import auth, users
-from faceleads.security.actor import Actor
-from faceleads.security.policy import Action
-from faceleads.vision.imaging import load_image
 from faceleads.web.api.audit_routes import audit_page, statistics, verify
-from faceleads.web.api.gallery import subject_detail, visible_subjects
 from faceleads.web.api.jobs import start_bulk_job
 from faceleads.web.api.schemas import Id
-from faceleads.web.deps import DbSession, PageScope, Runtime, Scope, get_jobs, get_probes, page_token, run_blocking
+from faceleads.web.deps import DbSession, PageScope, Runtime, get_jobs, page_token, run_blocking
 from faceleads.web.jobs import JobRunner
-from faceleads.web.media import Probe, ProbeFace, ProbeWorkspace, compare_crop, gallery_image, gallery_landmarks
 from faceleads.web.render import render
 from faceleads.web.security import (
-    CSRF_HEADER,
     SESSION_COOKIE,
     check_csrf,
     clear_cookie,
@@ -48,9 +43,7 @@ from faceleads.web.security import (
 router = APIRouter(include_in_schema=False)
 
 Csrf = Annotated[str, Form(max_length=200)]
-Probes = Annotated[ProbeWorkspace, Depends(get_probes)]
 Jobs = Annotated[JobRunner, Depends(get_jobs)]
-MAX_PROBE_FACES = 30
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -99,11 +92,11 @@ async def sign_in(
 ) -> Response:
     """Check the credentials (rate limited), open a session and set the session cookie."""
     check_csrf(request, csrf)
-    request.app.state.sign_in_limiter.check(client_address(request), username)
     try:
         result = await run_blocking(
             request, auth.authenticate, rt.session_factory, username, password, second_factor or None,
             settings=rt.settings, client=f"web {client_address(request)}",
+            limiter=request.app.state.sign_in_limiter, address=client_address(request),
         )  # fmt: skip
     except AuthenticationError as exc:
         return render(request, "sign_in.html", {"next": _safe_next(next), "error": str(exc), "username": username},
@@ -114,18 +107,13 @@ async def sign_in(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, rt: Runtime, probes: Probes, csrf: Csrf) -> Response:
-    """End the session, forget the user's probes, clear the cookie."""
+def sign_out(request: Request, rt: Runtime, csrf: Csrf) -> Response:
+    """End the session and clear the cookie."""
     check_csrf(request, csrf)
     token = page_token(request)
     if token:
         with transaction(rt.session_factory) as session:
-            actor = None
-            with contextlib.suppress(AuthenticationError):
-                actor = auth.actor_for_session(session, token, settings=rt.settings)
             auth.logout(session, token)
-        if actor is not None:
-            probes.drop_user(actor.user_id)
     response = _redirect("/sign-in")
     clear_cookie(response, request, rt.settings, SESSION_COOKIE)
     return response
@@ -135,240 +123,64 @@ def sign_out(request: Request, rt: Runtime, probes: Probes, csrf: Csrf) -> Respo
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, scope: PageScope, probes: Probes, session: DbSession) -> Response:
-    """The user's queue: open probes, recent searches; what else their roles let them do."""
-    recent: list[SearchRecord] = []
-    if scope.may(Action.SEARCH):
-        recent = list(
-            session.scalars(
-                select(SearchRecord)
-                .where(SearchRecord.agency_id == scope.actor.agency_id, SearchRecord.user_id == scope.actor.user_id)
-                .order_by(SearchRecord.id.desc())
-                .limit(20)
-            )
-        )
+def home(request: Request, scope: PageScope) -> Response:
+    """The user's queue: leads to verify, requests to authorise, their latest case searches, what else they can do."""
     from faceleads.web.case_pages import work_queue
 
-    return render(request, "home.html", {"probes": probes.mine(scope.actor), "searches": recent,
-                                         "scope": scope, "Action": Action, "queue": work_queue(scope)})  # fmt: skip
+    recent = searching.recent_case_searches(scope.rt, scope.actor) if scope.may(Action.SEARCH) else []
+    return render(request, "home.html", {"searches": recent, "scope": scope, "Action": Action,
+                                         "queue": work_queue(scope)})  # fmt: skip
 
 
-# --- probes and search ---------------------------------------------------------------------------------------
+# --- quick search --------------------------------------------------------------------------------------------
 
 
-def _analyse_probe(scope: Scope, data: bytes, filename: str, workspace: ProbeWorkspace) -> Probe:
-    image = load_image(data, scope.rt.settings)
-    faces = scope.rt.face_engine.detect(image.pixels, max_faces=MAX_PROBE_FACES)
-    found = [ProbeFace.from_face(i, f) for i, f in enumerate(faces, start=1)]
-    return workspace.add(scope.actor, data, image.sha256, image.width, image.height, filename, found)
-
-
-@router.get("/probes", response_class=HTMLResponse)
-def probes_page(request: Request, scope: PageScope, probes: Probes) -> Response:
-    """Upload a probe; the user's probes in this session."""
-    scope.require(Action.EDIT_PROBE, "probe:list", scope.actor.agency_id)
-    return render(request, "probes.html", {"probes": probes.mine(scope.actor)})
-
-
-@router.post("/probes")
-async def upload_probe(
-    request: Request, scope: PageScope, probes: Probes, csrf: Csrf, probe: Annotated[UploadFile, File()]
-) -> Response:
-    """Safe intake and face detection of an uploaded probe; the probe stays in memory only."""
-    check_csrf(request, csrf)
-    scope.require(Action.EDIT_PROBE, "probe:upload", scope.actor.agency_id)
-    data = await read_upload(probe, scope.rt.settings.max_file_bytes, "probe")
-    held = await run_blocking(request, _analyse_probe, scope, data, probe.filename or "probe", probes)
-    return _redirect(f"/probes/{held.probe_id}")
-
-
-@router.get("/probes/{probe_id}", response_class=HTMLResponse)
-def probe_page(request: Request, probe_id: str, scope: PageScope, probes: Probes) -> Response:
-    """The probe with numbered face boxes and quality; pick a face, preview edits, draw a box, search."""
-    scope.require(Action.VIEW_PROBE_IMAGE, f"probe:{probe_id[:40]}", scope.actor.agency_id)
-    probe = probes.get(scope.actor, probe_id)
-    return render(request, "probe.html", {"probe": probe, "purpose": DEFAULT_PURPOSE,
-                                          "floor": scope.rt.settings.quality_floor,
-                                          "k": scope.rt.settings.candidate_list_length})  # fmt: skip
-
-
-def _probe_image(scope: Scope, probe: Probe) -> Response:
-    scope.require(Action.VIEW_PROBE_IMAGE, f"probe:{probe.sha256}", scope.actor.agency_id)
-    from faceleads.web.media import _media_type
-
-    return Response(probe.data, media_type=_media_type(probe.data), headers=NO_STORE)
-
-
-@router.get("/probes/{probe_id}/image")
-def probe_image(probe_id: str, scope: PageScope, probes: Probes) -> Response:
-    """The probe original, exactly as uploaded (own workspace only; never cached)."""
-    return _probe_image(scope, probes.get(scope.actor, probe_id))
-
-
-def _probe_face(probe: Probe, number: int) -> ProbeFace:
-    for face in probe.faces:
-        if face.number == number:
-            return face
-    raise NotFound(f"the probe has no face {number}")
-
-
-def _probe_crop(scope: Scope, probe: Probe, number: int) -> bytes:
-    face = _probe_face(probe, number)
-    image = load_image(probe.data, scope.rt.settings)
-    body, _ = compare_crop(image.pixels, face.landmarks)
-    return body
-
-
-@router.get("/probes/{probe_id}/faces/{number}/aligned")
-async def probe_face_aligned(
-    request: Request, probe_id: str, number: Id, scope: PageScope, probes: Probes
-) -> Response:
-    """The aligned comparison crop of one probe face."""
-    scope.require(Action.VIEW_PROBE_IMAGE, f"probe:{probe_id[:40]}", scope.actor.agency_id)
-    probe = probes.get(scope.actor, probe_id)
-    body = await run_blocking(request, _probe_crop, scope, probe, number)
-    return Response(body, media_type="image/jpeg", headers=NO_STORE)
-
-
-def _draw_box(scope: Scope, probe: Probe, box: list[float]) -> ProbeFace:
-    image = load_image(probe.data, scope.rt.settings)
-    x1, y1, x2, y2 = box
-    if not (0 <= x1 < x2 <= image.width and 0 <= y1 < y2 <= image.height) or (x2 - x1) < 8 or (y2 - y1) < 8:
-        raise ValidationError("the drawn box must lie inside the image and be at least 8 pixels wide and high")
-    face = scope.rt.face_engine.detect_in_box(image.pixels, box)
-    if face is None:
-        from faceleads.errors import NoFaceError
-
-        raise NoFaceError("no face found inside the drawn box: draw it a little larger around the whole face")
-    found = ProbeFace.from_face(0, face, drawn=True)
-    # Numbering follows the search's (engine) order; a drawn face that the whole-image detection also found
-    # keeps that number, otherwise it cannot be searched by number yet (noted on the page).
-    for existing in probe.faces:
-        if _iou(existing.box, found.box) > 0.5:
-            return existing
-    probe.faces.append(found)
-    return found
-
-
-def _iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-@router.post("/probes/{probe_id}/box")
-async def draw_box(request: Request, probe_id: str, scope: PageScope, probes: Probes) -> JSONResponse:
-    """Look for a face inside an analyst-drawn box (JSON {"box": [x1, y1, x2, y2]}; CSRF header)."""
-    check_csrf(request, request.headers.get(CSRF_HEADER))
-    scope.require(Action.EDIT_PROBE, f"probe:{probe_id[:40]}", scope.actor.agency_id)
-    probe = probes.get(scope.actor, probe_id)
-    try:
-        payload = await request.json()
-        box = [float(v) for v in payload["box"]]
-        if len(box) != 4:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise ValidationError('send JSON {"box": [x1, y1, x2, y2]} in image pixels') from None
-    face = await run_blocking(request, _draw_box, scope, probe, box)
-    return JSONResponse(face.to_json(), headers=NO_STORE)
-
-
-@router.post("/probes/{probe_id}/search")
-async def probe_search(
-    request: Request,
-    probe_id: str,
-    scope: PageScope,
-    probes: Probes,
-    csrf: Csrf,
-    face: Annotated[int, Form(ge=1, le=1000)],
-    case: Annotated[str, Form(max_length=100)],
-    offence: Annotated[str, Form(max_length=50)],
-    reason: Annotated[str, Form(max_length=2000)],
-    purpose: Annotated[str, Form(max_length=64)] = DEFAULT_PURPOSE,
-    top: Annotated[int | None, Form(ge=2, le=50)] = None,
-    floor: Annotated[str, Form(max_length=20)] = "",
-) -> Response:
-    """Search the chosen face; the search and its result are recorded by the gallery domain."""
-    check_csrf(request, csrf)
-    probe = probes.get(scope.actor, probe_id)
-    chosen = _probe_face(probe, face)
-    if chosen.drawn:
-        raise ValidationError("this face was found only inside a drawn box; searching drawn faces needs casework")
-    try:
-        score_floor = float(floor) if floor.strip() else None
-    except ValueError:
-        raise ValidationError(f"score floor {floor!r} is not a number") from None
-    result = await run_blocking(
-        request, search, scope.rt, scope.actor, probe.data, case=case, offence=offence, reason=reason,
-        purpose=purpose, face=face, top=top, floor=score_floor,
-    )  # fmt: skip
-    probe.searches.append(result.search_id)
-    return _redirect(f"/searches/{result.search_id}")
-
-
-def _probe_for_search(probes: ProbeWorkspace, actor: Actor, search_id: int) -> Probe | None:
-    for probe in probes.mine(actor):
-        if search_id in probe.searches:
-            return probe
-    return None
-
-
-@router.get("/searches/{search_id}", response_class=HTMLResponse)
-def results_page(request: Request, search_id: Id, scope: PageScope, probes: Probes) -> Response:
-    """The candidate list as a grid with ranks and scores; score-floor filter; links to comparison."""
-    record = load_search(scope.rt, scope.actor, search_id)
-    probe = _probe_for_search(probes, scope.actor, search_id)
-    return render(request, "results.html", {"search": record, "probe": probe,
-                                            "numbers": _subject_numbers(scope, record)})  # fmt: skip
-
-
-def _subject_numbers(scope: Scope, record: SearchRecord) -> dict[int, str]:
-    """Subject numbers and agencies of a candidate list (as recorded, already scoped to the search's galleries)."""
-    from faceleads.db import Agency
-    from faceleads.gallery.models import Subject
-
-    ids = [c.subject_id for c in record.candidates]
-    if not ids:
-        return {}
-    with scope.rt.session_factory() as session:
-        rows = session.execute(
-            select(Subject.id, Subject.subject_number, Agency.code)
-            .join(Agency, Agency.id == Subject.agency_id)
-            .where(Subject.id.in_(ids))
-        ).all()
-    return {sid: f"{number} ({code})" for sid, number, code in rows}
-
-
-@router.get("/searches/{search_id}/compare/{rank}", response_class=HTMLResponse)
-def compare_page(request: Request, search_id: Id, rank: Id, scope: PageScope, probes: Probes) -> Response:
-    """Probe and candidate side by side, eyes aligned, synchronised zoom/pan, landmarks, blend and flicker."""
-    record = load_search(scope.rt, scope.actor, search_id)
-    candidate = next((c for c in record.candidates if c.rank == rank), None)
-    if candidate is None:
-        raise NotFound(f"search {search_id} has no candidate at rank {rank}")
-    probe = _probe_for_search(probes, scope.actor, search_id)
-    probe_landmarks = None
-    if probe is not None:
-        face = _probe_face(probe, record.face_index)
-        import numpy as np
-
-        from faceleads.vision.align import transform_points
-        from faceleads.web.media import compare_matrix
-
-        pts = transform_points(np.asarray(face.landmarks, dtype=np.float32), compare_matrix(face.landmarks))
-        probe_landmarks = [[round(float(x), 1), round(float(y), 1)] for x, y in pts]
-    with scope.rt.session_factory() as session:
-        subject = subject_detail(scope, session, candidate.subject_id)
-    others = [i for e in subject.encounters for i in e.image_ids if i != candidate.image_id]
-    return render(request, "compare.html", {
-        "search": record, "candidate": candidate, "probe": probe, "probe_landmarks": probe_landmarks,
-        "cand_landmarks": gallery_landmarks(scope, candidate.image_id), "subject": subject, "others": others,
-        "ranks": [c.rank for c in record.candidates],
-        "features": ["Face shape", "Hairline", "Eyebrows", "Eyes", "Nose", "Ears", "Mouth and lips", "Chin",
-                     "Scars, marks, tattoos", "Facial hair"],
+@router.get("/search", response_class=HTMLResponse)
+def quick_search_page(request: Request, scope: PageScope) -> Response:
+    """The short form of a case search: an open case of the agency, a purpose, the justification and the photo."""
+    form = quick.search_form(scope.rt, scope.actor)
+    return render(request, "quick_search.html", {
+        "cases": form.cases, "purposes": form.purposes, "default_purpose": DEFAULT_PURPOSE,
+        "k": scope.rt.settings.candidate_list_length, "floor": scope.rt.settings.quality_floor,
     })  # fmt: skip
+
+
+@router.get("/probes")
+def old_probes_page() -> Response:
+    """The former in-memory probe page: quick searches now run on a case."""
+    return _redirect("/search")
+
+
+@router.post("/search")
+async def quick_search_submit(
+    request: Request,
+    scope: PageScope,
+    csrf: Csrf,
+    probe: Annotated[UploadFile, File()],
+    case: Annotated[str, Form(max_length=100)],
+    reason: Annotated[str, Form(max_length=4000)],
+    legal_basis: Annotated[str, Form(max_length=2000)],
+    purpose: Annotated[str, Form(max_length=64)] = DEFAULT_PURPOSE,
+    source: Annotated[str, Form(max_length=2000)] = "",
+    face: Annotated[int | None, Form(ge=1, le=1000)] = None,
+    top: Annotated[int | None, Form(ge=2, le=50)] = None,
+) -> Response:
+    """Run the quick search through casework (request, evidence, probe, search); land on the candidate grid, where
+    every candidate must be adjudicated."""
+    check_csrf(request, csrf)
+    data = await read_upload(probe, scope.rt.settings.max_file_bytes, "probe")
+    result = await run_blocking(
+        request, quick.quick_search, scope.rt, scope.actor, case, data, reason=reason, legal_basis=legal_basis,
+        purpose=purpose, source=source.strip() or None, face=face, top=top, filename=probe.filename or "",
+    )  # fmt: skip
+    return _redirect(f"/case-searches/{result.case_search_id}")
+
+
+@router.get("/searches/{search_id}")
+def old_results_page(search_id: Id, scope: PageScope) -> Response:
+    """A recorded search is shown as the case search it belongs to (authorised and audited there)."""
+    info = searching.show_search(scope.rt, scope.actor, search_id)
+    return _redirect(f"/case-searches/{info.id}")
 
 
 # --- gallery -------------------------------------------------------------------------------------------------
@@ -378,19 +190,19 @@ def compare_page(request: Request, search_id: Id, rank: Id, scope: PageScope, pr
 def gallery_page(
     request: Request,
     scope: PageScope,
-    session: DbSession,
     number: Annotated[str | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    """Subjects visible to the agency."""
-    page = visible_subjects(scope, session, DEFAULT_PURPOSE, number, 50, offset)
+    """Subjects visible to the agency (the listing is authorised and audited by the gallery service)."""
+    page = viewing.list_subjects(scope.rt, scope.actor, purpose=DEFAULT_PURPOSE, number=number, limit=50,
+                                 offset=offset)  # fmt: skip
     return render(request, "gallery.html", {"page": page, "number": number or "", "offset": offset})
 
 
 @router.get("/gallery/subjects/{subject_id}", response_class=HTMLResponse)
-def subject_page(request: Request, subject_id: Id, scope: PageScope, session: DbSession) -> Response:
+def subject_page(request: Request, subject_id: Id, scope: PageScope) -> Response:
     """A subject's bookings and photos."""
-    return render(request, "subject.html", {"subject": subject_detail(scope, session, subject_id)})
+    return render(request, "subject.html", {"subject": viewing.subject_detail(scope.rt, scope.actor, subject_id)})
 
 
 @router.get("/gallery/images/{image_id}")
@@ -401,8 +213,8 @@ async def gallery_image_page(
     view: Annotated[str, Query(pattern="^(original|aligned)$")] = "original",
     case: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    """An enrolled photo for the pages (authorised, audited, never cached)."""
-    body, media = await run_blocking(request, gallery_image, scope, image_id, view=view, case=case)
+    """An enrolled photo for the pages (authorised and audited by the gallery service, never cached)."""
+    body, media = await run_blocking(request, viewing.photo, scope.rt, scope.actor, image_id, view=view, case=case)
     return Response(body, media_type=media, headers=NO_STORE)
 
 
@@ -502,7 +314,7 @@ def audit_log_page(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """The audit log of the agency with filters and a verify button."""
-    page = audit_page(scope, session, since=since, until=until, username=username, action=action,
+    page = audit_page(scope, since=since, until=until, username=username, action=action,
                       outcome=outcome, limit=100, offset=offset)  # fmt: skip
     filters = {"since": since or "", "until": until or "", "username": username or "", "action": action or "",
                "outcome": outcome or ""}  # fmt: skip
@@ -515,7 +327,7 @@ def audit_verify_page(request: Request, scope: PageScope, session: DbSession, cs
     """Verify the hash chain and show the result."""
     check_csrf(request, csrf)
     result = verify(scope)
-    page = audit_page(scope, session, limit=100) if scope.may(Action.AUDIT_READ, scope.actor.agency_id) else None
+    page = audit_page(scope, limit=100) if scope.may(Action.AUDIT_READ, scope.actor.agency_id) else None
     return render(request, "audit.html", {"page": page, "filters": {}, "offset": 0, "verified": result,
                                           "can_verify": True})  # fmt: skip
 
@@ -532,7 +344,7 @@ def audit_export_page(
     """The audit export (CSV) for the page's filters; the export is audited."""
     from faceleads.web.api.audit_routes import export
 
-    return export(scope, session, "csv", since or None, until or None, username or None, action or None)
+    return export(scope, "csv", since or None, until or None, username or None, action or None)
 
 
 def bar_chart(rows: list[dict[str, Any]], key: str, label: str) -> str:
@@ -572,7 +384,7 @@ def statistics_page(
     until: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Searches, leads and outcomes by agency, offence and month, with charts."""
-    rows = statistics(scope, session, since, until)
+    rows = statistics(scope, since, until)
     from markupsafe import Markup
 
     # bar_chart escapes every text it writes, so its SVG is safe to insert as markup.
@@ -603,7 +415,7 @@ def admin_page(request: Request, scope: PageScope, session: DbSession, message: 
                                           "offences": lists.list_offences(scope.rt, scope.actor) if can_lists else [],
                                           "purposes": lists.list_purposes(scope.rt) if can_lists else [],
                                           "categories": sorted(scope.rt.settings.retention_days),
-                                          "roles": [r.value for r in __import__("faceleads.security.actor",
+                                          "roles": [r.value for r in __import__("faceleads.core.actor",
                                                     fromlist=["Role"]).Role]})  # fmt: skip
 
 

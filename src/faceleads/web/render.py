@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from faceleads.security.actor import Actor, Role
-from faceleads.security.policy import Action, allowed
+from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import Action, allowed
 from faceleads.web.security import CSRF_COOKIE, csrf_token, set_cookie
 
 TEMPLATES_DIR = __import__("pathlib").Path(__file__).resolve().parent / "templates"
@@ -21,10 +21,11 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Cases", "/cases", Action.VIEW_CASE),
     ("Verification", "/verification", Action.VERIFY),
     ("Decisions", "/decisions", Action.AUTHORISE_EXCEPTION),
-    ("Quick search", "/probes", Action.SEARCH),
+    ("Quick search", "/search", Action.SEARCH),
     ("Gallery", "/gallery", Action.VIEW_GALLERY_RECORD),
     ("Enrolment", "/enrol", Action.ENROL),
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
+    ("Live", "/live", Action.LIVE_VIEW),
     ("Audit log", "/audit", Action.AUDIT_READ),
     ("Statistics", "/statistics", Action.VIEW_STATISTICS),
     ("Administration", "/admin", Action.VIEW_USERS),

@@ -8,7 +8,7 @@
   every form carries the same value in a hidden ``csrf`` field (scripts send it as ``X-CSRF-Token``, read from a
   ``<meta>`` tag). Unsafe page requests whose token does not match are refused. The API uses bearer tokens, which a
   browser never sends by itself, so it needs no CSRF token.
-- **Rate limiting** of sign-in: token buckets per client address and per (address, username), in memory.
+- **Rate limiting** of sign-in lives in :mod:`faceleads.security.throttle` (refusals are audited there).
 - **Request size**: bodies larger than the limit are refused (413) before they are read.
 """
 
@@ -18,10 +18,7 @@ import hmac
 import ipaddress
 import os
 import secrets
-import threading
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request, Response, UploadFile
@@ -29,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceleads.config import Settings
 from faceleads.errors import PermissionDenied, ValidationError
-from faceleads.web.errors import PayloadTooLarge, TooManyRequests
+from faceleads.web.errors import PayloadTooLarge
 
 SESSION_COOKIE = "fl_session"
 CSRF_COOKIE = "fl_csrf"
@@ -210,62 +207,6 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted or not hmac.compare_digest(cookie.encode(), submitted.encode()):
         raise PermissionDenied("the form's security token is missing or stale: reload the page and try again")
-
-
-# --- rate limiting ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class TokenBucketLimiter:
-    """In-memory token buckets: ``capacity`` attempts at once, refilled at ``per_minute`` attempts per minute.
-
-    ``clock`` is injectable so that tests need not sleep.
-    """
-
-    def __init__(self, capacity: int, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if capacity < 1 or per_minute <= 0:
-            raise ValueError("capacity must be >= 1 and per_minute > 0")
-        self.capacity = capacity
-        self.rate = per_minute / 60.0
-        self.clock = clock
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """Consume one token for ``key``; returns 0 when allowed, else the seconds until one is available."""
-        now = self.clock()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket(float(self.capacity), now)
-            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return 0.0
-            if len(self._buckets) > 100_000:  # bound memory under a flood of distinct keys
-                self._buckets = {k: b for k, b in self._buckets.items() if b.tokens < self.capacity}
-            return (1.0 - bucket.tokens) / self.rate
-
-
-class SignInLimiter:
-    """Sign-in throttling per client address (30 at once, 30/min) and per address + username (5 at once, 5/min)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_ip = TokenBucketLimiter(30, 30, clock)
-        self.per_user = TokenBucketLimiter(5, 5, clock)
-
-    def check(self, client: str, username: str) -> None:
-        """Raise :class:`TooManyRequests` when either bucket is empty."""
-        wait = max(self.per_ip.take(client), self.per_user.take(f"{client}|{username.strip().lower()[:150]}"))
-        if wait > 0:
-            seconds = max(1, int(wait + 0.999))
-            raise TooManyRequests(f"too many sign-in attempts: wait {seconds} seconds and try again", seconds)
 
 
 def client_address(request: Request) -> str:

@@ -18,7 +18,7 @@ depends_on = None
 
 def _create_audit_triggers() -> None:
     """The audit log is append-only in the database itself (autogenerate does not see triggers)."""
-    from faceleads.governance.audit import POSTGRES_TRIGGERS, SQLITE_TRIGGERS
+    from faceleads.core.audit import POSTGRES_TRIGGERS, SQLITE_TRIGGERS
 
     dialect = op.get_bind().dialect.name
     statements = SQLITE_TRIGGERS if dialect == "sqlite" else POSTGRES_TRIGGERS if dialect == "postgresql" else ()

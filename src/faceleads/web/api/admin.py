@@ -9,10 +9,10 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from faceleads.core.policy import Action
 from faceleads.db import Agency
 from faceleads.gallery import galleries
 from faceleads.security import users
-from faceleads.security.policy import Action
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, DbSession
 

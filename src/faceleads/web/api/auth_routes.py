@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from faceleads.db import transaction
+from faceleads.core.uow import transaction
 from faceleads.security import auth
 from faceleads.web.api.schemas import ERRORS, Me, SignInRequest, SignInResponse
 from faceleads.web.deps import ApiActor, Runtime, bearer_token, run_blocking
@@ -16,7 +16,6 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=ERRORS)
 @router.post("/sign-in", response_model=SignInResponse, responses={429: {"description": "Too many attempts"}})
 async def sign_in(body: SignInRequest, request: Request, rt: Runtime) -> SignInResponse:
     """Exchange username, password and second factor for a session token (rate limited per address and user)."""
-    request.app.state.sign_in_limiter.check(client_address(request), body.username)
     result = await run_blocking(
         request,
         auth.authenticate,
@@ -26,6 +25,8 @@ async def sign_in(body: SignInRequest, request: Request, rt: Runtime) -> SignInR
         body.second_factor,
         settings=rt.settings,
         client=f"api {client_address(request)}",
+        limiter=request.app.state.sign_in_limiter,
+        address=client_address(request),
     )
     return SignInResponse(
         token=result.token, expires_at=result.expires_at, second_factor=result.second_factor, user=Me.of(result.actor)
@@ -39,7 +40,6 @@ def sign_out(request: Request, actor: ApiActor, rt: Runtime) -> Response:
     assert token is not None  # ApiActor already required it
     with transaction(rt.session_factory) as session:
         auth.logout(session, token)
-    request.app.state.probes.drop_user(actor.user_id)
     return Response(status_code=204)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from faceleads.security.actor import Actor
+from faceleads.core.actor import Actor
 
 
 class Problem(BaseModel):

@@ -1,0 +1,180 @@
+"""One table of refusals, tried through the command line, the REST API and the web pages alike.
+
+Each rule refuses what it must whichever entry point is used, because the refusal happens inside the domain service
+that every entry point calls; and each refusal is in the audit log, with the user, the object and the outcome.
+Another agency's records are answered like missing ones (404 / "no ..."), a missing role or rule with 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from faceleads.core.actor import Role
+from faceleads.core.audit import AuditEntry
+from faceleads.db import utcnow
+from faceleads.security.models import User
+from tests.security.identity_helpers import PASSWORD, add_user
+from tests.web.conftest import LEGAL_BASIS, OPEN_CASE, PEOPLE, WebEnv, build_env
+from tests.web.test_security import browser_sign_in, csrf_of
+
+PROBE: Path = PEOPLE["Abdullah_Gul"][1]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[WebEnv]:
+    """The web test environment (AGA with one user per role and a small gallery, AGB with an analyst), plus an
+    AGA analyst whose certification has expired."""
+    for web in build_env(tmp_path_factory.mktemp("refusals"), engine):
+        with web.rt.session_factory() as session:
+            aga = session.query(User).filter(User.username == "analyst").one().agency_id
+        add_user(web.rt.session_factory, aga, "analyst-expired", {Role.ANALYST},
+                 certified_until=utcnow() - timedelta(days=1))  # fmt: skip
+        web.tokens["analyst-expired"] = web.sign_in("analyst-expired")
+        yield web
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request every entry point must refuse: who asks, for what, and what the refusal must say."""
+
+    name: str
+    user: str
+    cli: Callable[[WebEnv, Path], list[str]]
+    api: Callable[[WebEnv], tuple[str, str, dict[str, Any]]]
+    page: Callable[[WebEnv], tuple[str, str, dict[str, Any]]]
+    status: int  # HTTP status through the API and the pages
+    says: Callable[[WebEnv], str]  # in the CLI message and the API/page detail
+    audited: Callable[[WebEnv], tuple[str, str]]  # (action, object) of the denied audit entry
+
+
+def _search_form(case: str) -> dict[str, str]:
+    return {"case": case, "reason": "who is this?", "legal_basis": LEGAL_BASIS, "purpose": "criminal-investigation"}
+
+
+def _files() -> dict[str, tuple[str, bytes, str]]:
+    return {"probe": ("probe.jpg", PROBE.read_bytes(), "image/jpeg")}
+
+
+def _search_cli(case: str) -> Callable[[WebEnv, Path], list[str]]:
+    return lambda env, tmp: ["search", str(PROBE), "--case", case, "--reason", "who is this?", "--legal-basis",
+                             LEGAL_BASIS]  # fmt: skip
+
+
+REFUSALS = [
+    Refusal(
+        "search without an open case",
+        "analyst",
+        _search_cli("FAKE-999"),
+        lambda env: ("POST", "/api/v1/searches", {"data": _search_form("FAKE-999"), "files": _files()}),
+        lambda env: ("POST", "/search", {"data": _search_form("FAKE-999"), "files": _files()}),
+        403,
+        lambda env: "'FAKE-999' is not a case of AGA",
+        lambda env: ("search", "case:FAKE-999"),
+    ),
+    Refusal(
+        "search by an analyst whose certification expired",
+        "analyst-expired",
+        _search_cli(OPEN_CASE),
+        lambda env: ("POST", "/api/v1/searches", {"data": _search_form(OPEN_CASE), "files": _files()}),
+        lambda env: ("POST", "/search", {"data": _search_form(OPEN_CASE), "files": _files()}),
+        403,
+        lambda env: "may not search: it needs one of the roles analyst",
+        lambda env: ("search", f"case:{OPEN_CASE}"),
+    ),
+    Refusal(
+        "another agency's subject record",
+        "analyst-b",
+        lambda env, tmp: ["gallery", "subject", str(env.subject_ids["AJ_Cook"])],
+        lambda env: ("GET", f"/api/v1/gallery/subjects/{env.subject_ids['AJ_Cook']}", {}),
+        lambda env: ("GET", f"/gallery/subjects/{env.subject_ids['AJ_Cook']}", {}),
+        404,
+        lambda env: f"no subject {env.subject_ids['AJ_Cook']}",
+        lambda env: ("view_gallery_record", f"subject:{env.subject_ids['AJ_Cook']}"),
+    ),
+    Refusal(
+        "another agency's photo",
+        "analyst-b",
+        lambda env, tmp: ["gallery", "photo", str(env.image_ids["AJ_Cook"]), "--out", str(tmp / "photo.jpg")],
+        lambda env: ("GET", f"/api/v1/gallery/images/{env.image_ids['AJ_Cook']}", {}),
+        lambda env: ("GET", f"/gallery/images/{env.image_ids['AJ_Cook']}", {}),
+        404,
+        lambda env: f"no image {env.image_ids['AJ_Cook']}",
+        lambda env: ("view_gallery_image", f"image:{env.image_ids['AJ_Cook']}"),
+    ),
+    Refusal(
+        "an auditor viewing a face image",
+        "auditor",
+        lambda env, tmp: ["gallery", "photo", str(env.image_ids["Ai_Sugiyama"]), "--out", str(tmp / "photo.jpg")],
+        lambda env: ("GET", f"/api/v1/gallery/images/{env.image_ids['Ai_Sugiyama']}", {}),
+        lambda env: ("GET", f"/gallery/images/{env.image_ids['Ai_Sugiyama']}", {}),
+        403,
+        lambda env: "may not view gallery image",
+        lambda env: ("view_gallery_image", f"image:{env.image_ids['Ai_Sugiyama']}"),
+    ),
+]
+
+
+def _cli(env: WebEnv, user: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """Sign in with 'faceleads login' (the session file under the data directory) and run the command as that user."""
+    from faceleads.cli import context
+    from faceleads.cli.main import app
+    from faceleads.config import get_settings
+
+    monkeypatch.setenv("FACELEADS_DATA_DIR", str(env.settings.data_dir))
+    get_settings.cache_clear()
+    monkeypatch.setattr(context, "_runtime", env.rt)
+    runner = CliRunner()
+    login = runner.invoke(app, ["login", "--username", user], input=f"{PASSWORD}\n\n")
+    assert login.exit_code == 0, login.output
+    result = runner.invoke(app, args)
+    get_settings.cache_clear()
+    return result.exit_code, " ".join(result.output.split())
+
+
+def _denials(env: WebEnv, user: str, after: int) -> list[tuple[str, str]]:
+    with env.rt.session_factory() as session:
+        rows = session.query(AuditEntry).filter(AuditEntry.seq > after, AuditEntry.username == user,
+                                                AuditEntry.outcome == "denied").all()  # fmt: skip
+    return [(e.action, e.object_ref) for e in rows]
+
+
+def _head(env: WebEnv) -> int:
+    with env.rt.session_factory() as session:
+        return int(session.query(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1).scalar() or 0)
+
+
+@pytest.mark.parametrize("channel", ["cli", "api", "web"])
+@pytest.mark.parametrize("refusal", REFUSALS, ids=[r.name for r in REFUSALS])
+def test_refused_alike_everywhere_and_audited(
+    env: WebEnv, refusal: Refusal, channel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _head(env)
+    if channel == "cli":
+        code, output = _cli(env, refusal.user, refusal.cli(env, tmp_path), monkeypatch)
+        assert code == 2, output
+        assert refusal.says(env) in output, output
+        assert not (tmp_path / "photo.jpg").exists(), "nothing was written"
+    elif channel == "api":
+        method, path, kwargs = refusal.api(env)
+        response = env.client.request(method, path, headers=env.headers(refusal.user), **kwargs)
+        assert response.status_code == refusal.status, response.text
+        assert refusal.says(env) in response.json()["detail"]
+    else:
+        client = TestClient(env.client.app, base_url="http://127.0.0.1")
+        browser_sign_in(client, refusal.user)
+        method, path, kwargs = refusal.page(env)
+        if method == "POST":
+            kwargs = {**kwargs, "data": {**kwargs["data"], "csrf": csrf_of(client.get("/").text)}}
+        response = client.request(method, path, **kwargs)
+        assert response.status_code == refusal.status, response.text
+        assert "text/html" in response.headers["content-type"]
+        assert refusal.says(env).replace("'", "&#39;") in response.text or refusal.says(env) in response.text
+    assert refusal.audited(env) in _denials(env, refusal.user, before), "the refusal is in the audit log"
