@@ -30,6 +30,13 @@ def _head() -> str:
     return head
 
 
+def _head() -> str:
+    """The newest revision of the migration scripts (one head: the chain has no branches)."""
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, f"the migrations must form one chain, heads: {heads}"
+    return str(heads[0])
+
+
 def test_migrations_match_the_models_and_are_idempotent(tmp_path: Path) -> None:
     engine = make_engine(_empty_database(tmp_path))
     create_schema(engine)

@@ -29,7 +29,7 @@ EXPECTED: dict[Role, set[str]] = {
     Role.SUPERVISOR: {
         "view_gallery_record", "open_case", "view_case", "view_probe_image", "decide_disagreement",
         "authorise_exception", "release_lead", "export_report", "view_report", "view_statistics",
-        "destruction_decide", "view_destruction", "view_users",
+        "view_examiner_qa", "destruction_decide", "view_destruction", "view_users",
     },
     Role.RECORDS_OFFICER: {
         "enrol", "reindex", "view_gallery_image", "view_gallery_record", "apply_retention", "destruction_request",

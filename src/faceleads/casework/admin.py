@@ -39,6 +39,7 @@ class PurposeInfo:
     title: str
     requires_authorisation: bool
     active: bool
+    exigent: bool = False  # threat to life / victim identification: its requests are handled first
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,21 +100,23 @@ def list_offences(rt: GalleryRuntime, actor: Actor) -> list[OffenceInfo]:
 
 
 def add_purpose(
-    rt: GalleryRuntime, actor: Actor, code: str, title: str, *, requires_authorisation: bool = False
+    rt: GalleryRuntime, actor: Actor, code: str, title: str, *, requires_authorisation: bool = False,
+    exigent: bool = False,
 ) -> PurposeInfo:
-    """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for."""
+    """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for. An
+    ``exigent`` purpose (threat to life, victim identification) makes its requests threat-to-life priority."""
     code = identifiers.normalise(Kind.PURPOSE, code)
     authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
     title = clean_text(title, "purpose title", 200)
     with transaction(rt.session_factory) as session:
         if session.scalars(select(Purpose).where(Purpose.code == code)).first():
             raise ValidationError(f"purpose {code!r} already exists")
-        purpose = Purpose(code=code, title=title, requires_authorisation=requires_authorisation)
+        purpose = Purpose(code=code, title=title, requires_authorisation=requires_authorisation, exigent=exigent)
         session.add(purpose)
         session.flush()
         audit.record(session, actor, "purpose_add", f"purpose:{purpose.id}", audit.Outcome.OK,
-                     details={"code": code, "requires_authorisation": requires_authorisation})
-        return PurposeInfo(purpose.id, code, title, requires_authorisation, True)
+                     details={"code": code, "requires_authorisation": requires_authorisation, "exigent": exigent})
+        return PurposeInfo(purpose.id, code, title, requires_authorisation, True, exigent)
 
 
 def set_purpose(
@@ -134,13 +137,14 @@ def set_purpose(
         audit.record(session, actor, "purpose_update", f"purpose:{purpose.id}", audit.Outcome.OK,
                      details={"code": purpose.code, "requires_authorisation": purpose.requires_authorisation,
                               "active": purpose.active})
-        return PurposeInfo(purpose.id, purpose.code, purpose.title, purpose.requires_authorisation, purpose.active)
+        return PurposeInfo(purpose.id, purpose.code, purpose.title, purpose.requires_authorisation, purpose.active,
+                           purpose.exigent)
 
 
 def list_purposes(rt: GalleryRuntime) -> list[PurposeInfo]:
     """Every purpose (active and withdrawn)."""
     with rt.session_factory() as session:
         return [
-            PurposeInfo(p.id, p.code, p.title, p.requires_authorisation, p.active)
+            PurposeInfo(p.id, p.code, p.title, p.requires_authorisation, p.active, p.exigent)
             for p in session.scalars(select(Purpose).order_by(Purpose.code))
         ]

@@ -25,6 +25,7 @@ from faceleads.casework.models import (
     CaseRequest,
     CaseStatus,
     Offence,
+    Priority,
     Purpose,
     RequestStatus,
 )
@@ -70,6 +71,8 @@ class RequestInfo:
     requested_at: datetime
     status: str
     authorisation: str | None  # "by <user> at <time>: <reason>" when authorised
+    priority: str = Priority.ROUTINE.value
+    exigent: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,6 +123,8 @@ def request_info(session: Any, req: CaseRequest) -> RequestInfo:
         requested_at=as_utc(req.requested_at),
         status=req.status,
         authorisation=describe_authorisation(_purpose_authorisation(session, req.id)),
+        priority=req.priority or Priority.ROUTINE.value,
+        exigent=bool(req.purpose.exigent),
     )
 
 
@@ -218,14 +223,24 @@ def close_case(rt: GalleryRuntime, actor: Actor, case_id: int, reason: str) -> C
         return case_info(case)
 
 
+def check_priority(priority: str | None) -> Priority:
+    """A request priority (routine when not given)."""
+    try:
+        return Priority((priority or Priority.ROUTINE.value).strip())
+    except ValueError:
+        raise ValidationError("priority must be routine, urgent or threat_to_life") from None
+
+
 def open_request(
-    rt: GalleryRuntime, actor: Actor, case_id: int, purpose: str, justification: str
+    rt: GalleryRuntime, actor: Actor, case_id: int, purpose: str, justification: str, *, priority: str | None = None
 ) -> RequestInfo:
     """Request facial recognition on a case for ``purpose``. A purpose that requires a supervisor's authorisation
-    leaves the request awaiting it; searches are refused until then.
+    leaves the request awaiting it; searches are refused until then. ``priority`` orders the work in every queue
+    (routine, urgent, threat_to_life); an exigent purpose is always threat-to-life priority.
     """
     code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
+    level = check_priority(priority)
     with transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
@@ -236,13 +251,16 @@ def open_request(
         if p is None or not p.active:
             raise ValidationError(f"purpose {code!r} is not on the list of purposes")
         status = RequestStatus.AWAITING_AUTHORISATION if p.requires_authorisation else RequestStatus.READY
+        if p.exigent:
+            level = Priority.THREAT_TO_LIFE
         req = CaseRequest(case_id=case.id, purpose_id=p.id, justification=why, requested_by=actor.username,
-                          status=status.value)
+                          status=status.value, priority=level.value)
         req.purpose = p
         session.add(req)
         session.flush()
         audit.record(session, actor, "request_open", f"request:{req.id}", audit.Outcome.OK,
-                     case=case.occurrence_number, purpose=code, details={"status": status.value})
+                     case=case.occurrence_number, purpose=code,
+                     details={"status": status.value, "priority": level.value})
         return request_info(session, req)
 
 

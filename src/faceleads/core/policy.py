@@ -60,6 +60,7 @@ class Action(StrEnum):
     EXPORT_REPORT = "export_report"
     VIEW_REPORT = "view_report"  # receive a released lead report
     VIEW_STATISTICS = "view_statistics"
+    VIEW_EXAMINER_QA = "view_examiner_qa"  # agreement, dispute rate and time per candidate of the agency's examiners
 
     # Retention and destruction.
     APPLY_RETENTION = "apply_retention"
@@ -133,6 +134,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             _A.EXPORT_REPORT,
             _A.VIEW_REPORT,
             _A.VIEW_STATISTICS,
+            _A.VIEW_EXAMINER_QA,
             _A.DESTRUCTION_DECIDE,
             _A.VIEW_DESTRUCTION,
             _A.VIEW_USERS,

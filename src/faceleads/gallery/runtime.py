@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from faceleads.storage.blobs import BlobStore
     from faceleads.vision.engine import FaceEngine
 
-EMBEDDING_DIM = 512
 
 
 def template_context(subject_key_id: str, image_sha256: str, model_version: str) -> str:
@@ -149,6 +148,11 @@ class GalleryRuntime:
         """The embedding model version probes are made with; only templates of this version are searched."""
         return self.face_engine.model_version
 
+    @property
+    def embedding_dim(self) -> int:
+        """Length of the templates of the running model version (512, or more for a fusion of models)."""
+        return self.face_engine.embedding_dim
+
     def close(self) -> None:
         """Release the index backend's connection and the database connections."""
         with self._lock:
@@ -181,7 +185,7 @@ class GalleryRuntime:
         """An in-process index (the fused subject index; the template index of the default backend)."""
         from faceleads.gallery.index_backend import memory_index
 
-        return memory_index(self.settings, EMBEDDING_DIM)
+        return memory_index(self.settings, self.embedding_dim)
 
     def _ensure_index(self, model: str) -> VectorIndex:
         """The template index object of ``model``, opened if needed (empty, or a shared engine's current contents)
@@ -193,7 +197,7 @@ class GalleryRuntime:
                 if self._index is not None:
                     self._index.close()
                 self._index = None
-                self._index = open_index(self.settings, EMBEDDING_DIM, model)
+                self._index = open_index(self.settings, self.embedding_dim, model)
                 self._reconcile_pending = True
                 self._subject_index = None
                 self._subject_of = np.full(0, -1, dtype=np.int32)
@@ -453,7 +457,9 @@ class GalleryRuntime:
                 continue
             self._missing_key_ids.pop(tid, None)
             try:
-                vector = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
+                vector = decrypt_embedding(
+                    key, blob, template_context(key_id, sha, model_version), dim=self.embedding_dim
+                )
             except IntegrityError:
                 skipped += 1  # tampered or swapped ciphertext: never searchable
                 self._unreadable_ids.add(tid)
@@ -498,7 +504,7 @@ class GalleryRuntime:
             for _tid, subject_id, gallery_id, vector in items:
                 if subject_id in stale:
                     continue
-                zero = np.zeros(EMBEDDING_DIM, np.float32)
+                zero = np.zeros(self.embedding_dim, np.float32)
                 total, n, _ = self._subject_sums.get(subject_id, (zero, 0, gallery_id))
                 self._subject_sums[subject_id] = (total + vector, n + 1, gallery_id)
                 touched.add(subject_id)
@@ -568,8 +574,10 @@ class GalleryRuntime:
                     key = keys.get(key_id)
                     if key is None:  # destroyed since indexing: the feed removes the subject
                         continue
-                    vec = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
-                    total, n, _ = sums.get(sid, (np.zeros(EMBEDDING_DIM, np.float32), 0, gid))
+                    vec = decrypt_embedding(
+                        key, blob, template_context(key_id, sha, model_version), dim=self.embedding_dim
+                    )
+                    total, n, _ = sums.get(sid, (np.zeros(self.embedding_dim, np.float32), 0, gid))
                     sums[sid] = (total + vec, n + 1, gid)
         gone = [sid for sid in subject_ids if sid not in sums]
         for sid in gone:

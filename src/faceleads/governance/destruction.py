@@ -362,6 +362,20 @@ def list_requests(rt: GalleryRuntime, actor: Actor, status: str | None = None) -
         return [_view(session, r) for r in rows]
 
 
+def certificate_pdf(rt: GalleryRuntime, actor: Actor, request_id: int) -> tuple[bytes, str]:
+    """The certificate as a readable PDF and the recorded SHA-256 of the certificate document it restates (the
+    document is checked against that hash first; the download is audited)."""
+    from faceleads.governance.certificate_pdf import render_certificate
+
+    document = certificate(rt, actor, request_id)
+    with rt.session_factory() as session:
+        digest = str(_load(session, request_id).certificate_sha256)
+    pdf = render_certificate(document, digest, CHECKLIST_ITEMS)
+    audit.record_now(rt.session_factory, actor, "destruction_certificate", f"destruction_request:{request_id}",
+                     audit.Outcome.OK, details={"format": "pdf", "certificate_sha256": digest})  # fmt: skip
+    return pdf, digest
+
+
 def certificate(rt: GalleryRuntime, actor: Actor, request_id: int) -> dict[str, Any]:
     """The certificate of a completed destruction, after checking it against its stored SHA-256."""
     _authorise(rt, actor, Action.VIEW_DESTRUCTION, request_id)
@@ -661,6 +675,7 @@ __all__ = [
     "CHECKLIST_ITEMS",
     "RequestView",
     "certificate",
+    "certificate_pdf",
     "checklist_complete",
     "decide",
     "delete_blobs",

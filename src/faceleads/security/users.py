@@ -371,30 +371,37 @@ def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: s
         )  # fmt: skip
 
 
+def _user_info(session: Session, user: User, now: datetime) -> UserInfo:
+    effective = actor_for_user(session, user, now)
+    expiries = [as_utc(c.expires_at) for c in user.certifications if c.revoked_at is None]
+    return UserInfo(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        agency_code=effective.agency_code,
+        roles=tuple(sorted(g.role for g in user.role_grants)),
+        effective_roles=tuple(sorted(effective.roles)),
+        active=user.active,
+        locked_until=as_utc(user.locked_until) if user.locked_until else None,
+        totp_enabled=user.totp_enabled,
+        certified_until=max(expiries) if expiries else None,
+    )
+
+
 def list_users(session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow) -> list[UserInfo]:
     """The users of the actor's own agency."""
     enforce(session_factory, actor, Action.VIEW_USERS, f"agency:{actor.agency_id}/users", actor.agency_id)
     now = as_utc(clock())
-    out = []
     with session_factory() as session:
-        for user in session.scalars(select(User).where(User.agency_id == actor.agency_id).order_by(User.username)):
-            effective = actor_for_user(session, user, now)
-            expiries = [as_utc(c.expires_at) for c in user.certifications if c.revoked_at is None]
-            out.append(
-                UserInfo(
-                    id=user.id,
-                    username=user.username,
-                    display_name=user.display_name,
-                    agency_code=effective.agency_code,
-                    roles=tuple(sorted(g.role for g in user.role_grants)),
-                    effective_roles=tuple(sorted(effective.roles)),
-                    active=user.active,
-                    locked_until=as_utc(user.locked_until) if user.locked_until else None,
-                    totp_enabled=user.totp_enabled,
-                    certified_until=max(expiries) if expiries else None,
-                )
-            )
-    return out
+        return [_user_info(session, user, now) for user in
+                session.scalars(select(User).where(User.agency_id == actor.agency_id).order_by(User.username))]
+
+
+def own_account(session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow) -> UserInfo:
+    """The actor's own account (roles, certification, whether TOTP is on); never secrets."""
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    with session_factory() as session:
+        return _user_info(session, _user(session, actor.username), as_utc(clock()))
 
 
 # --- own account -----------------------------------------------------------------------------------------------

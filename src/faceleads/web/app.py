@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,8 +31,9 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance.audit_integrity import periodic_anchor
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
+from faceleads.web.forms import FetchRedirectMiddleware
 from faceleads.web.jobs import JobService
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, csrf_protect
 
 log = logging.getLogger("faceleads.web")
 
@@ -60,12 +61,10 @@ def api_routers() -> list[APIRouter]:
 
 
 def pages_routers() -> list[APIRouter]:
-    """The web pages' routers."""
-    import faceleads.web.case_pages
-    import faceleads.web.live_pages
+    """The web pages' routers (every one is included with the CSRF dependency, see :func:`create_app`)."""
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router]
+    return faceleads.web.pages.routers()
 
 
 class AnchorTimer:
@@ -157,12 +156,15 @@ def create_app(
     app.state.inference_limiter = anyio.CapacityLimiter(settings.web_inference_threads)
 
     errors.install(app)
+    app.add_middleware(FetchRedirectMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev)
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
+    # CSRF is a router-level dependency of every page router: no page route can forget it (tests/web/test_csrf.py
+    # enumerates every state-changing route of the app). The API needs none: it takes only bearer tokens.
     for router in pages_routers():
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app

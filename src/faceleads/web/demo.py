@@ -155,9 +155,9 @@ DEMO_OFFENCES: tuple[tuple[str, str, str], ...] = (
     ("ASSAULT", "Assault", "standard"),
     ("SHOP", "Shoplifting", "minor"),
 )
-DEMO_PURPOSES: tuple[tuple[str, str, bool], ...] = (
-    (DEFAULT_PURPOSE, "Criminal investigation of a listed offence", False),
-    ("exigent-threat-to-life", "Exigent threat to life", True),
+DEMO_PURPOSES: tuple[tuple[str, str, bool, bool], ...] = (  # (code, title, needs authorisation, exigent)
+    (DEFAULT_PURPOSE, "Criminal investigation of a listed offence", False, False),
+    ("exigent-threat-to-life", "Exigent threat to life", True, True),
 )
 
 
@@ -170,6 +170,6 @@ def seed_lists(rt: GalleryRuntime, admin: Actor) -> None:
         if code not in known:
             lists.add_offence(rt, admin, code, title, category)
     purposes = {p.code for p in lists.list_purposes(rt)}
-    for code, title, needs_authorisation in DEMO_PURPOSES:
+    for code, title, needs_authorisation, exigent in DEMO_PURPOSES:
         if code not in purposes:
-            lists.add_purpose(rt, admin, code, title, requires_authorisation=needs_authorisation)
+            lists.add_purpose(rt, admin, code, title, requires_authorisation=needs_authorisation, exigent=exigent)
