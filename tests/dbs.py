@@ -171,6 +171,10 @@ class RawSql:
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params or {}).scalar()
 
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params or {})]
+
     def drop_audit_triggers(self) -> RawSql:
         if self.dialect == "postgresql":
             self.execute("DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log")

@@ -129,6 +129,8 @@ def _cli(env: WebEnv, user: str, args: list[str], monkeypatch: pytest.MonkeyPatc
     from faceleads.config import get_settings
 
     monkeypatch.setenv("FACELEADS_DATA_DIR", str(env.settings.data_dir))
+    if env.settings.database_url:  # the PostgreSQL pass: the CLI signs in against the same database
+        monkeypatch.setenv("FACELEADS_DATABASE_URL", env.settings.database_url)
     get_settings.cache_clear()
     monkeypatch.setattr(context, "_runtime", env.rt)
     runner = CliRunner()

@@ -15,7 +15,9 @@ from faceleads.gallery.enrolment import enrol_record
 from faceleads.gallery.models import FaceTemplate, Image, Subject
 from faceleads.gallery.reindex import reindex
 from faceleads.gallery.runtime import GalleryRuntime, image_context
+from tests import dbs
 from tests.conftest import lfw_identities
+from tests.dbs import RawSql, engine_url
 from tests.gallery.conftest import record
 from tests.lawful import search_on_case
 
@@ -119,12 +121,12 @@ def test_reindex_reembeds_templates_of_another_model(rt) -> None:  # type: ignor
 
 def test_template_geometry_is_encrypted_with_the_subject_key(rt) -> None:  # type: ignore[no-untyped-def]
     """A database reader learns no landmarks or face boxes: they are sealed like the embedding."""
-    import sqlite3
-
     _setup(rt)
-    db = rt.settings.data_dir / "faceleads.db"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT box, landmarks, geometry FROM face_templates").fetchall()
+    raw = RawSql(engine_url(rt.settings.data_dir))
+    try:
+        rows = raw.rows("SELECT box, landmarks, geometry FROM face_templates")
+    finally:
+        raw.close()
     assert len(rows) == len(NAMES)
     for box, landmarks, sealed in rows:
         assert box is None and landmarks is None, "no clear geometry in the database"
@@ -133,9 +135,7 @@ def test_template_geometry_is_encrypted_with_the_subject_key(rt) -> None:  # typ
 
 def test_clear_geometry_of_older_rows_is_sealed_at_start(rt, settings, engine) -> None:  # type: ignore[no-untyped-def]
     """Rows written before geometry was encrypted (clear box/landmarks) are sealed and erased at the next start,
-    and the comparison geometry stays the same."""
-    import sqlite3
-
+    and the comparison geometry stays the same (and, in the SQLite file, the clear values do not linger)."""
     from faceleads.gallery.geometry import template_geometry
 
     _setup(rt)
@@ -148,26 +148,31 @@ def test_clear_geometry_of_older_rows_is_sealed_at_start(rt, settings, engine) -
             )
         }  # fmt: skip
     db = settings.data_dir / "faceleads.db"
-    with sqlite3.connect(db) as conn:  # an old installation: clear geometry, nothing sealed
-        for tid, shape in before.items():
-            landmarks = [[123.456789, p[1]] for p in shape.landmarks]
-            conn.execute("UPDATE face_templates SET geometry = NULL, box = ?, landmarks = ? WHERE id = ?",
-                         (json.dumps(shape.box), json.dumps(landmarks).replace(" ", ""), tid))  # fmt: skip
-            before[tid] = type(shape)(shape.box, landmarks)
-    assert b"123.456789" in db.read_bytes() + (settings.data_dir / "faceleads.db-wal").read_bytes()
+    on_file = not dbs.ON_POSTGRES  # the file checks are SQLite's (PostgreSQL: VACUUM FULL, docs/gallery.md)
+    raw = RawSql(engine_url(settings.data_dir))
+    as_json = "CAST({} AS JSON)" if dbs.ON_POSTGRES else "{}"
+    clear = f"UPDATE face_templates SET geometry = NULL, box = {as_json.format(':box')}, " \
+            f"landmarks = {as_json.format(':landmarks')} WHERE id = :id"  # fmt: skip
+    for tid, shape in before.items():  # an old installation: clear geometry, nothing sealed
+        landmarks = [[123.456789, p[1]] for p in shape.landmarks]
+        raw.execute(clear, {"box": json.dumps(shape.box), "landmarks": json.dumps(landmarks).replace(" ", ""),
+                            "id": tid})  # fmt: skip
+        before[tid] = type(shape)(shape.box, landmarks)
+    if on_file:
+        assert b"123.456789" in db.read_bytes() + (settings.data_dir / "faceleads.db-wal").read_bytes()
     rt.close()
     again = GalleryRuntime(settings, face_engine=engine)  # the first start after the upgrade
     try:
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM face_templates WHERE box IS NOT NULL OR landmarks IS NOT NULL"
-                                " OR geometry IS NULL").fetchone()[0] == 0  # fmt: skip
+        assert raw.scalar("SELECT count(*) FROM face_templates WHERE box IS NOT NULL OR landmarks IS NOT NULL"
+                          " OR geometry IS NULL") == 0  # fmt: skip
         with again.session_factory() as session:
             for t, s, i in session.execute(
                 select(FaceTemplate, Subject, Image).join(Subject, Subject.id == FaceTemplate.subject_id)
                 .join(Image, Image.id == FaceTemplate.image_id)
             ):  # fmt: skip
                 assert template_geometry(again.keystore, s, i, t) == before[t.id]
-        files = [db, db.with_name("faceleads.db-wal")]
+        files = [db, db.with_name("faceleads.db-wal")] if on_file else []
         assert not any(b"123.456789" in f.read_bytes() for f in files if f.exists()), "clear values linger"
     finally:
         again.close()
+        raw.close()

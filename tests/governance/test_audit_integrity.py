@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from faceleads.cli.main import app
 from faceleads.core.audit import AuditEntry, compute_hash
+from tests.dbs import RawSql, engine_url
 from tests.security.test_security_cli import PW
 
 
@@ -44,59 +45,62 @@ def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) 
     return result.output
 
 
-def _db(tmp_path: Path) -> sqlite3.Connection:
+@pytest.fixture()
+def raw(tmp_path: Path) -> Iterator[RawSql]:
+    """Direct SQL on the CLI's database (SQLite file or PostgreSQL), as someone with database access has it."""
+    conn = RawSql(engine_url(tmp_path / "data"))
+    yield conn
+
+
+def _db(raw: RawSql) -> RawSql:
     """The attacker's direct connection, append-only triggers dropped."""
-    conn = sqlite3.connect(tmp_path / "data" / "faceleads.db", isolation_level=None)
-    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
-    return conn
+    return raw.drop_audit_triggers()
 
 
-def _append_forgery(conn: sqlite3.Connection) -> int:
+def _append_forgery(conn: RawSql) -> int:
     """A well-formed entry chained onto the last one, with a correct hash, but the head row left alone."""
-    seq, prev = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = conn.rows("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
     forged = AuditEntry(seq=seq + 1, at=__import__("datetime").datetime(2026, 1, 1), user_id=None, username="chief",
                         agency_id=1, agency_code="METRO", action="permission_change", object_ref="user:2",
                         case_ref=None, purpose=None, outcome="ok", details_json="{}", prev_hash=prev)  # fmt: skip
     conn.execute(
         "INSERT INTO audit_log (seq, at, user_id, username, agency_id, agency_code, action, object_ref, case_ref, "
-        "purpose, outcome, details_json, prev_hash, entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (forged.seq, "2026-01-01 00:00:00.000000", None, "chief", 1, "METRO", "permission_change", "user:2", None,
-         None, "ok", "{}", prev, compute_hash(forged)),
-    )  # fmt: skip
+        "purpose, outcome, details_json, prev_hash, entry_hash) VALUES (:seq, :at, NULL, 'chief', 1, 'METRO', "
+        "'permission_change', 'user:2', NULL, NULL, 'ok', '{}', :prev, :hash)",
+        {"seq": forged.seq, "at": "2026-01-01 00:00:00.000000", "prev": prev, "hash": compute_hash(forged)},
+    )
     return int(forged.seq)
 
 
-def _actions(tmp_path: Path) -> list[str]:
-    with sqlite3.connect(tmp_path / "data" / "faceleads.db") as conn:
-        return [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
+def _actions(raw: RawSql) -> list[str]:
+    return [a for (a,) in raw.rows("SELECT action FROM audit_log ORDER BY seq")]
 
 
 # --- item 3: a broken head never crashes verify and never stops the service ----------------------------------
 
 
 def test_verify_after_a_forged_entry_beyond_the_head_prints_its_verdict_and_records_it(
-    auditor: CliRunner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    auditor: CliRunner, raw: RawSql, caplog: pytest.LogCaptureFixture
 ) -> None:
-    forged = _append_forgery(_db(tmp_path))
+    forged = _append_forgery(_db(raw))
     with caplog.at_level(logging.CRITICAL, logger="faceleads.audit"):
         out = run(auditor, "audit", "verify", "--json", code=1)
     verdict = json.loads(out[: out.rindex("}") + 1])
     assert verdict["ok"] is False and verdict["first_bad_seq"] == forged and verdict["highest_seq"] == forged
     assert "head" in verdict["reason"]
     # The verification was recorded after the forged entry, without colliding with it, and an alert went out.
-    actions = _actions(tmp_path)
+    actions = _actions(raw)
     assert actions[-2:] == ["audit_chain_break", "audit_verify"]
     assert any("AUDIT CHAIN BROKEN" in r.getMessage() for r in caplog.records)
     again = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert again["first_bad_seq"] == forged and "re-anchored" in again["reason"]
 
 
-def test_a_deleted_head_row_does_not_stop_later_audited_actions(auditor: CliRunner, tmp_path: Path) -> None:
-    _db(tmp_path).execute("DELETE FROM audit_chain_head")
+def test_a_deleted_head_row_does_not_stop_later_audited_actions(auditor: CliRunner, raw: RawSql) -> None:
+    _db(raw).execute("DELETE FROM audit_chain_head")
     run(auditor, "logout")  # audited
     run(auditor, "login", "-u", "auditor1", input=f"{PW}\n\n")  # audited: sign-in keeps working
-    actions = _actions(tmp_path)
+    actions = _actions(raw)
     assert "audit_chain_break" in actions and actions[-1] == "login"
     verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "head" in verdict["reason"]
@@ -105,28 +109,28 @@ def test_a_deleted_head_row_does_not_stop_later_audited_actions(auditor: CliRunn
 # --- item 4: empty or cut logs, anchors outside the database -------------------------------------------------
 
 
-def test_a_wiped_log_beside_older_data_is_tampering(auditor: CliRunner, tmp_path: Path) -> None:
-    conn = _db(tmp_path)
+def test_a_wiped_log_beside_older_data_is_tampering(auditor: CliRunner, raw: RawSql) -> None:
+    conn = _db(raw)
     conn.execute("DELETE FROM audit_log")
     conn.execute("DELETE FROM audit_chain_head")
-    conn.close()
     verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "wiped" in verdict["reason"], verdict
 
 
-def test_a_log_cut_and_restarted_is_tampering(auditor: CliRunner, tmp_path: Path) -> None:
-    conn = _db(tmp_path)
+def test_a_log_cut_and_restarted_is_tampering(auditor: CliRunner, raw: RawSql) -> None:
+    conn = _db(raw)
     conn.execute("DELETE FROM audit_log")
     conn.execute("DELETE FROM audit_chain_head")
     conn.execute("UPDATE users SET created_at = '2025-06-01 08:00:00.000000'")  # the users are a year old
-    conn.close()
     run(auditor, "logout")
     run(auditor, "login", "-u", "auditor1", input=f"{PW}\n\n")  # a fresh chain starts: 1, 2, ... all well-formed
     verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and "cut" in verdict["reason"], verdict
 
 
-def test_signed_anchor_outside_the_database_catches_a_truncated_log(auditor: CliRunner, tmp_path: Path) -> None:
+def test_signed_anchor_outside_the_database_catches_a_truncated_log(
+    auditor: CliRunner, tmp_path: Path, raw: RawSql
+) -> None:
     """The attacker deletes the last entries and moves the head back consistently: the chain itself looks intact,
     but the anchor written outside the database (and the oversight body's copy) remembers how long it was."""
     document = json.loads(run(auditor, "audit", "anchor"))
@@ -139,11 +143,10 @@ def test_signed_anchor_outside_the_database_catches_a_truncated_log(auditor: Cli
         base64.b64decode(document["signature"]), body
     )
     anchored = document["seq"]
-    conn = _db(tmp_path)
-    conn.execute("DELETE FROM audit_log WHERE seq >= ?", (anchored - 1,))
-    seq, digest = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    conn.execute("UPDATE audit_chain_head SET seq = ?, head_hash = ? WHERE id = 1", (seq, digest))
-    conn.close()
+    conn = _db(raw)
+    conn.execute("DELETE FROM audit_log WHERE seq >= :seq", {"seq": anchored - 1})
+    seq, digest = conn.rows("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
+    conn.execute("UPDATE audit_chain_head SET seq = :seq, head_hash = :hash WHERE id = 1", {"seq": seq, "hash": digest})
     verdict = json.loads(run(auditor, "audit", "verify", "--json", code=1))
     assert verdict["ok"] is False and verdict["first_bad_seq"] == anchored and verdict["anchors_checked"] >= 1
     # Even with the anchor file gone too, the copy the oversight body kept catches it.
@@ -169,13 +172,13 @@ def test_a_forged_anchor_is_ignored(auditor: CliRunner, tmp_path: Path) -> None:
 # --- the governance services: authorised, audited, one path for CLI and API -----------------------------------
 
 
-def test_verify_and_anchor_are_authorised_and_audited(auditor: CliRunner, tmp_path: Path) -> None:
+def test_verify_and_anchor_are_authorised_and_audited(auditor: CliRunner, tmp_path: Path, raw: RawSql) -> None:
     """``audit verify`` and ``audit anchor`` go through ``governance.audit_log``: a role without the audit actions
     is refused before anything is read or written (and the refusal is in the log); an anchor is recorded."""
     anchors = tmp_path / "data" / "keys" / "audit-anchors.jsonl"
     written = anchors.read_text(encoding="utf-8").count("\n") if anchors.exists() else 0
     short = run(auditor, "audit", "anchor", "--short").strip()
-    assert _actions(tmp_path)[-1] == "audit_anchor"
+    assert _actions(raw)[-1] == "audit_anchor"
     assert anchors.read_text(encoding="utf-8").count("\n") == written + 1
     run(auditor, "logout")
     run(auditor, "login", "-u", "chief", input=f"{PW}\n\n")
@@ -184,9 +187,6 @@ def test_verify_and_anchor_are_authorised_and_audited(auditor: CliRunner, tmp_pa
     run(auditor, "login", "-u", "clerk1", input=f"{PW}\n\n")
     run(auditor, "audit", "verify", "--anchor", short, code=2)
     run(auditor, "audit", "anchor", code=2)
-    with sqlite3.connect(tmp_path / "data" / "faceleads.db") as conn:
-        refused = conn.execute(
-            "SELECT action, outcome FROM audit_log WHERE username = 'clerk1' AND outcome = 'denied'"
-        ).fetchall()
+    refused = raw.rows("SELECT action, outcome FROM audit_log WHERE username = 'clerk1' AND outcome = 'denied'")
     assert ("audit_verify", "denied") in refused and len(refused) == 2
     assert anchors.read_text(encoding="utf-8").count("\n") == written + 1  # no anchor for a refused request
