@@ -150,7 +150,9 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             # The analyst starts it; the camera runs on the server, alerts reach the officer's open page.
             analyst.goto(deployment_url)
             submit(analyst, lambda: analyst.click("#start-form button[type=submit]"))
-            assert "running" in analyst.locator("#deployment-status").inner_text()
+            # The answer redirects to the same address: the page script sets it again and reloads, and Playwright
+            # counts the history change as the navigation, so wait for the reloaded page rather than read at once.
+            sync_api.expect(analyst.locator("#deployment-status")).to_contain_text("running", timeout=60_000)
             check(analyst)
             deadline = time.monotonic() + 90
             while officer.locator(".alert-card").count() == 0:
