@@ -798,19 +798,18 @@ class TemplateIndex:
                     row lo:hi keeps the best ``share`` of them (at least ``shortlist``), which is scored from the
                     int8 codes; the best ``shortlist`` are returned as (row numbers, approximate scores) for the
                     residual re-rank."""
-                    found = []
                     n = hi - lo
                     keep = min(n, max(shortlist, math.ceil(share * n)))
+                    if keep >= n:
+                        return scan(seg, lo, hi)  # nothing to cut: the int8 scan of the rows in place, no gather
+                    found = []
                     bits = seg.columns[3]
                     step = max(1, _MAX_SCORE_CELLS // n)
                     for q0 in range(0, nq, step):
                         q1 = min(nq, q0 + step)
-                        if keep >= n:
-                            picked = [np.arange(lo, hi)] * (q1 - q0)
-                        else:
-                            chosen = self._sign_prefilter(planes[q0 * n_planes : q1 * n_planes], bits[lo:hi], keep)
-                            picked = [rows + lo for rows in chosen]
-                        for i, rows in enumerate(picked):
+                        chosen = self._sign_prefilter(planes[q0 * n_planes : q1 * n_planes], bits[lo:hi], keep)
+                        for i, rows in enumerate(chosen):
+                            rows += lo
                             approx = np.asarray(
                                 self._kernel(q_kernel[q0 + i : q0 + i + 1], seg.columns[0][rows])
                             ).reshape(-1)
