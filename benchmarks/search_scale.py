@@ -170,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rerank", type=int, default=8, help="int8/sign_int8: residual re-rank shortlist / k")
     ap.add_argument("--prefilter", type=float, default=None, help="sign_int8: share passed from the sign scan")
+    ap.add_argument("--prefilter-rows", type=int, default=None, help="sign_int8: visible templates passed on at least")
     ap.add_argument("--query-bits", type=int, default=None, help="sign_int8: query magnitude planes")
     ap.add_argument(
         "--sweep-prefilter",
         default="",
         help="sign_int8: comma-separated prefilter shares, or query_bits:share pairs, also timed on the same index "
-        "(e.g. 0.005,0.02 or 0:0.02,2:0.005)",
+        "(e.g. 0.005,0.02 or 0:0.02,2:0.005; a share below prefilter_rows / n is raised to it)",
     )
     ap.add_argument("--distribution", choices=["isotropic", "arcface"], default="isotropic")
     ap.add_argument("--milvus-uri", default=None, help="Milvus server (default: a temporary milvus-lite file)")
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         sign_kwargs["prefilter"] = args.prefilter
     if args.query_bits is not None:
         sign_kwargs["query_bits"] = args.query_bits
+    if args.prefilter_rows is not None:
+        sign_kwargs["prefilter_rows"] = args.prefilter_rows
 
     # ---------------------------------------------------------------------------------- build (one pass)
     faiss_fits = not args.no_faiss and n * dim * 4 < 0.4 * mem_available()
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.dtype == "sign_int8":
         result["prefilter"] = index.prefilter
+        result["prefilter_rows"] = index.prefilter_rows
         result["query_bits"] = index.query_bits
     if args.dtype == "sign_int8" and args.sweep_prefilter:
         chosen = index.prefilter, index.query_bits
