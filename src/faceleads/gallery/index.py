@@ -13,7 +13,7 @@ Design (measured figures in ``docs/search-index.md``):
   ``prefilter`` share of each piece (at least ``prefilter_rows`` of the visible templates, so that a search
   restricted to a small gallery still goes deep) is scored from the int8 codes, then re-ranked from the residuals
   as above.
-  Its full scan reads an eighth of the bytes of an int8 scan and costs ~0.37 of its CPU time.
+  Its full scan reads an eighth of the bytes of an int8 scan; a search costs ~0.35 of the CPU of a full int8 scan.
 * Templates are stored **grouped by partition** (gallery id): each partition owns contiguous, geometrically
   growing arrays ("segment"). A search filtered to some galleries therefore scans only the allowed segments;
   nothing is masked after the fact.
