@@ -72,6 +72,7 @@ _MAX_SCORE_CELLS = 16 * 1024 * 1024  # 64 MB of float32 scores per kernel call
 _PIECE_ROWS = 65_536  # rows per work piece: ~4 ms of one core at 512-d, and >= 4 * 50 blocks for the bound
 _SIGN_PIECE_ROWS = 262_144  # sign_int8: 16 MB of 64-byte codes, ~3 ms of one core; fewer pieces, less overhead
 _SIGN_BLOCK_CELLS = 16_384  # sign_int8: rows x query planes per Hamming kernel call (4,096 rows of 64 B at 4 planes)
+_SIGN_MIN_BLOCK = 1_024  # sign_int8: rows per Hamming kernel call at least (a batch of queries: more planes per call)
 _MAG_QUANTILE = 0.98  # sign_int8: query magnitudes are quantised up to this quantile of |q| (larger ones clipped)
 _T = TypeVar("_T")
 _GROWTH = 2.0
@@ -429,19 +430,22 @@ def _query_planes(queries: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _plane_keys(distances: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Combine one query's plane distances (``(bits + 1, rows)`` integers) into an int32 key, smaller = better:
-    ``(2**bits - 1) * h_x - sum_j 2**j h_j`` is ``2 * sum_i L_i y_i`` up to a per-query constant.
+    """Combine plane distances into an int32 key, smaller = better: ``(2**bits - 1) * h_x - sum_j 2**j h_j`` is
+    ``2 * sum_i L_i y_i`` up to a per-query constant.
 
-    ``out``: an int32 ``(rows,)`` array to write the key into (the scan reuses one per piece).
+    Args:
+        distances: integers ``(bits + 1, rows)`` for one query, or ``(q, bits + 1, rows)``.
+        bits: magnitude planes per query.
+        out: int32 ``(rows,)`` / ``(q, rows)`` to write the key into (the scan writes into its key array).
     """
     dist = distances.astype(np.int32, copy=False)  # FAISS's int32 already; other integer types for tests
-    key = np.empty(dist.shape[1], dtype=np.int32) if out is None else out
+    key = np.empty(dist.shape[:-2] + dist.shape[-1:], dtype=np.int32) if out is None else out
     if not bits:
-        key[...] = dist[0]
+        key[...] = dist[..., 0, :]
         return key
-    np.multiply(dist[0], np.int32(2**bits - 1), out=key)
+    np.multiply(dist[..., 0, :], np.int32(2**bits - 1), out=key)
     for j in range(bits):
-        key -= dist[j + 1] << np.int32(j) if j else dist[j + 1]
+        key -= dist[..., j + 1, :] << np.int32(j) if j else dist[..., j + 1, :]
     return key
 
 
@@ -457,8 +461,10 @@ def _sign_keys(planes: np.ndarray, bits: np.ndarray, query_bits: int, out: np.nd
 
     The Hamming distances come from FAISS's popcount kernel (one thread, GIL released). It reads its rows once
     per query plane, so the rows go in blocks of ``_SIGN_BLOCK_CELLS / planes`` (256 KB of 512-bit codes at 4
-    planes) that stay in the cache while every plane of every query is scored: each sign code is read from memory
-    once per search. FAISS takes raw pointers; the checks below keep it inside the arrays.
+    planes; at least ``_SIGN_MIN_BLOCK`` rows, so that a batch of queries does not shrink the blocks to where
+    the per-call overhead dominates) that stay in the cache while every plane of every query is scored: each sign
+    code is read from memory once per search. FAISS takes raw pointers; the checks below keep it inside the
+    arrays.
     """
     n_planes = query_bits + 1
     n_codes, width = planes.shape if planes.ndim == 2 else (0, -1)
@@ -479,15 +485,15 @@ def _sign_keys(planes: np.ndarray, bits: np.ndarray, query_bits: int, out: np.nd
     if n == 0 or n_codes == 0:
         return
     faiss = _faiss()
-    block = max(64, _SIGN_BLOCK_CELLS // n_codes)
+    nq = n_codes // n_planes
+    block = max(_SIGN_MIN_BLOCK, _SIGN_BLOCK_CELLS // n_codes)
     dist = np.empty(n_codes * min(block, n), dtype=np.int32)
     planes_ptr = faiss.swig_ptr(planes)
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         d = dist[: n_codes * (b1 - b0)].reshape(n_codes, b1 - b0)
         faiss.hammings(planes_ptr, faiss.swig_ptr(bits[b0:b1]), n_codes, b1 - b0, width, faiss.swig_ptr(d))
-        for i in range(n_codes // n_planes):
-            _plane_keys(d[i * n_planes : (i + 1) * n_planes], query_bits, out=out[i, b0:b1])
+        _plane_keys(d.reshape(nq, n_planes, b1 - b0), query_bits, out=out[:, b0:b1])
 
 
 @functools.cache
