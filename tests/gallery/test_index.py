@@ -415,7 +415,7 @@ def test_sign_planes_give_the_asymmetric_score(rng: np.random.Generator) -> None
     bits = _sign_bits(rows)
     for qbits in (0, 1, 2, 3):
         planes = _query_planes(q, qbits)
-        assert planes.shape == (3 * (qbits + 1), (dim + 7) // 8)
+        assert planes.shape == (3 * (qbits + 1), 8 * -(-dim // 64))  # padded to whole 64-bit words
         dist = np.array([[int(np.unpackbits(p ^ b).sum()) for b in bits] for p in planes], dtype=np.uint32)
         for i in range(3):
             key = _plane_keys(dist[i * (qbits + 1) : (i + 1) * (qbits + 1)], qbits)
@@ -430,6 +430,87 @@ def test_sign_planes_give_the_asymmetric_score(rng: np.random.Generator) -> None
             assert np.all(offset == offset[0]), "the key differs from the weighted disagreement by a constant"
 
 
+def test_sign_keys_equal_the_popcount_reference(rng: np.random.Generator) -> None:
+    """The sign scan (FAISS's popcount kernel, blocks of rows, keys combined per block) gives every query's plane
+    key for every row, at any whole number of 64-bit words, and refuses arrays FAISS could read or write past (it
+    takes raw pointers)."""
+    from faceleads.gallery.index import _plane_keys, _sign_keys
+
+    for width, qbits, nq, n in ((8, 0, 1, 37), (16, 2, 3, 5000), (64, 3, 2, 4097), (72, 1, 40, 700)):
+        planes = rng.integers(0, 256, (nq * (qbits + 1), width), dtype=np.uint8)
+        rows = rng.integers(0, 256, (n, width), dtype=np.uint8)
+        out = np.empty((nq, n), dtype=np.int32)
+        _sign_keys(planes, rows, qbits, out)
+        dist = np.unpackbits(planes[:, None, :] ^ rows[None, :, :], axis=2).sum(axis=2)
+        for i in range(nq):
+            assert np.array_equal(out[i], _plane_keys(dist[i * (qbits + 1) : (i + 1) * (qbits + 1)], qbits))
+    planes = rng.integers(0, 256, (3, 16), dtype=np.uint8)
+    rows = rng.integers(0, 256, (10, 16), dtype=np.uint8)
+    for bad in (
+        (planes, rows, 2, np.empty((1, 9), np.int32)),  # output too small
+        (planes, rows, 2, np.empty((1, 10), np.int64)),
+        (planes, rows, 1, np.empty((1, 10), np.int32)),  # 3 codes are not whole queries of 2 planes
+        (planes[:, :12].copy(), rows[:, :12].copy(), 2, np.empty((1, 10), np.int32)),  # not whole 64-bit words
+        (planes, rows[::2], 2, np.empty((1, 5), np.int32)),  # not contiguous
+        (planes, rows[:, :8].copy(), 2, np.empty((1, 10), np.int32)),  # widths differ
+        (planes[0], rows, 0, np.empty((1, 10), np.int32)),  # not 2-D
+    ):
+        with pytest.raises(ValueError):
+            _sign_keys(*bad)
+
+
+def test_smallest_rows_is_exact_with_ties(rng: np.random.Generator) -> None:
+    """The prefilter's selection: exactly ``keep`` rows, the smallest keys, ties at the cut by position."""
+    from faceleads.gallery.index import _smallest_rows
+
+    for size, spread in ((1000, 5), (5000, 300), (7, 2)):
+        key = rng.integers(-spread, spread, size).astype(np.int32)
+        for keep in (1, 3, size // 2, size - 1, size, size + 4):
+            got = _smallest_rows(key, keep)
+            expected = np.sort(np.argsort(key, kind="stable")[:keep])
+            assert np.array_equal(got, expected), (size, keep)
+
+
+def test_sign_prefilter_keeps_the_smallest_weighted_disagreements(rng: np.random.Generator) -> None:
+    """The first stage keeps, per query, exactly the rows of smallest magnitude-weighted sign disagreement, over
+    blocks that do not divide the rows evenly, at a dimension that is not a multiple of 64, and a batch of
+    queries keeps the same rows as each query alone."""
+    from faceleads.gallery.index import _plane_keys, _query_planes
+
+    dim, n = 100, 3001
+    rows = unit(rng, n, dim)
+    queries = unit(rng, 4, dim)
+    for qbits in (0, 2, 3):
+        index = TemplateIndex(dim=dim, dtype="sign_int8", query_bits=qbits, prefilter=0.05)
+        index.add(np.arange(n, dtype=np.int64), rows, np.zeros(n, dtype=np.int32))
+        bits = index._segments[0].columns[3][:n]
+        planes = _query_planes(queries, qbits)
+        batch = index._sign_prefilter(planes, bits, 150)
+        for i in range(len(queries)):
+            mine = planes[i * (qbits + 1) : (i + 1) * (qbits + 1)]
+            dist = np.unpackbits(mine[:, None, :] ^ bits[None, :, :], axis=2).sum(axis=2)
+            key = _plane_keys(dist, qbits)
+            expected = np.sort(np.argsort(key, kind="stable")[:150])
+            assert np.array_equal(batch[i], expected)
+            assert np.array_equal(index._sign_prefilter(mine, bits, 150)[0], expected)
+
+
+def test_sign_int8_batch_equals_single_queries_with_the_cut(rng: np.random.Generator) -> None:
+    """With the prefilter cutting, a batch search returns what each query returns alone (the first stage runs
+    all queries of a batch over each block of sign codes at once)."""
+    dim, n = 100, 20_000
+    vecs = unit(rng, n, dim)
+    ids = np.arange(n, dtype=np.int64) + 7
+    index = TemplateIndex(dim=dim, dtype="sign_int8", prefilter=0.02, rerank=2)
+    index.add(ids, vecs, rng.integers(0, 3, n).astype(np.int32))
+    queries = unit(rng, 6, dim)
+    got, scores = index.search(queries, 10, allowed_partitions=[0, 2])
+    for i, q in enumerate(queries):
+        one_ids, one_scores = index.search(q, 10, allowed_partitions=[0, 2])
+        assert np.array_equal(one_ids[0], got[i])
+        assert np.array_equal(one_scores[0], scores[i])
+
+
 def test_sign_int8_prefilter_recall_and_memory(rng: np.random.Generator) -> None:
     """With the prefilter actually cutting (1 % of each piece), noisy copies still find their source first and
     the returned scores are the re-ranked ones; memory is the int8 storage plus one bit per dimension."""
@@ -437,7 +518,7 @@ def test_sign_int8_prefilter_recall_and_memory(rng: np.random.Generator) -> None
     vecs = unit(rng, n, 512)
     ids = np.arange(n, dtype=np.int64) * 3 + 1
     parts = rng.integers(0, 2, n).astype(np.int32)
-    index = TemplateIndex(dim=512, dtype="sign_int8", threads=2, rerank=2, prefilter=0.01)
+    index = TemplateIndex(dim=512, dtype="sign_int8", threads=2, rerank=2, prefilter=0.01, prefilter_rows=0)
     index.add(ids, vecs, parts)
     assert index.nbytes <= index.capacity * (64 + 512 + 256 + 4 + 8) + 16 * n + 100 * 1024
     queries = vecs[:20] + 0.04 * unit(rng, 20, 512) * np.sqrt(512) / 8
@@ -454,3 +535,27 @@ def test_sign_int8_prefilter_recall_and_memory(rng: np.random.Generator) -> None
         TemplateIndex(dtype="sign_int8", prefilter=0.0)
     with pytest.raises(IndexInputError):
         TemplateIndex(dtype="sign_int8", query_bits=9)
+    with pytest.raises(IndexInputError):
+        TemplateIndex(dtype="sign_int8", prefilter_rows=-1)
+
+
+def test_sign_int8_small_visible_set_keeps_the_minimum_rows(rng: np.random.Generator) -> None:
+    """A search that sees few templates (a filter to one small gallery) passes at least ``prefilter_rows`` of them
+    to the int8 scoring, however small the share: here all of them, so it returns what an index without the sign
+    cut returns; a search over everything still cuts at the share."""
+    n = 30_000
+    vecs = unit(rng, n, 128)
+    ids = np.arange(n, dtype=np.int64)
+    parts = np.where(np.arange(n) < 2_000, 1, 0).astype(np.int32)  # gallery 1: 2,000 templates
+    cut = TemplateIndex(dim=128, dtype="sign_int8", prefilter=0.001, prefilter_rows=2_000, rerank=2)
+    full = TemplateIndex(dim=128, dtype="sign_int8", prefilter=1.0, rerank=2)
+    for index in (cut, full):
+        index.add(ids, vecs, parts)
+    queries = unit(rng, 8, 128)
+    got, scores = cut.search(queries, 20, allowed_partitions=[1])
+    ref, ref_scores = full.search(queries, 20, allowed_partitions=[1])
+    assert np.array_equal(got, ref) and np.array_equal(scores, ref_scores)
+    # Unfiltered, 2,000 of 30,000 rows go on (share 6.7 %): isotropic 128-d queries lose some of their top-20.
+    got, _ = cut.search(queries, 20)
+    ref, _ = full.search(queries, 20)
+    assert not np.array_equal(got, ref)
