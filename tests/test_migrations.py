@@ -21,7 +21,7 @@ def test_migrations_match_the_models_and_are_idempotent(tmp_path: Path) -> None:
         context = MigrationContext.configure(connection, opts={"render_as_batch": True})
         differences = compare_metadata(context, Base.metadata)
         assert differences == [], f"models and migrations differ: {differences}"
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "regimes_1"
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
 
 

@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     session_file: Path | None = None  # CLI token file; default <data_dir>/.session (FACELEADS_SESSION = token)
     session: str | None = Field(default=None, repr=False)  # FACELEADS_SESSION: a session token (overrides the file)
 
+    # Separation of duties (docs/regimes.md): a pending approval (biometric role, certification, credential reset of
+    # a biometric user) expires when nobody decides within this many hours.
+    approval_expiry_hours: int = Field(default=168, ge=1, le=24 * 90)
+    # Roles that may sign in only with a TOTP second factor enrolled. None (the default) means: in production, every
+    # role that reaches biometric content (investigator, analyst, reviewer, supervisor, records officer); in dev
+    # mode, none. A list (JSON, e.g. '["analyst", "supervisor"]') applies in every mode; [] requires it of nobody.
+    totp_required_roles: list[str] | None = None
+
+    # Legal regimes (docs/regimes.md): defaults for agencies that have not set their own.
+    exigent_window_hours: int = Field(default=48, ge=1, le=24 * 14)  # a supervisor ratifies an exigent search
+    authorisation_hours: int = Field(default=168, ge=1, le=24 * 90)  # a supervisor's prior authorisation lasts
+
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)
 

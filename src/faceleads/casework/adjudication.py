@@ -38,12 +38,14 @@ from faceleads.casework.models import (
     SearchStatus,
     VerificationResult,
 )
+from faceleads.casework.regimes import require_unlocked
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
+from faceleads.gallery.access import record_access
 from faceleads.gallery.models import Encounter, SearchCandidate, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import gallery_shared
@@ -169,6 +171,7 @@ def candidate_list(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> lis
         cs, case = get_case_search(session, case_search_id)
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, cs, case, "view_candidates")
         own = same_person(actor, cs.analyst, cs.analyst_user_id)
         marks = {a.candidate_id: a for a in session.scalars(
             select(Adjudication).where(Adjudication.case_search_id == cs.id))} if own else {}
@@ -215,6 +218,7 @@ def adjudicate(
                   case.occurrence_number)
         require_certified(session, actor, as_utc(utcnow()))
         _own_search(actor, cs)
+        require_unlocked(rt, session, actor, cs, case, "adjudicate")
         if cs.status != SearchStatus.ADJUDICATING.value:
             raise ValidationError(f"search {cs.id} was already submitted; its conclusions are final")
         rows = {c.rank: (c, num, code, booking, day) for c, num, code, booking, day in
@@ -249,6 +253,7 @@ def submit_adjudication(rt: GalleryRuntime, actor: Actor, case_search_id: int) -
                   case.occurrence_number)
         require_certified(session, actor, as_utc(utcnow()))
         _own_search(actor, cs)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.CONCLUSION)
         if cs.status != SearchStatus.ADJUDICATING.value:
             raise ValidationError(f"search {cs.id} was already submitted")
         marks = {a.candidate_id: a for a in session.scalars(
@@ -267,7 +272,8 @@ def submit_adjudication(rt: GalleryRuntime, actor: Actor, case_search_id: int) -
             mark = marks[c.id]
             audit.record(session, actor, audit.AuditAction.CONCLUSION, f"candidate:{c.id}", audit.Outcome.OK,
                          case=case.occurrence_number,
-                         details={"offence": case.offence.code, "conclusion": mark.conclusion, "rank": c.rank})
+                         details={"offence": case.offence.code, "conclusion": mark.conclusion, "rank": c.rank,
+                                  "regime": cs.regime})
             if mark.conclusion == Conclusion.POSSIBLE_LEAD.value:
                 lead = Lead(case_id=case.id, case_search_id=cs.id, adjudication_id=mark.id, candidate_id=c.id)
                 session.add(lead)
@@ -317,6 +323,7 @@ def verification_task(rt: GalleryRuntime, actor: Actor, lead_id: int) -> Verific
             raise ValidationError(f"lead {lead_id} is {lead.status}; it is not awaiting verification")
         cs = session.get(CaseSearch, lead.case_search_id)
         assert cs is not None
+        require_unlocked(rt, session, actor, cs, case, "view_verification", f"lead:{lead.id}")
         rows = {c.id: (c, num, code, booking, day) for c, num, code, booking, day in
                 _candidate_rows(session, cs.search_id)}
         c, num, code, booking, day = rows[lead.candidate_id]
@@ -344,13 +351,16 @@ def verify_lead(rt: GalleryRuntime, actor: Actor, lead_id: int, result: str, not
                   case.occurrence_number)
         require_certified(session, actor, as_utc(utcnow()))
         _check_verifier(session, actor, lead)
+        cs = _lead_search(session, lead)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.VERIFICATION, f"lead:{lead.id}")
         if lead.status != LeadStatus.AWAITING_VERIFICATION.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; it is not awaiting verification")
         lead.verifier, lead.verifier_user_id = actor.username, actor.user_id
         lead.verification, lead.verification_notes, lead.verified_at = verdict.value, text, utcnow()
         lead.status = (LeadStatus.VERIFIED if verdict is VerificationResult.AGREE else LeadStatus.DISPUTED).value
         audit.record(session, actor, audit.AuditAction.VERIFICATION, f"lead:{lead.id}", audit.Outcome.OK,
-                     case=case.occurrence_number, details={"offence": case.offence.code, "result": verdict.value})
+                     case=case.occurrence_number,
+                     details={"offence": case.offence.code, "result": verdict.value, "regime": cs.regime})
         return _lead_info(lead)
 
 
@@ -364,6 +374,7 @@ def resolve_disagreement(rt: GalleryRuntime, actor: Actor, lead_id: int, decisio
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, "lead_decision", f"lead:{lead.id}")
         if lead.status != LeadStatus.DISPUTED.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; only a disputed lead goes to a supervisor")
         mark = _analyst_of(session, lead)
@@ -386,6 +397,7 @@ def disagreement_view(rt: GalleryRuntime, actor: Actor, lead_id: int) -> dict[st
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, "view_disagreement", f"lead:{lead.id}")
         if lead.status != LeadStatus.DISPUTED.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; only a disputed lead goes to a supervisor")
         mark = _analyst_of(session, lead)
@@ -413,6 +425,8 @@ def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.RELEASE_LEAD, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, audit.AuditAction.RELEASE,
+                         f"lead:{lead.id}")
         if lead.status != LeadStatus.VERIFIED.value:
             raise PermissionDenied(f"lead {lead_id} is {lead.status}: only a verified lead can be released")
         lead.status = LeadStatus.RELEASED.value
@@ -420,6 +434,12 @@ def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
         audit.record(session, actor, audit.AuditAction.RELEASE, f"lead:{lead.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"offence": case.offence.code})
         return _lead_info(lead)
+
+
+def _lead_search(session: Session, lead: Lead) -> CaseSearch:
+    cs = session.get(CaseSearch, lead.case_search_id)
+    assert cs is not None
+    return cs
 
 
 def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> bytes:
@@ -445,6 +465,7 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
         # Case searches are never shared: only the case's own agency sees its candidates.
         authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"candidate:{candidate_id}", case.agency_id,
                   case.occurrence_number, shared=False, not_found=missing)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{cand.image_id}")
         subject = session.get(Subject, cand.subject_id)
         image = session.get(Image, cand.image_id)
         assert subject is not None
@@ -460,6 +481,10 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
         data = rt.read_photo(subject, image)
         audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"candidate_id": cand.id, "case_search_id": cs.id})
+        record_access(session, actor, owner_agency_id=subject.agency_id, action=audit.AuditAction.VIEW_GALLERY_IMAGE,
+                      object_ref=f"image:{image.id}", subject_id=subject.id, image_id=image.id,
+                      gallery_id=image.gallery_id, case=case.occurrence_number,
+                      purpose=req.purpose.code if req else None)  # fmt: skip
         return encode_png(load_image(data, rt.settings).pixels)
 
 

@@ -47,6 +47,14 @@ class RequestStatus(StrEnum):
     REFUSED = "refused"
 
 
+class Ratification(StrEnum):
+    """Where an exigent search stands with its supervisor's ratification (``lapsed`` is computed from the time)."""
+
+    PENDING = "pending"
+    RATIFIED = "ratified"
+    REFUSED = "refused"
+
+
 class SearchStatus(StrEnum):
     ADJUDICATING = "adjudicating"
     SUBMITTED = "submitted"
@@ -121,6 +129,32 @@ class Purpose(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AgencyRegimeSettings(Base):
+    """An agency's administered regime windows (absent: the defaults of ``Settings``)."""
+
+    __tablename__ = "agency_regime_settings"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True, autoincrement=False)
+    exigent_window_hours: Mapped[int] = mapped_column(Integer)
+    authorisation_hours: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PurposeRegime(Base):
+    """The legal regime a purpose belongs to for one agency (absent: investigative)."""
+
+    __tablename__ = "purpose_regimes"
+    __table_args__ = (UniqueConstraint("agency_id", "purpose_id", name="uq_purpose_regimes_agency_purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purposes.id"))
+    regime: Mapped[str] = mapped_column(String(32))
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Case(Base):
     """An investigation: occurrence number (unique per agency), offence, investigator, justification."""
 
@@ -155,20 +189,27 @@ class CaseRequest(Base):
     requested_by: Mapped[str] = mapped_column(String(150))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     status: Mapped[str] = mapped_column(String(32))
+    # The legal regime of the purpose for the agency when the request was opened (docs/regimes.md).
+    regime: Mapped[str] = mapped_column(String(32), default="investigative")
 
     purpose: Mapped[Purpose] = relationship()
 
 
 class Authorisation(Base):
-    """A supervisor's recorded decision: who, when, why (purpose authorisation or a quality override)."""
+    """A supervisor's recorded decision: who, when, why (purpose authorisation, quality override, or ratification of
+    an exigent search), with its scope (case, request's purpose, galleries) and, for a purpose authorisation, its
+    expiry: after ``expires_at`` it no longer authorises anything (checked at use)."""
 
     __tablename__ = "case_authorisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "purpose" or "quality_override"
+    kind: Mapped[str] = mapped_column(String(32))  # "purpose", "quality_override" or "ratification"
     request_id: Mapped[int | None] = mapped_column(ForeignKey("case_requests.id"), nullable=True)
     probe_id: Mapped[int | None] = mapped_column(ForeignKey("probes.id"), nullable=True)
+    case_search_id: Mapped[int | None] = mapped_column(ForeignKey("case_searches.id"), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gallery_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every gallery allowed
     granted: Mapped[bool] = mapped_column(Boolean, default=True)
     by_username: Mapped[str] = mapped_column(String(150))
     by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -270,6 +311,12 @@ class CaseSearch(Base):
     status: Mapped[str] = mapped_column(String(16), default=SearchStatus.ADJUDICATING.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    regime: Mapped[str] = mapped_column(String(32), default="investigative", index=True)
+    # Exigent searches: a supervisor ratifies by ``ratify_by``; unratified after it, the search is flagged and its
+    # candidates are locked until ratified (Ratification; "lapsed" is computed from the time).
+    ratify_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ratification: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    ratification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Adjudication(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from faceleads.casework.models import (
     Probe,
 )
 from faceleads.casework.probes import original_pixels
+from faceleads.casework.regimes import ratification_state, require_unlocked
 from faceleads.casework.report import ReportCandidate, ReportData, ReportPerson, ReportProbe, render_lead_report
 from faceleads.core import audit
 from faceleads.core.actor import Actor
@@ -100,6 +102,19 @@ def _probe_section(rt: GalleryRuntime, session: Session, case: Case, cs: CaseSea
     return out
 
 
+def _authorisation_text(
+    session: Session, cs: CaseSearch, auth: Authorisation | None, req: CaseRequest, now: datetime
+) -> str:
+    """The report's line on the legal regime and the supervisor's authorisation or ratification."""
+    if cs.regime == "exigent":
+        decision = session.get(Authorisation, cs.ratification_id) if cs.ratification_id else None
+        state = ratification_state(cs, session, now).replace("_", " ")
+        due = f"{as_utc(cs.ratify_by):%Y-%m-%d %H:%M} UTC" if cs.ratify_by else "-"
+        return (f"exigent regime: searched at once on the declared reason; supervisor's ratification {state} "
+                f"(due {due})" + (f" - {describe_authorisation(decision)}" if decision else ""))
+    return describe_authorisation(auth) or ("required" if req.purpose.requires_authorisation else "not required")
+
+
 def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> ReportExport:
     """Render the lead report of a case search, record its SHA-256 and audit the export.
 
@@ -113,6 +128,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
             authorise(rt.session_factory, actor, Action.VIEW_REPORT, f"case_search:{case_search_id}",
                       case.agency_id, case.occurrence_number)
             statuses = (LeadStatus.RELEASED.value,)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.EXPORT)
         leads = list(session.scalars(
             select(Lead).where(Lead.case_search_id == cs.id, Lead.status.in_(statuses)).order_by(Lead.id)))
         if not leads:
@@ -173,8 +189,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
             offence=f"{case.offence.code} - {case.offence.title}",
             investigator=case.investigator, case_justification=case.justification,
             purpose=f"{req.purpose.code} - {req.purpose.title}",
-            purpose_authorisation=describe_authorisation(auth) or (
-                "required" if req.purpose.requires_authorisation else "not required"),
+            purpose_authorisation=_authorisation_text(session, cs, auth, req, now),
             request_justification=req.justification,
             search_id=record.id, searched_at=as_utc(record.created_at), model_version=record.model_version,
             gallery_size=record.gallery_size, galleries=", ".join(f"#{g}" for g in record.gallery_ids),

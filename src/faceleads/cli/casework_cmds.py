@@ -246,15 +246,21 @@ def case_authorise(
     request_id: Annotated[int, typer.Argument(help="Request id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the purpose is authorised (or refused).")],
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead of authorising.")] = False,
+    expires: Annotated[str | None, typer.Option("--expires", help="Expiry (ISO time; default: the agency's "
+                                                "authorisation validity).")] = None,
+    gallery: Annotated[list[int] | None, typer.Option("--gallery", help="Only this gallery id; repeatable.")] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Supervisor: authorise (or refuse) a request whose purpose needs it; who, when and why are recorded."""
+    """Supervisor: authorise (or refuse) a request whose purpose needs it, with its scope (galleries) and expiry;
+    who, when and why are recorded."""
     from faceleads.casework import cases
 
     with cli_errors():
         rt = runtime()
-        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse)
+        until = _parse_time(expires, "--expires") if expires else None
+        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse,
+                                       expires_at=until, galleries=gallery or None)
         _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
 
 

@@ -9,6 +9,7 @@ from faceleads.cli import (
     evaluate_cmds,
     gallery_cmds,
     governance_cmds,
+    regime_cmds,
     security_cmds,
     vision_cmds,
     web_cmds,
@@ -29,6 +30,7 @@ gallery_cmds.register(app)
 casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
+regime_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -279,3 +279,30 @@ class EnrolmentRow(Base):
     image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class PartnerAccess(Base):
+    """A read of one agency's booking record by a user of another (partner) agency, through a sharing agreement.
+
+    The owning agency sees every such access (``faceleads.gallery.access``): subject records and photos viewed,
+    landmarks read, and its subjects returned as candidates of a partner's search. Written in the transaction of the
+    access itself (beside its audit entry); ids only, nothing biometric. Rows stay after a destruction: they record
+    that an access happened, like the audit log.
+    """
+
+    __tablename__ = "partner_accesses"
+    __table_args__ = (Index("ix_partner_accesses_owner_at", "owner_agency_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_agency_id: Mapped[int] = mapped_column(Integer)
+    accessor_agency_id: Mapped[int] = mapped_column(Integer, index=True)
+    accessor_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    accessor_username: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(64))
+    object_ref: Mapped[str] = mapped_column(String(300))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gallery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    case_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -36,7 +36,9 @@ API_PREFIX = "/api/v1"
 
 def api_routers() -> list[APIRouter]:
     """The REST API's routers (imported here, not at module level: they import the app's dependencies)."""
+    import faceleads.web.api.account
     import faceleads.web.api.admin
+    import faceleads.web.api.approvals
     import faceleads.web.api.audit_routes
     import faceleads.web.api.auth_routes
     import faceleads.web.api.casework
@@ -44,20 +46,24 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.oversight
+    import faceleads.web.api.regimes
     import faceleads.web.api.search
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router]  # fmt: skip
+            api.destruction.router, api.account.router, api.approvals.router, api.regimes.router,
+            api.oversight.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
     """The web pages' routers."""
     import faceleads.web.case_pages
+    import faceleads.web.governance_pages
     import faceleads.web.pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router]
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.governance_pages.router]
 
 
 def create_app(

@@ -5,7 +5,10 @@
   one that is returned so it can be printed once.
 - :func:`load_demo` adds one demo user per role (certified where the role needs it) and a small demo gallery of
   faces cropped from the sample photos shipped with the model wheel (players.jpg, gdp.jpg, yaoming.jpg), so that a
-  newcomer can sign in as the analyst and search at once (e.g. with players.jpg as a multi-face probe).
+  newcomer can sign in as the analyst and search at once (e.g. with players.jpg as a multi-face probe). It goes
+  through separation of duties like anyone would: the administrator requests the biometric roles, the training
+  officer records the certifications, a second system operator approves the first supervisor (the agency has no
+  approver yet) and that supervisor approves the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from faceleads.core.actor import Actor
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
-from faceleads.security import auth, users
+from faceleads.security import approvals, auth, users
 from faceleads.security.models import User
 from faceleads.vision.imaging import encode_jpeg, load_image
 from faceleads.vision.models import default_model_dir
@@ -34,6 +37,8 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("supervisor", ("supervisor",), "Demo supervisor"),
     ("records", ("records_officer",), "Demo records officer"),
     ("auditor", ("auditor",), "Demo auditor"),
+    ("training", ("training_officer",), "Demo training officer (records certifications)"),
+    ("operator", ("system_operator",), "Demo second system operator"),
 )
 SAMPLES: tuple[tuple[str, int, float], ...] = (  # (file, most faces to enrol, lowest quality)
     ("players.jpg", 14, 0.40),
@@ -73,11 +78,15 @@ class DemoReport:
 
 
 def _admin_actor(rt: GalleryRuntime) -> Actor:
+    return _actor(rt, ADMIN_USERNAME)
+
+
+def _actor(rt: GalleryRuntime, username: str) -> Actor:
     with rt.session_factory() as session:
-        admin = session.scalars(select(User).where(User.username == ADMIN_USERNAME)).first()
-        if admin is None:
-            raise LookupError("the demo needs the bootstrap administrator 'admin'")
-        return auth.actor_for_user(session, admin)
+        user = session.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise LookupError(f"the demo needs the user {username!r}")
+        return auth.actor_for_user(session, user)
 
 
 def _crop(pixels: object, box: list[float], margin: float = 0.8) -> bytes:
@@ -100,13 +109,25 @@ def load_demo(rt: GalleryRuntime) -> DemoReport:
             report.skipped = True
             return report
     expires = datetime.combine(date.today() + timedelta(days=365), datetime.min.time(), tzinfo=UTC)
+    requests: list[approvals.ApprovalInfo] = []
     for username, roles, display in DEMO_USERS:
         password = new_password()
-        users.create_user(rt.session_factory, admin, admin.agency_code, username, password, display_name=display,
-                          roles=roles)  # fmt: skip
-        if {"analyst", "reviewer"} & set(roles):
-            users.certify(rt.session_factory, admin, username, expires, reference="DEMO-CERT")
+        change = users.create_user(rt.session_factory, admin, admin.agency_code, username, password,
+                                   display_name=display, roles=roles)  # fmt: skip
+        requests.extend(change.approvals)
         report.passwords[username] = password
+    training = _actor(rt, "training")
+    for username, roles, _ in DEMO_USERS:
+        if {"analyst", "reviewer"} & set(roles):
+            requests.extend(users.certify(rt.session_factory, training, username, expires,
+                                          reference="DEMO-CERT").approvals)  # fmt: skip
+    # The agency's first supervisor: approved by the second operator (no approver exists yet), then the rest by it.
+    first = next(a for a in requests if a.kind == "grant_role" and a.role == "supervisor")
+    approvals.approve(rt.session_factory, _actor(rt, "operator"), first.id, "demo: first supervisor of the agency")
+    supervisor = _actor(rt, "supervisor")
+    for pending in requests:
+        if pending.id != first.id:
+            approvals.approve(rt.session_factory, supervisor, pending.id, "demo data")
     with rt.session_factory() as session:
         records_user = session.scalars(select(User).where(User.username == "records")).one()
         officer = auth.actor_for_user(session, records_user)

@@ -20,7 +20,7 @@ from faceleads.casework import quick, searching
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
-from faceleads.errors import AuthenticationError, NotFound
+from faceleads.errors import AuthenticationError, NotFound, SecondFactorEnrolmentRequired
 from faceleads.gallery import viewing
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
@@ -99,8 +99,11 @@ async def sign_in(
             limiter=request.app.state.sign_in_limiter, address=client_address(request),
         )  # fmt: skip
     except AuthenticationError as exc:
-        return render(request, "sign_in.html", {"next": _safe_next(next), "error": str(exc), "username": username},
-                      status_code=401)  # fmt: skip
+        page = render(request, "sign_in.html", {"next": _safe_next(next), "error": str(exc), "username": username},
+                      status_code=403 if isinstance(exc, SecondFactorEnrolmentRequired) else 401)  # fmt: skip
+        if isinstance(exc, SecondFactorEnrolmentRequired):  # a session for the account's TOTP enrolment only
+            set_cookie(page, request, rt.settings, SESSION_COOKIE, exc.enrolment_token, 15 * 60)
+        return page
     response = _redirect(_safe_next(next))
     set_cookie(response, request, rt.settings, SESSION_COOKIE, result.token, rt.settings.session_max_hours * 3600)
     return response
@@ -431,9 +434,9 @@ def admin_create_user(
 ) -> Response:
     """Create a user in the administrator's agency."""
     check_csrf(request, csrf)
-    users.create_user(scope.rt.session_factory, scope.actor, scope.actor.agency_code, username.strip(), password,
-                      display_name=display_name, roles=roles or [])  # fmt: skip
-    return _redirect("/admin?message=" + quote(f"user {username.strip()} created"))
+    change = users.create_user(scope.rt.session_factory, scope.actor, scope.actor.agency_code, username.strip(),
+                               password, display_name=display_name, roles=roles or [])  # fmt: skip
+    return _redirect("/admin?message=" + quote(change.message))
 
 
 @router.post("/admin/users/{username}/roles")
@@ -447,9 +450,12 @@ def admin_role(
 ) -> Response:
     """Grant or revoke a role."""
     check_csrf(request, csrf)
-    fn = users.grant_role if change == "grant" else users.revoke_role
-    fn(scope.rt.session_factory, scope.actor, username, role)
-    return _redirect("/admin?message=" + quote(f"{change} {role} for {username}: done"))
+    if change == "grant":
+        message = users.grant_role(scope.rt.session_factory, scope.actor, username, role).message
+    else:
+        users.revoke_role(scope.rt.session_factory, scope.actor, username, role)
+        message = f"revoke {role} for {username}: done"
+    return _redirect("/admin?message=" + quote(message))
 
 
 @router.post("/admin/users/{username}/certify")
@@ -464,9 +470,9 @@ def admin_certify(
     """Record a certification valid to the end of ``expires_on``."""
     check_csrf(request, csrf)
     day = parse_date(expires_on, "expiry date")
-    users.certify(scope.rt.session_factory, scope.actor, username, datetime.combine(day, time.max, tzinfo=UTC),
-                  reference=reference)  # fmt: skip
-    return _redirect("/admin?message=" + quote(f"{username} certified until {day.isoformat()}"))
+    change = users.certify(scope.rt.session_factory, scope.actor, username,
+                           datetime.combine(day, time.max, tzinfo=UTC), reference=reference)  # fmt: skip
+    return _redirect("/admin?message=" + quote(change.message))
 
 
 @router.post("/admin/offences")

@@ -27,7 +27,12 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
     ("Audit log", "/audit", Action.AUDIT_READ),
     ("Statistics", "/statistics", Action.VIEW_STATISTICS),
+    ("Ratifications", "/ratifications", Action.VIEW_RATIFICATIONS),
+    ("Partner access", "/partner-access", Action.VIEW_PARTNER_ACCESS),
     ("Administration", "/admin", Action.VIEW_USERS),
+    ("Approvals", "/approvals", Action.VIEW_USERS),
+    ("Regimes", "/regimes", Action.ADMIN_REGIMES),
+    ("Agencies", "/operator", Action.ADMIN_AGENCIES),
 )
 
 

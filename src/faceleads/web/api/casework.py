@@ -42,6 +42,8 @@ class RequestIn(BaseModel):
 class AuthoriseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     grant: bool = True
+    expires_at: datetime | None = Field(default=None, description="default: the agency's authorisation validity")
+    galleries: list[int] | None = Field(default=None, max_length=100, description="gallery ids; default: all")
 
 
 class EditsIn(BaseModel):
@@ -134,7 +136,8 @@ def open_request(case_id: Id, body: RequestIn, scope: ApiScope) -> dict[str, Any
 @router.post("/requests/{request_id}/authorisation")
 def authorise_request(request_id: Id, body: AuthoriseIn, scope: ApiScope) -> dict[str, Any]:
     """A supervisor authorises (or refuses) a request's purpose; who, when and why are recorded."""
-    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant).to_json()
+    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant,
+                                   expires_at=body.expires_at, galleries=body.galleries).to_json()
 
 
 # --- probes ----------------------------------------------------------------------------------------------------
