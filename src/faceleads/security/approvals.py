@@ -11,8 +11,9 @@ by one person and take effect only when a second person *approves* them:
 
 The approver holds the approving role (``approve_access``: supervisors) in the same agency, and is neither the
 requester, nor the user concerned, nor the person who created that user's account (they chose its first password),
-nor someone who created the requester's account. While an agency has no one who could approve (a new agency's first
-supervisor), a system operator may approve instead (``approve_access_bootstrap``), under the same rules.
+nor someone who created the requester's account. While an agency has no one who could approve, a system operator may
+approve the grant of its first approver (supervisor) — and nothing else — under the same rules
+(``approve_access_bootstrap``).
 
 A request expires when nobody decides within ``Settings.approval_expiry_hours`` (checked whenever requests are read
 or decided, never by a job). Every step — request, approval (and the change it applies), rejection, expiry, and every
@@ -231,6 +232,11 @@ def _eligible_approvers(session: Session, row: AccessApproval) -> list[str]:
     return names
 
 
+def _bootstraps_approver(row: AccessApproval) -> bool:
+    """Whether ``row`` would make someone an approver (the only kind a system operator may decide)."""
+    return row.kind == ApprovalKind.GRANT_ROLE.value and row.role in {r.value for r in _APPROVER_ROLES}
+
+
 def _may_decide(actor: Actor) -> bool:
     """Whether the actor holds a role that decides approvals at all (the agency is checked per request)."""
     return holds_role_for(actor, Action.APPROVE_ACCESS) or holds_role_for(actor, Action.APPROVE_ACCESS_BOOTSTRAP)
@@ -251,6 +257,10 @@ def _authorise_decider(
         return False
     if holds_role_for(actor, Action.APPROVE_ACCESS_BOOTSTRAP):
         enforce(session_factory, actor, Action.APPROVE_ACCESS_BOOTSTRAP, ref)
+        if not _bootstraps_approver(row):
+            _refuse(session_factory, actor, f"approval_{verb}", row.id,
+                    "a system operator decides only the grant of an agency's first approver (supervisor); every "
+                    "other request waits for that approver")
         others = _eligible_approvers(session, row)
         if others:
             _refuse(session_factory, actor, f"approval_{verb}", row.id,
@@ -387,7 +397,7 @@ def list_approvals(
             query = query.where(AccessApproval.status == status)
         for row in session.scalars(query):
             mine = own and row.agency_id == actor.agency_id
-            if mine or (bootstrap and row.status == ApprovalStatus.PENDING.value
+            if mine or (bootstrap and row.status == ApprovalStatus.PENDING.value and _bootstraps_approver(row)
                         and not _eligible_approvers(session, row)):
                 out.append(_info(session, row))
     return out
