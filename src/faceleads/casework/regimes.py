@@ -358,7 +358,7 @@ def list_ratifications(
             query = query.where(Case.agency_id == agency.id)
         elif not every:
             query = query.where(Case.agency_id == actor.agency_id)
-        for cs, case in session.execute(query).tuples():
+        for cs, case in session.execute(query):
             info = _ratification_info(session, cs, case, now)
             wanted = {"open": info.state in ("pending", "lapsed"), "pending": info.state == "pending",
                       "lapsed": info.state == "lapsed",

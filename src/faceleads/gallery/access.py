@@ -70,7 +70,7 @@ def record_candidate_accesses(
     if not cands:
         return 0
     owners = dict(session.execute(
-        select(Subject.id, Subject.agency_id).where(Subject.id.in_([c.subject_id for c in cands]))).tuples().all())
+        select(Subject.id, Subject.agency_id).where(Subject.id.in_([c.subject_id for c in cands]))).all())
     count = 0
     for c in cands:
         owner = owners.get(c.subject_id)
@@ -139,7 +139,7 @@ def list_partner_accesses(
     enforce(rt.session_factory, actor, Action.VIEW_PARTNER_ACCESS, "partner_accesses", actor.agency_id)
     every = reads_every_agency(actor, Action.VIEW_PARTNER_ACCESS)
     with rt.session_factory() as session:
-        codes = dict(session.execute(select(Agency.id, Agency.code)).tuples().all())
+        codes = dict(session.execute(select(Agency.id, Agency.code)).all())
         ids = {code: agency_id for agency_id, code in codes.items()}
         where = []
         owner_code = (agency_code or "").strip().upper()
@@ -161,11 +161,11 @@ def list_partner_accesses(
         total = session.scalar(select(func.count()).select_from(PartnerAccess).where(*where)) or 0
         per_partner = session.execute(
             select(PartnerAccess.accessor_agency_id, func.count()).where(*where)
-            .group_by(PartnerAccess.accessor_agency_id)).tuples().all()
+            .group_by(PartnerAccess.accessor_agency_id)).all()
         rows = session.scalars(select(PartnerAccess).where(*where).order_by(PartnerAccess.id.desc())
                                .limit(limit).offset(offset)).all()
         numbers = dict(session.execute(select(Subject.id, Subject.subject_number).where(
-            Subject.id.in_({r.subject_id for r in rows}))).tuples().all()) if rows else {}
+            Subject.id.in_({r.subject_id for r in rows}))).all()) if rows else {}
         views = [
             PartnerAccessView(
                 r.id, _utc(r.at), codes.get(r.owner_agency_id, str(r.owner_agency_id)),
