@@ -7,6 +7,7 @@ policy) and audit every read, change and refusal.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Annotated
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from faceleads.core.actor import Role
 from faceleads.core.policy import SYSTEM_ROLES, Action
 from faceleads.core.regime import Regime
 from faceleads.gallery import access
+from faceleads.gallery.enrolment import parse_date
 from faceleads.governance.audit_log import parse_when
 from faceleads.security import approvals, users
 from faceleads.web.api.schemas import Id
@@ -124,7 +126,27 @@ def approvals_page(
 ) -> Response:
     """Requests waiting for a second person (and past decisions)."""
     rows = approvals.list_approvals(scope.rt.session_factory, scope.actor, status=None if status == "all" else status)
-    return render(request, "approvals.html", {"rows": rows, "status": status, "message": message})
+    return render(request, "approvals.html", {
+        "rows": rows, "status": status, "message": message,
+        "can_certify": scope.may(Action.ADMIN_CERTIFICATIONS, scope.actor.agency_id),
+    })  # fmt: skip
+
+
+@router.post("/approvals/certifications")
+def request_certification(
+    request: Request,
+    scope: PageScope,
+    csrf: Csrf,
+    username: Annotated[str, Form(max_length=150)],
+    expires_on: Annotated[str, Form(max_length=10)],
+    reference: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Training officers: record a certification (valid to the end of ``expires_on``); a supervisor approves it."""
+    check_csrf(request, csrf)
+    day = parse_date(expires_on, "expiry date")
+    change = users.certify(scope.rt.session_factory, scope.actor, username.strip(),
+                           datetime.combine(day, time.max, tzinfo=UTC), reference=reference)  # fmt: skip
+    return _redirect("/approvals", change.message)
 
 
 @router.post("/approvals/{approval_id}")

@@ -413,6 +413,7 @@ def admin_page(request: Request, scope: PageScope, session: DbSession, message: 
     can_lists = scope.may(Action.ADMIN_OFFENCES, scope.actor.agency_id)
     return render(request, "admin.html", {"users": people, "agencies": agencies, "message": message,
                                           "can_admin": scope.may(Action.ADMIN_USERS, scope.actor.agency_id),
+                                          "can_certify": scope.may(Action.ADMIN_CERTIFICATIONS, scope.actor.agency_id),
                                           "can_lists": can_lists,
                                           "can_galleries": scope.may(Action.MANAGE_GALLERY, scope.actor.agency_id),
                                           "offences": lists.list_offences(scope.rt, scope.actor) if can_lists else [],

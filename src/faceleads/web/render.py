@@ -16,7 +16,7 @@ TEMPLATES_DIR = __import__("pathlib").Path(__file__).resolve().parent / "templat
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.autoescape = True
 
-NAV: tuple[tuple[str, str, Action | None], ...] = (
+NAV: tuple[tuple[str, str, Action | tuple[Action, ...] | None], ...] = (
     ("Home", "/", None),
     ("Cases", "/cases", Action.VIEW_CASE),
     ("Verification", "/verification", Action.VERIFY),
@@ -30,8 +30,8 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Ratifications", "/ratifications", Action.VIEW_RATIFICATIONS),
     ("Partner access", "/partner-access", Action.VIEW_PARTNER_ACCESS),
     ("Administration", "/admin", Action.VIEW_USERS),
-    ("Approvals", "/approvals", Action.VIEW_USERS),
-    ("Regimes", "/regimes", Action.ADMIN_REGIMES),
+    ("Approvals", "/approvals", (Action.VIEW_USERS, Action.APPROVE_ACCESS_BOOTSTRAP)),
+    ("Regimes", "/regimes", (Action.ADMIN_REGIMES, Action.VIEW_CASE, Action.VIEW_RATIFICATIONS)),
     ("Agencies", "/operator", Action.ADMIN_AGENCIES),
 )
 
@@ -40,7 +40,12 @@ def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
     """Navigation links the actor's roles make useful (the routes still ask the policy)."""
     if actor is None:
         return []
-    return [(label, href) for label, href, action in NAV if action is None or allowed(actor, action)]
+    def shown(action: Action | tuple[Action, ...] | None) -> bool:
+        if action is None:
+            return True
+        return any(allowed(actor, a) for a in (action if isinstance(action, tuple) else (action,)))
+
+    return [(label, href) for label, href, action in NAV if shown(action)]
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
