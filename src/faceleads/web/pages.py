@@ -394,8 +394,10 @@ def statistics_page(
     charts = [Markup(bar_chart(rows, "searches", "Searches per month")),
               Markup(bar_chart(rows, "leads", "Possible leads per month")),
               Markup(bar_chart(rows, "verified_leads", "Verified leads per month"))]  # fmt: skip
+    from faceleads.governance.audit_log import regime_totals
+
     return render(request, "statistics.html", {"rows": rows, "charts": charts, "since": since or "",
-                                               "until": until or ""})  # fmt: skip
+                                               "until": until or "", "by_regime": regime_totals(rows)})  # fmt: skip
 
 
 # --- administration ------------------------------------------------------------------------------------------
