@@ -300,19 +300,8 @@ def _open_session(
     user.locked_until = None
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(hours=settings.session_max_hours)
-    session.add(
-        AuthSession(
-            token_hash=hash_token(token),
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=expires_at,
-            client=client[:100],
-            second_factor=factor,
-        )
-    )
+    token = _new_session(session, user, now, expires_at, client, factor)
     audit.record(
         session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.OK,
         details={"second_factor": factor, "client": client[:100]}, at=now,
@@ -320,23 +309,20 @@ def _open_session(
     return SignIn(token=token, actor=actor, expires_at=expires_at, second_factor=factor)
 
 
+def _new_session(session: Session, user: User, now: datetime, expires_at: datetime, client: str, factor: str) -> str:
+    """Store a new session (only the token's SHA-256) and return the token."""
+    token = secrets.token_urlsafe(32)
+    session.add(AuthSession(token_hash=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now,
+                            expires_at=expires_at, client=client[:100], second_factor=factor))
+    return token
+
+
 def _open_enrolment_session(
     session: Session, user: User, actor: Actor, needing: list[str], now: datetime, client: str
 ) -> SecondFactorEnrolmentRequired:
     """Refuse the sign-in (audited) and open a short session that can only enrol the second factor."""
     user.failed_attempts = 0  # the password was right: this is not a failed attempt
-    token = secrets.token_urlsafe(32)
-    session.add(
-        AuthSession(
-            token_hash=hash_token(token),
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + timedelta(minutes=ENROLMENT_MINUTES),
-            client=client[:100],
-            second_factor=ENROLMENT_FACTOR,
-        )
-    )
+    token = _new_session(session, user, now, now + timedelta(minutes=ENROLMENT_MINUTES), client, ENROLMENT_FACTOR)
     audit.record(
         session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.DENIED,
         details={"reason": "second factor not enrolled", "roles": ",".join(needing), "client": client[:100],
