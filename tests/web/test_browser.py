@@ -382,7 +382,18 @@ def test_auditor_and_admin_pages(browser: Any, server: Server) -> None:
     page.fill("#new-user input[name=password]", "a-Long-pa55word")
     page.check('#new-user input[name=roles][value="analyst"]')
     page.click("#new-user button[type=submit]")
-    assert "user newanalyst created" in page.locator("p.ok").inner_text()
+    message = page.locator("p.ok").inner_text()
+    assert "created user 'newanalyst'" in message and "waiting for a second person's approval" in message
     assert page.locator("td", has_text="newanalyst").count() == 1
     shot(page, "11-admin")
+    page.context.close()
+
+    # The analyst role takes effect only when a supervisor approves it (separation of duties).
+    page = sign_in(browser, server, "supervisor")
+    page.goto(server.url + "/approvals")
+    row = page.locator("#approvals tr", has_text="grant the role analyst to newanalyst")
+    row.locator("input[name=note]").fill("new analyst, start date confirmed")
+    row.locator("button[type=submit]").click()
+    assert "approved" in page.locator("p.ok").inner_text()
+    shot(page, "12-approvals")
     page.context.close()

@@ -138,3 +138,24 @@ def test_regimes_and_ratification_from_the_command_line(urgent: WebEnv, monkeypa
                                                                    "--reason", "x", code=2).split())
     finally:
         get_settings.cache_clear()
+
+
+def test_a_lapsed_exigent_search_is_flagged_on_the_auditors_dashboard(urgent: WebEnv) -> None:
+    from datetime import timedelta
+
+    from faceleads.casework.models import CaseSearch
+    from faceleads.core.uow import transaction
+    from faceleads.db import utcnow
+
+    web = urgent
+    web.client.put(f"/api/v1/regimes/purposes/{EXIGENT}", headers=web.headers("admin"), json={"regime": "exigent"})
+    case_search = _exigent_search(web)
+    with transaction(web.rt.session_factory) as session:  # its 48 h window passed without a ratification
+        row = session.get(CaseSearch, case_search)
+        assert row is not None
+        row.ratify_by = utcnow() - timedelta(minutes=5)
+    auditor = page_client(web)
+    browser_sign_in(auditor, "auditor")
+    home = auditor.get("/")
+    assert home.status_code == 200 and "Exigent searches awaiting ratification" in home.text
+    assert f"case search {case_search}" in home.text and "candidates locked" in home.text

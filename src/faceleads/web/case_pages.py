@@ -39,7 +39,11 @@ def work_queue(scope: Scope) -> dict[str, Any]:
     """What waits for the actor: leads to verify, requests to authorise, disputes to decide, released reports."""
     rt, actor = scope.rt, scope.actor
     queue: dict[str, Any] = {"verify": [], "authorise": [], "disputed": [], "released": [], "verified": [],
-                             "cases": []}  # fmt: skip
+                             "cases": [], "ratify": []}  # fmt: skip
+    if scope.may(Action.VIEW_RATIFICATIONS, actor.agency_id):  # exigent searches pending or lapsed (flagged)
+        from faceleads.casework.regimes import list_ratifications
+
+        queue["ratify"] = list_ratifications(rt, actor, state="open")
     if scope.may(Action.VERIFY, actor.agency_id):
         queue["verify"] = adjudication.verification_queue(rt, actor)
     if not scope.may(Action.VIEW_CASE, actor.agency_id):
