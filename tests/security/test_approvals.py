@@ -171,6 +171,30 @@ def test_credential_resets_of_biometric_users_wait_and_others_do_not(tmp_path: P
     assert withdrawn.decision_note == "withdrawn by the requester: wrong user"
 
 
+def test_two_supervisors_deciding_at_once_apply_the_change_once(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    factory, a = world
+    request = users.certify(factory, a["trainer"], "analyst", T0 + timedelta(days=700), clock=Clock()).approvals[0]
+    barrier_outcomes: list[str] = []
+
+    def decide(name: str) -> str:
+        try:
+            approvals.approve(factory, a[name], request.id, clock=Clock())
+            return "approved"
+        except ValidationError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        barrier_outcomes = list(pool.map(decide, ["sup", "sup2"]))
+    assert sorted(o == "approved" for o in barrier_outcomes) == [False, True], barrier_outcomes
+    assert any("decided by someone else" in o or "is approved" in o for o in barrier_outcomes)
+    with factory() as session:
+        user = session.scalars(select(User).where(User.username == "analyst")).one()
+        assert len(user.certifications) == 2  # the one from the fixture and this one, applied once
+        assert verify_chain(session).ok
+
+
 def test_requests_expire_when_nobody_decides(world: World) -> None:
     factory, a = world
     clock = Clock()

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import Settings, get_settings
@@ -316,7 +316,7 @@ def approve(
         raise PermissionDenied("approvals are given by a signed-in person, not by the system")
     if not _may_decide(actor):
         enforce(session_factory, actor, Action.APPROVE_ACCESS, f"approval:{approval_id}")
-    with transaction(session_factory) as session:
+    with session_factory() as session:  # decide who may, reading only (refusals are recorded on their own)
         row = _load(session, approval_id)
         bootstrap = _authorise_decider(session_factory, session, actor, row, "approve")
         if row.status != ApprovalStatus.PENDING.value:
@@ -324,11 +324,11 @@ def approve(
         why_not = _separation_of_duties(session, actor, row)
         if why_not is not None:
             _refuse(session_factory, actor, "approval_approve", row.id, why_not)
+    with transaction(session_factory) as session:
+        row = _claim(session, approval_id, ApprovalStatus.APPROVED, actor, now)
         result = _apply(session, actor, row, now)
-        row.status = ApprovalStatus.APPROVED.value
-        row.decided_by, row.decided_by_username, row.decided_at = actor.user_id, actor.username, now
         row.decision_note, row.result_ref = text, result
-        row.password_hash = None
+        row.password_hash = None  # applied: the hash lives on in the user's row only
         audit.record(
             session, actor, "approval_approve", f"approval:{row.id}",
             details={"kind": row.kind, "role": row.role, "target_user_id": row.target_user_id,
@@ -336,6 +336,24 @@ def approve(
             at=now,
         )  # fmt: skip
         return _info(session, row)
+
+
+def _claim(session: Session, approval_id: int, status: ApprovalStatus, actor: Actor, now: datetime) -> AccessApproval:
+    """Decide a pending request, first thing in the transaction: two people deciding the same request at once
+    cannot both succeed (the second finds it decided), and on SQLite the write lock is taken before anything is
+    read."""
+    claimed = session.execute(
+        update(AccessApproval)
+        .where(AccessApproval.id == approval_id, AccessApproval.status == ApprovalStatus.PENDING.value,
+               AccessApproval.expires_at > now)
+        .values(status=status.value, decided_by=actor.user_id, decided_by_username=actor.username, decided_at=now,
+                password_hash=None if status is not ApprovalStatus.APPROVED else AccessApproval.password_hash)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ValidationError(f"approval request {approval_id} was decided by someone else, or expired, meanwhile")
+    row = session.get(AccessApproval, approval_id, populate_existing=True)
+    assert row is not None
+    return row
 
 
 def reject(
@@ -351,7 +369,7 @@ def reject(
     text = _clean_note(note, required=True)
     with transaction(session_factory) as session:
         _expire_due(session, now)
-    with transaction(session_factory) as session:
+    with session_factory() as session:
         row = _load(session, approval_id)
         withdrawn = actor.user_id is not None and actor.user_id == row.requested_by
         if not withdrawn:
@@ -360,10 +378,9 @@ def reject(
             _authorise_decider(session_factory, session, actor, row, "reject")
         if row.status != ApprovalStatus.PENDING.value:
             raise ValidationError(f"approval request {row.id} is {row.status}; only a pending request can be rejected")
-        row.status = ApprovalStatus.REJECTED.value
-        row.decided_by, row.decided_by_username, row.decided_at = actor.user_id, actor.username, now
+    with transaction(session_factory) as session:
+        row = _claim(session, approval_id, ApprovalStatus.REJECTED, actor, now)
         row.decision_note = ("withdrawn by the requester: " if withdrawn else "") + text
-        row.password_hash = None
         audit.record(session, actor, "approval_reject", f"approval:{row.id}",
                      details={"kind": row.kind, "role": row.role, "target_user_id": row.target_user_id,
                               "withdrawn": withdrawn, "reason": text[:400]}, at=now)  # fmt: skip

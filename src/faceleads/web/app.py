@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from faceleads import __version__
 from faceleads.config import Settings, get_settings
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.security.auth import totp_required_roles
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.jobs import JobRunner
@@ -80,6 +81,7 @@ def create_app(
     """
     settings = settings or (runtime.settings if runtime else get_settings())
     settings.check_safe()
+    totp_required_roles(settings)  # a misspelt FACELEADS_TOTP_REQUIRED_ROLES stops the start, not a sign-in
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
