@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faceleads.casework.common import as_utc, authorise, clean_text, get_case_search, same_person
@@ -293,7 +293,7 @@ def ratify_search(
     ref = f"case_search:{case_search_id}"
     authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, ref, None)
     now = as_utc(utcnow())
-    with transaction(rt.session_factory) as session:
+    with rt.session_factory() as session:  # who may: read only (refusals are recorded on their own)
         cs, case = get_case_search(session, case_search_id)
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, ref, case.agency_id, case.occurrence_number)
         if cs.regime != Regime.EXIGENT.value or cs.ratification is None:
@@ -309,13 +309,24 @@ def ratify_search(
             _deny(rt, actor, ref, case,
                   "whoever declared the emergency (opened the request) cannot ratify its search")
         state_before = ratification_state(cs, session, now)
+    decided = (Ratification.RATIFIED if grant else Ratification.REFUSED).value
+    with transaction(rt.session_factory) as session:
+        # Claimed first: two supervisors deciding at once cannot both record a decision.
+        claimed = session.execute(update(CaseSearch).where(
+            CaseSearch.id == case_search_id, CaseSearch.ratification == Ratification.PENDING.value,
+        ).values(ratification=decided))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise ValidationError(f"case search {case_search_id} was decided by another supervisor meanwhile")
+        cs, case = get_case_search(session, case_search_id)
+        session.refresh(cs)
+        req = session.get(CaseRequest, cs.request_id)
+        assert req is not None
         due = as_utc(cs.ratify_by) if cs.ratify_by else now
         decision = Authorisation(case_id=case.id, kind="ratification", request_id=req.id, case_search_id=cs.id,
                                  granted=grant, by_username=actor.username, by_user_id=actor.user_id, reason=why,
                                  at=now, details={"due": due.isoformat(), "late": now > due})
         session.add(decision)
         session.flush()
-        cs.ratification = (Ratification.RATIFIED if grant else Ratification.REFUSED).value
         cs.ratification_id = decision.id
         session.flush()
         audit.record(session, actor, "exigent_ratification", ref, audit.Outcome.OK if grant else "refused",
