@@ -328,6 +328,7 @@ def test_records_officer_enrols(browser: Any, server: Server) -> None:
     page.fill("input[name=legal_authority]", "PACE 1984 s.64A")
     page.set_input_files("#enrol-form input[name=photos]", str(photo))
     page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrol-result")  # enrolment runs the face models: wait for the answer page
     assert page.locator("#enrol-result").is_visible()
     assert "enrolled" in page.locator("#enrol-result").inner_text()
     shot(page, "07-enrol")
