@@ -22,9 +22,10 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/faceleads serve --demo
 
-## Install test extras (and Debian's chromium for the browser tests) and run the whole test suite.
+## Install test extras (Debian's chromium and axe-core from npm for the browser tests) and run the whole test suite.
 test: $(STAMP)
 	bash scripts/install-chromium.sh
+	bash scripts/install-web-tests.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

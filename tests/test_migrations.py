@@ -7,10 +7,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from faceleads.db import create_schema, make_engine
+from faceleads.migrations import alembic_config
 from faceleads.models import Base
+
+
+def _head() -> str:
+    """The newest revision of the migration scripts (one head: the chain has no branches)."""
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, f"the migrations must form one chain, heads: {heads}"
+    return str(heads[0])
 
 
 def test_migrations_match_the_models_and_are_idempotent(tmp_path: Path) -> None:
@@ -21,7 +30,7 @@ def test_migrations_match_the_models_and_are_idempotent(tmp_path: Path) -> None:
         context = MigrationContext.configure(connection, opts={"render_as_batch": True})
         differences = compare_metadata(context, Base.metadata)
         assert differences == [], f"models and migrations differ: {differences}"
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "regimes_1"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head()
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
 
 
@@ -40,3 +49,29 @@ def test_audit_log_is_append_only_in_the_database(tmp_path: Path) -> None:
     for statement in ("DELETE FROM audit_log", "UPDATE audit_log SET outcome = 'forged'"):
         with engine.begin() as connection, pytest.raises(Exception, match="append-only"):
             connection.execute(text(statement))
+
+
+def test_the_regimes_migration_turns_exigent_purposes_into_the_exigent_regime(tmp_path: Path) -> None:
+    """One notion of exigent: a database at ui_1 with a purpose flagged exigent comes out of regimes_1 with that
+    purpose in the exigent regime for every agency, the flag column gone, and the other data kept."""
+    from faceleads.migrations import upgrade
+
+    assert _head() == "regimes_1"
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "ui_1")
+    with engine.begin() as connection:
+        for code in ("AGA", "AGB"):
+            connection.execute(text("INSERT INTO agencies (code, name, created_at) VALUES (:c, :c, '2026-01-01')"),
+                               {"c": code})  # fmt: skip
+        for code, exigent in (("criminal-investigation", False), ("threat-to-life", True)):
+            connection.execute(text(
+                "INSERT INTO purposes (code, title, requires_authorisation, exigent, active, created_at) "
+                "VALUES (:c, :c, 0, :e, 1, '2026-01-01')"), {"c": code, "e": exigent})  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert "exigent" not in {c["name"] for c in inspect(connection).get_columns("purposes")}
+        rows = connection.execute(text(
+            "SELECT a.code, p.code, r.regime FROM purpose_regimes r JOIN agencies a ON a.id = r.agency_id "
+            "JOIN purposes p ON p.id = r.purpose_id ORDER BY a.code")).all()  # fmt: skip
+        assert [tuple(r) for r in rows] == [("AGA", "threat-to-life", "exigent"), ("AGB", "threat-to-life", "exigent")]
+        assert connection.execute(text("SELECT count(*) FROM purposes")).scalar() == 2

@@ -86,7 +86,7 @@ def test_cli(env: WebEnv, cli: Run, tmp_path: Path) -> None:
     assert "may not view gallery image" in cli("gallery", "photo", image, "--out", str(photo), code=2)
     assert not photo.exists()
     # The reset password does not open the analyst's account; the analyst's own still does.
-    assert "invalid" in _login(cli, "analyst", NEW_PASSWORD, code=2)
+    assert "sign-in refused" in _login(cli, "analyst", NEW_PASSWORD, code=2)
     assert _denied(env, "mole-cli", "view_gallery_image", f"image:{image}") == 1
     assert _roles_of(env, "mole-cli") == []
 

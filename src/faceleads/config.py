@@ -51,10 +51,22 @@ class Settings(BaseSettings):
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
     # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
     similarity_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
+    # What the threshold line of the candidate list means (shown beside it; say how it was calibrated).
+    similarity_threshold_basis: str = Field(
+        default="calibrated on the LFW development set: about 1 impostor pair in 20,000 scores above it",
+        max_length=300,
+    )
 
     # Safe image intake.
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
+    # Pictures above this many pixels are decoded reduced where the use allows it (detection, thumbnails, aligned
+    # crops; never evidence edits): the detector looks at most at 4 x det_size anyway (docs/imaging.md).
+    decode_reduce_pixels: int = Field(default=24_000_000, ge=1_000_000)
+    # At most this many pixels are being decoded at once in one process (a weighted semaphore): a few 50 MP bombs
+    # wait for each other instead of exhausting memory. Waiting longer than decode_wait_seconds is refused.
+    decode_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
+    decode_wait_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
 
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)
@@ -69,6 +81,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {"serious": 3650, "standard": 2190, "minor": 730}
     )
     retention_default_days: int = Field(default=2190, ge=1, le=36500)
+    # Work queues (docs/web.md): hours an item may wait before it is overdue, per kind of work, and the shorter
+    # limits of urgent and threat-to-life requests (FACELEADS_WORK_DUE_HOURS='{"verify": 24, ...}').
+    work_due_hours: dict[str, int] = Field(
+        default_factory=lambda: {"authorise": 24, "override": 24, "prepare": 48, "adjudicate": 72, "verify": 48,
+                                 "decide": 48, "release": 24}
+    )
+    priority_due_hours: dict[str, int] = Field(default_factory=lambda: {"threat_to_life": 2, "urgent": 12})
     max_video_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1)
     video_sample_seconds: float = Field(default=0.5, gt=0.0, le=60.0)  # one sampled frame per interval
     video_max_frames: int = Field(default=1200, ge=1, le=100_000)  # sampled frames analysed per video
@@ -96,6 +115,11 @@ class Settings(BaseSettings):
     # Legal regimes (docs/regimes.md): defaults for agencies that have not set their own.
     exigent_window_hours: int = Field(default=48, ge=1, le=24 * 14)  # a supervisor ratifies an exigent search
     authorisation_hours: int = Field(default=168, ge=1, le=24 * 90)  # a supervisor's prior authorisation lasts
+    # Audit anchors (docs/audit.md): signed (seq, hash, time) records of the chain head kept outside the database,
+    # appended to this file (default <data_dir>/keys/audit-anchors.jsonl; point it at a write-once location if you
+    # have one) by the server every audit_anchor_minutes (0 = only by 'faceleads audit anchor' / verify).
+    audit_anchor_file: Path | None = None
+    audit_anchor_minutes: int = Field(default=60, ge=0, le=10080)
 
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)
@@ -106,6 +130,20 @@ class Settings(BaseSettings):
     web_inference_threads: int = Field(default=2, ge=1, le=64)  # concurrent face inference in the web app
     web_max_request_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # largest request body (bulk zips)
     admin_password: str | None = Field(default=None, repr=False)  # first administrator's password (first start)
+
+    # Live watch-list deployments (docs/live.md): a separate, explicitly authorised mode.
+    live_max_hours: float = Field(default=6.0, gt=0.0, le=24.0)  # longest deployment a supervisor may authorise
+    live_default_threshold: float = Field(default=0.45, ge=-1.0, le=1.0)  # suggested alert threshold
+    # Alert captures are kept this many days after the alert, then deleted (crypto-shredded) by `live retention`;
+    # FACELEADS_LIVE_ALERT_RETENTION_DAYS_BY_AGENCY='{"AGA": 14}' gives an agency its own period.
+    live_alert_retention_days: int = Field(default=31, ge=1, le=3650)
+    live_alert_retention_days_by_agency: dict[str, int] = Field(default_factory=dict)
+    live_detect_side: int = Field(default=640, ge=160, le=2048)  # frames are detected at this long side at most
+    live_queue_frames: int = Field(default=4, ge=1, le=64)  # decoded frames waiting per camera; older ones dropped
+    live_embeds_per_track: int = Field(default=4, ge=1, le=32)  # best shots embedded per track
+    live_min_quality: float = Field(default=0.30, ge=0.0, le=1.0)  # faces below are tracked, never compared
+    live_min_face_px: int = Field(default=24, ge=8, le=1024)  # narrower faces are tracked, never compared
+    live_stream_poll_seconds: float = Field(default=1.0, ge=0.1, le=30.0)  # alert stream's database poll
 
     # Agency code the dev-mode CLI acts for when no --agency is given.
     agency: str = Field(default="DEV", min_length=1, max_length=32)

@@ -181,9 +181,17 @@ def test_who_may_ratify_and_how_long_an_exigent_request_lasts(env: Env) -> None:
 
 def test_live_deployment_purposes_never_serve_a_retrospective_search(env: Env) -> None:
     rt = env.rt
+    # The live watch-list purpose (faceleads.live) is in the live deployment regime by definition, for every agency.
     admin.add_purpose(rt, env.admin, "live-watchlist", "Live watch-list deployment")
+    assert regimes.purpose_regime(rt, env.admin.agency_id, "live-watchlist") == "live_deployment"
+    with pytest.raises(ValidationError, match="always live deployment"):
+        regimes.set_purpose_regime(rt, env.admin, "live-watchlist", "investigative")
     regimes.set_purpose_regime(rt, env.admin, "live-watchlist", "live_deployment")
     assert regimes.purpose_regime(rt, env.admin.agency_id, "live-watchlist") == "live_deployment"
+    # Any other purpose may be put in it by an agency; the regime comes with the new purpose when asked.
+    added = admin.add_purpose(rt, env.admin, "live-crowd", "Live crowd deployment", regime="live_deployment")
+    assert added.regime == "live_deployment"
+    assert {p.code: p.regime for p in admin.list_purposes(rt, env.admin.agency_id)}["live-crowd"] == "live_deployment"
     case_id = env.fresh_case("MET/2026/LIVE")
     with pytest.raises(PermissionDenied, match="live deployment regime"):
         cases.open_request(rt, env.investigator, case_id, "live-watchlist", "Find the suspect on camera")

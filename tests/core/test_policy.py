@@ -29,7 +29,8 @@ EXPECTED: dict[Role, set[str]] = {
     Role.SUPERVISOR: {
         "view_gallery_record", "open_case", "view_case", "view_probe_image", "decide_disagreement",
         "authorise_exception", "release_lead", "export_report", "view_report", "view_statistics",
-        "destruction_decide", "view_destruction", "view_users", "approve_access", "view_ratifications",
+        "view_examiner_qa", "destruction_decide", "view_destruction", "view_users", "approve_access",
+        "view_ratifications",
     },
     Role.RECORDS_OFFICER: {
         "enrol", "reindex", "view_gallery_image", "view_gallery_record", "apply_retention", "destruction_request",
@@ -47,6 +48,18 @@ EXPECTED: dict[Role, set[str]] = {
     Role.SYSTEM_OPERATOR: {"admin_agencies", "admin_system_roles", "approve_access_bootstrap", "audit_verify"},
 }  # fmt: skip
 
+# Live watch-list deployments (docs/live.md), written out independently of LIVE_ROLE_ACTIONS.
+LIVE_EXPECTED: dict[Role, set[str]] = {
+    Role.SUPERVISOR: {"live_prepare", "live_authorise", "live_operate", "live_view", "live_review_alert",
+                      "record_calibration"},
+    Role.ANALYST: {"live_prepare", "live_operate", "live_view", "live_review_alert"},
+    Role.INVESTIGATOR: {"live_view", "live_review_alert"},
+    Role.AUDITOR: {"live_view"},
+    Role.ADMINISTRATOR: {"record_calibration"},
+}  # fmt: skip
+for _role, _live in LIVE_EXPECTED.items():
+    EXPECTED[_role] = EXPECTED[_role] | _live
+
 # No owning agency: allowed whatever the resource's agency.
 SYSTEM_WIDE = {
     "admin_agencies", "admin_offences", "admin_settings", "backup", "restore", "audit_verify", "view_statistics",
@@ -59,8 +72,8 @@ SHAREABLE = {"view_gallery_image", "view_gallery_record"}
 SELF_SERVICE = {"manage_own_account"}
 # Anything that displays a face, a template or a candidate list.
 BIOMETRIC = {"search", "view_gallery_image", "view_gallery_record", "view_probe_image", "edit_probe", "adjudicate",
-             "verify", "enrol"}  # fmt: skip
-READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction",
+             "verify", "enrol", "live_prepare", "live_review_alert"}  # fmt: skip
+READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view",
              "view_ratifications", "view_partner_access"}  # fmt: skip
 
 CASES = [(action, role) for action in Action for role in Role]

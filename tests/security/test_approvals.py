@@ -276,6 +276,13 @@ def test_production_requires_totp_for_biometric_roles(tmp_path: Path, world: Wor
     clock = Clock()
     # An administrator signs in without TOTP; an analyst is refused and pointed to enrolment.
     assert auth.authenticate(factory, "admin", PASSWORD, settings=settings, clock=clock).second_factor == "none"
+    # The distinct answer needs the right password: a wrong one gets the one refusal every other failure gets
+    # (issue #11: the answer never tells which usernames exist, which are locked, or which need TOTP).
+    with pytest.raises(AuthenticationError) as wrong:
+        auth.authenticate(factory, "analyst", "not-the-password-1", settings=settings, clock=clock)
+    assert not isinstance(wrong.value, SecondFactorEnrolmentRequired) and str(wrong.value) == auth.SIGN_IN_REFUSED
+    with transaction(factory) as session:  # that failure counted; the right password below resets the counter
+        assert session.scalars(select(User).where(User.username == "analyst")).one().failed_attempts == 1
     with pytest.raises(SecondFactorEnrolmentRequired, match="analyst require a TOTP second factor") as refused:
         auth.authenticate(factory, "analyst", PASSWORD, settings=settings, clock=clock)
     assert "faceleads account totp-enrol" in str(refused.value)
@@ -297,6 +304,8 @@ def test_production_requires_totp_for_biometric_roles(tmp_path: Path, world: Wor
     with factory() as session:
         refusal = session.scalars(select(AuditEntry).where(AuditEntry.action == "login",
                                                            AuditEntry.outcome == "denied")).one()
+        assert session.scalars(select(AuditEntry).where(AuditEntry.action == "login", AuditEntry.outcome == "failed")
+                               ).one().details["reason"] == "wrong password"  # fmt: skip
         assert refusal.details["reason"] == "second factor not enrolled"
 
 

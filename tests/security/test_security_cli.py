@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from faceleads.cli.main import app
-from faceleads.config import get_settings
 
 PW = "Correct-Horse-Battery-9"
-
-
-@pytest.fixture()
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FACELEADS_MODE", "dev")
-    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
-    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) -> str:
@@ -95,7 +81,7 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     assert not token_file.exists()
     login(cli, "auditor1")
     assert "intact" in run(cli, "audit", "verify")
-    anchor = run(cli, "audit", "anchor").strip()
+    anchor = run(cli, "audit", "anchor", "--short").strip()
     seq, _, digest = anchor.partition(":")
     assert seq.isdigit() and len(digest) == 64
     assert "intact" in run(cli, "audit", "verify", "--anchor", anchor)
@@ -125,7 +111,7 @@ def test_cli_bad_login_is_refused(cli: CliRunner) -> None:
     run(cli, "admin", "bootstrap", "--agency", "METRO", "--agency-name", "Metro", "--username", "chief",
         input=f"{PW}\n{PW}\n")  # fmt: skip
     out = run(cli, "login", "-u", "chief", input="wrong-password-1\n\n", code=2)
-    assert "invalid" in out
+    assert "sign-in refused" in out
     run(cli, "logout")  # harmless when not signed in
 
 
@@ -146,8 +132,8 @@ def test_cli_totp_enrolment_and_recovery_sign_in(cli: CliRunner, tmp_path: Path)
     codes = [line for line in out.splitlines() if len(line) == 19 and line.count("-") == 3]
     assert len(codes) == 10
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
     run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n")
     assert json.loads(run(cli, "whoami", "--json"))["username"] == "chief"
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))

@@ -136,8 +136,9 @@ def test_the_system_operator_creates_agencies_on_the_web(shared: WebEnv) -> None
         "csrf": csrf_of(page.text), "code": "AGW", "name": "Web Police", "admin_username": "agw-chief",
         "admin_password": PASSWORD}, follow_redirects=False)  # fmt: skip
     assert created.status_code == 303 and "AGW" in client.get(created.headers["location"]).text
-    granted = client.post("/operator/roles", data={"csrf": csrf_of(page.text), "username": "agw-chief",
-                                                   "role": "oversight"}, follow_redirects=False)  # fmt: skip
+    granted = client.post("/operator/roles", data={
+        "csrf": csrf_of(page.text), "username": "agw-chief", "role": "oversight", "change": "grant"},
+        follow_redirects=False)  # fmt: skip
     assert granted.status_code == 303
     chief = shared.sign_in("agw-chief")
     me = shared.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {chief}"}).json()

@@ -144,18 +144,33 @@ def test_a_lapsed_exigent_search_is_flagged_on_the_auditors_dashboard(urgent: We
     from datetime import timedelta
 
     from faceleads.casework.models import CaseSearch
+    from faceleads.core.audit import AuditEntry
     from faceleads.core.uow import transaction
     from faceleads.db import utcnow
 
+    def home_reads() -> int:
+        with web.rt.session_factory() as session:
+            return session.query(AuditEntry).filter(AuditEntry.action == "view_ratifications",
+                                                    AuditEntry.username == "auditor").count()
+
     web = urgent
     web.client.put(f"/api/v1/regimes/purposes/{EXIGENT}", headers=web.headers("admin"), json={"regime": "exigent"})
+    # Nothing awaits ratification (earlier tests' searches were decided): the home page shows no list and writes no
+    # view_ratifications entry on each visit; once one is shown, the read is audited with what was shown.
+    auditor = page_client(web)
+    browser_sign_in(auditor, "auditor")
+    assert web.client.get("/api/v1/ratifications", headers=web.headers("supervisor")).json() == []
+    before = home_reads()
+    quiet = auditor.get("/")
+    assert quiet.status_code == 200 and "Exigent searches awaiting ratification" not in quiet.text
+    assert home_reads() == before
     case_search = _exigent_search(web)
     with transaction(web.rt.session_factory) as session:  # its 48 h window passed without a ratification
         row = session.get(CaseSearch, case_search)
         assert row is not None
         row.ratify_by = utcnow() - timedelta(minutes=5)
-    auditor = page_client(web)
-    browser_sign_in(auditor, "auditor")
+    shown_before = home_reads()
     home = auditor.get("/")
     assert home.status_code == 200 and "Exigent searches awaiting ratification" in home.text
-    assert f"case search {case_search}" in home.text and "candidates locked" in home.text
+    assert f"Exigent search {case_search}" in home.text and "candidates locked" in home.text
+    assert home_reads() == shown_before + 1, "a ratification list shown on the home page is an audited read"

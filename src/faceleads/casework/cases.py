@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.casework.admin import retention_days
 from faceleads.casework.common import (
     as_utc,
@@ -32,6 +33,7 @@ from faceleads.casework.models import (
     CaseRequest,
     CaseStatus,
     Offence,
+    Priority,
     Purpose,
     RequestStatus,
 )
@@ -45,6 +47,7 @@ from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import visible_gallery_ids
+from faceleads.identifiers import Kind
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,10 @@ class RequestInfo:
     requested_at: datetime
     status: str
     authorisation: str | None  # "by <user> at <time>: <reason>" when authorised
-    regime: str = Regime.INVESTIGATIVE.value
+    regime: str = Regime.INVESTIGATIVE.value  # exigent requests are always threat-to-life priority
     authorised_until: datetime | None = None  # a purpose authorisation's expiry
     authorised_galleries: list[int] | None = None  # its gallery scope (None: every gallery for the purpose)
+    priority: str = Priority.ROUTINE.value
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -147,6 +151,7 @@ def request_info(session: Any, req: CaseRequest) -> RequestInfo:
         regime=req.regime,
         authorised_until=as_utc(auth.expires_at) if granted and auth and auth.expires_at else None,
         authorised_galleries=list(auth.gallery_ids) if granted and auth and auth.gallery_ids else None,
+        priority=req.priority or Priority.ROUTINE.value,
     )
 
 
@@ -163,9 +168,9 @@ def open_case(
     """Open a case of the actor's agency. The offence must be on the agency's approved, active list; the
     occurrence number must be new for the agency. ``investigator`` defaults to the actor.
     """
-    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{occurrence_number}", actor.agency_id)
-    number = clean_text(occurrence_number, "occurrence number", 100)
-    code = clean_text(offence, "offence", 50)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{number}", actor.agency_id)
+    code = identifiers.normalise(Kind.OFFENCE, offence)
     why = clean_text(justification, "justification", 4000)
     who = clean_text(investigator or actor.username, "investigator", 150)
     moment = as_utc(now or utcnow())
@@ -209,13 +214,14 @@ def show_case(rt: GalleryRuntime, actor: Actor, case_id: int) -> CaseInfo:
 
 def find_case(rt: GalleryRuntime, actor: Actor, occurrence_number: str) -> CaseInfo:
     """The actor's agency's case with this occurrence number."""
-    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{occurrence_number}", actor.agency_id)
+    number = identifiers.occurrence_number(occurrence_number)
+    authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{number}", actor.agency_id)
     with rt.session_factory() as session:
         case = session.scalars(
-            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == occurrence_number.strip())
+            select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == number)
         ).first()
         if case is None:
-            raise NotFound(f"no case with occurrence number {occurrence_number!r}")
+            raise NotFound(f"no case with occurrence number {number!r}")
         return case_info(case)
 
 
@@ -244,17 +250,28 @@ def close_case(rt: GalleryRuntime, actor: Actor, case_id: int, reason: str) -> C
         return case_info(case)
 
 
+def check_priority(priority: str | None) -> Priority:
+    """A request priority (routine when not given)."""
+    try:
+        return Priority((priority or Priority.ROUTINE.value).strip())
+    except ValueError:
+        raise ValidationError("priority must be routine, urgent or threat_to_life") from None
+
+
 def open_request(
-    rt: GalleryRuntime, actor: Actor, case_id: int, purpose: str, justification: str
+    rt: GalleryRuntime, actor: Actor, case_id: int, purpose: str, justification: str, *, priority: str | None = None
 ) -> RequestInfo:
     """Request facial recognition on a case for ``purpose``, under the purpose's regime for the agency.
 
     Investigative: a purpose that requires a supervisor's authorisation leaves the request awaiting it; searches
     are refused until then. Exigent: ready at once (``justification`` is the declared reason); each search on it is
     ratified afterwards. Live deployment: refused (and audited), those purposes serve live deployments only.
+    ``priority`` orders the work in every queue (routine, urgent, threat_to_life); a request of the exigent regime
+    is always threat-to-life priority, whatever was asked.
     """
-    code = clean_text(purpose, "purpose", 64)
+    code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
+    level = check_priority(priority)
     with transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.OPEN_CASE, f"case:{case_id}", None)
         case = get_case(session, case_id)
@@ -275,14 +292,16 @@ def open_request(
             raise PermissionDenied(reason)
         needs_authorisation = p.requires_authorisation and regime is Regime.INVESTIGATIVE
         status = RequestStatus.AWAITING_AUTHORISATION if needs_authorisation else RequestStatus.READY
+        if regime is Regime.EXIGENT:
+            level = Priority.THREAT_TO_LIFE
         req = CaseRequest(case_id=case.id, purpose_id=p.id, justification=why, requested_by=actor.username,
-                          status=status.value, regime=regime.value)
+                          status=status.value, regime=regime.value, priority=level.value)
         req.purpose = p
         session.add(req)
         session.flush()
         audit.record(session, actor, "request_open", f"request:{req.id}", audit.Outcome.OK,
                      case=case.occurrence_number, purpose=code,
-                     details={"status": status.value, "regime": regime.value})
+                     details={"status": status.value, "regime": regime.value, "priority": level.value})
         return request_info(session, req)
 
 

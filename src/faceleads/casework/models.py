@@ -88,6 +88,18 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+class Priority(StrEnum):
+    """How urgently a request (and the work that follows from it) must be handled."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    THREAT_TO_LIFE = "threat_to_life"  # exigent: handled before anything else
+
+
+PRIORITY_ORDER: dict[str, int] = {Priority.THREAT_TO_LIFE.value: 0, Priority.URGENT.value: 1,
+                                  Priority.ROUTINE.value: 2}  # fmt: skip
+
+
 class VerificationResult(StrEnum):
     AGREE = "agree"
     DISAGREE = "disagree"
@@ -191,6 +203,8 @@ class CaseRequest(Base):
     status: Mapped[str] = mapped_column(String(32))
     # The legal regime of the purpose for the agency when the request was opened (docs/regimes.md).
     regime: Mapped[str] = mapped_column(String(32), default="investigative")
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.ROUTINE.value,
+                                          server_default=Priority.ROUTINE.value)  # fmt: skip
 
     purpose: Mapped[Purpose] = relationship()
 
@@ -329,6 +343,7 @@ class Adjudication(Base):
     case_search_id: Mapped[int] = mapped_column(ForeignKey("case_searches.id"), index=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("search_candidates.id"))
     conclusion: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)  # adjudication.REASON_CODES
     notes: Mapped[str] = mapped_column(Text)
     checklist: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     analyst: Mapped[str] = mapped_column(String(150))
@@ -350,7 +365,12 @@ class Lead(Base):
     verifier: Mapped[str | None] = mapped_column(String(150), nullable=True)
     verifier_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     verification: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The verifier's own conclusion on the same scale as the analyst's (agree = possible_lead), their feature
+    # checklist, and when they first opened the task (for examiner QA: time per verification).
+    verifier_conclusion: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verification_checklist: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     verification_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verification_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     supervisor: Mapped[str | None] = mapped_column(String(150), nullable=True)
     supervisor_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # verified / rejected
@@ -362,7 +382,7 @@ class Lead(Base):
 
 
 class LeadReport(Base):
-    """An exported lead report: its SHA-256 (the bytes go to the requester; every export is audited)."""
+    """An exported lead report: its SHA-256 and the encrypted PDF (every export and download is audited)."""
 
     __tablename__ = "lead_reports"
 
@@ -372,6 +392,9 @@ class LeadReport(Base):
     lead_ids: Mapped[list[int]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    # The PDF, encrypted under the case key (so the page that shows the hash can deliver the very same bytes, and
+    # the retention purge's key destruction makes it unreadable with the rest of the case).
+    store_address: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_by: Mapped[str] = mapped_column(String(150))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -74,9 +74,20 @@ class ProbeInfo:
     model_version: str | None
     width: int  # of the evidence original (the edited image may differ after rotate or crop)
     height: int
+    # Provenance of the evidence (not biometric): where it came from, who obtained it, when, on what legal basis.
+    source: str = ""
+    obtained_by: str = ""
+    obtained_at: datetime | None = None
+    legal_basis: str = ""
+    received_by: str = ""
+    received_at: datetime | None = None
+    filename: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("obtained_at", "received_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,13 @@ def probe_info(rt: GalleryRuntime, session: Any, probe: Probe) -> ProbeInfo:
         model_version=probe.model_version,
         width=probe.evidence.width,
         height=probe.evidence.height,
+        source=probe.evidence.source,
+        obtained_by=probe.evidence.obtained_by,
+        obtained_at=as_utc(probe.evidence.obtained_at),
+        legal_basis=probe.evidence.legal_basis,
+        received_by=probe.evidence.received_by,
+        received_at=as_utc(probe.evidence.received_at),
+        filename=probe.evidence.filename,
     )
 
 
@@ -253,7 +271,8 @@ def add_photo(
     """
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
-    image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
+    # Refuses unreadable, oversize or corrupt images before storing (decoded reduced: only checked here).
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
     with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", None)
@@ -536,6 +555,30 @@ def probe_image(rt: GalleryRuntime, actor: Actor, probe_id: int, *, edited: bool
         return encode_png(pixels)
 
 
+def probe_thumbnail(rt: GalleryRuntime, actor: Actor, probe_id: int, *, size: int = 192) -> bytes:
+    """A small JPEG of the probe as edited (at most ``size`` pixels a side), for the case page; audited like any
+    probe image view."""
+    if not 32 <= size <= 512:
+        raise ValidationError("thumbnail size must be 32 to 512 pixels")
+    with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        pixels = edited_pixels(rt, case, probe)
+        audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"edited": True, "view": "thumbnail",
+                                                           "version": probe.edits_version})  # fmt: skip
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    if scale < 1.0:
+        pixels = np.asarray(cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                       interpolation=cv2.INTER_AREA), dtype=np.uint8)  # fmt: skip
+    return encode_jpeg(pixels, quality=82)
+
+
 # --------------------------------------------------------------------------------------------- other reads
 
 MAX_DETECT_FACES = 50
@@ -556,8 +599,9 @@ def detect_upload(rt: GalleryRuntime, actor: Actor, data: bytes) -> DetectedFace
     """Detect faces in an uploaded image (safe intake first; most prominent first, at most 50). Nothing is stored
     but the audit entry (the image's SHA-256 and the face count): face detection is biometric processing."""
     enforce(rt.session_factory, actor, Action.EDIT_PROBE, "upload:face-detection", actor.agency_id)
-    image = load_image(data, rt.settings)
-    faces = rt.face_engine.detect(image.pixels, max_faces=MAX_DETECT_FACES)
+    # Decoded reduced when large; boxes and landmarks are given in the original picture's pixels.
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    faces = rt.face_engine.detect_loaded(image, max_faces=MAX_DETECT_FACES)
     found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality")}}
              for n, f in enumerate(faces, start=1)]  # fmt: skip
     audit.record_now(rt.session_factory, actor, "face_detect", f"upload:{image.sha256[:16]}", audit.Outcome.OK,

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.casework.common import as_utc, authorise, clean_text, get_case_search, same_person
 from faceleads.casework.models import (
     AgencyRegimeSettings,
@@ -43,11 +44,12 @@ from faceleads.config import Settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, allowed, enforce, reads_every_agency
-from faceleads.core.regime import DEFAULT_REGIME, Regime, parse_regime
+from faceleads.core.regime import DEFAULT_REGIME, Regime, fixed_regime, parse_regime
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.identifiers import Kind
 
 MAX_WINDOW_HOURS = 24 * 14
 MAX_AUTHORISATION_HOURS = 24 * 90
@@ -65,7 +67,11 @@ def windows(session: Session, settings: Settings, agency_id: int) -> tuple[int, 
 
 
 def regime_of(session: Session, agency_id: int, purpose: Purpose) -> Regime:
-    """The regime ``purpose`` belongs to for ``agency_id`` (investigative unless the agency said otherwise)."""
+    """The regime ``purpose`` belongs to for ``agency_id`` (investigative unless the agency said otherwise; the live
+    watch-list purpose is always live deployment)."""
+    fixed = fixed_regime(purpose.code)
+    if fixed is not None:
+        return fixed
     row = session.scalars(
         select(PurposeRegime).where(PurposeRegime.agency_id == agency_id, PurposeRegime.purpose_id == purpose.id)
     ).first()
@@ -128,27 +134,42 @@ def set_purpose_regime(rt: GalleryRuntime, actor: Actor, purpose_code: str, regi
     """Put a purpose in a regime for the actor's agency (administrators); audited. Requests already opened keep
     the regime they were opened under and are refused at search time once it changed."""
     enforce(rt.session_factory, actor, Action.ADMIN_REGIMES, f"purpose:{str(purpose_code)[:64]}", actor.agency_id)
-    code = clean_text(purpose_code, "purpose", 64)
-    try:
-        chosen = parse_regime(regime)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+    code = identifiers.normalise(Kind.PURPOSE, purpose_code)
+    chosen = checked_regime(regime)
     with transaction(rt.session_factory) as session:
         purpose = session.scalars(select(Purpose).where(Purpose.code == code)).first()
         if purpose is None:
             raise NotFound(f"no purpose {code!r}")
-        row = session.scalars(select(PurposeRegime).where(PurposeRegime.agency_id == actor.agency_id,
-                                                          PurposeRegime.purpose_id == purpose.id)).first()
-        before = row.regime if row is not None else DEFAULT_REGIME.value
-        if row is None:
-            row = PurposeRegime(agency_id=actor.agency_id, purpose_id=purpose.id, regime=chosen.value,
-                                updated_by=actor.username)
-            session.add(row)
-        row.regime, row.updated_by, row.updated_at = chosen.value, actor.username, utcnow()
-        session.flush()
-        audit.record(session, actor, audit.AuditAction.SETTING_CHANGE, f"purpose:{purpose.id}", purpose=code,
-                     details={"setting": "regime", "from": before, "to": chosen.value})
+        assign_regime(session, actor, purpose, chosen)
         return _settings_of(rt, session, actor.agency_id)
+
+
+def checked_regime(regime: object) -> Regime:
+    """A regime from its name; ValidationError naming the choices otherwise."""
+    try:
+        return parse_regime(regime)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def assign_regime(session: Session, actor: Actor, purpose: Purpose, chosen: Regime) -> None:
+    """Put ``purpose`` in ``chosen`` for the actor's agency, in the caller's transaction, audited. The caller has
+    enforced ``ADMIN_REGIMES`` (``set_purpose_regime``, or ``casework.admin.add_purpose`` with a regime)."""
+    fixed = fixed_regime(purpose.code)
+    if fixed is not None and chosen is not fixed:
+        raise ValidationError(f"purpose {purpose.code!r} serves live watch-list deployments: its regime is always "
+                              f"{fixed.value.replace('_', ' ')}")
+    row = session.scalars(select(PurposeRegime).where(PurposeRegime.agency_id == actor.agency_id,
+                                                      PurposeRegime.purpose_id == purpose.id)).first()
+    before = row.regime if row is not None else DEFAULT_REGIME.value
+    if row is None:
+        row = PurposeRegime(agency_id=actor.agency_id, purpose_id=purpose.id, regime=chosen.value,
+                            updated_by=actor.username)
+        session.add(row)
+    row.regime, row.updated_by, row.updated_at = chosen.value, actor.username, utcnow()
+    session.flush()
+    audit.record(session, actor, audit.AuditAction.SETTING_CHANGE, f"purpose:{purpose.id}", purpose=purpose.code,
+                 details={"setting": "regime", "from": before, "to": chosen.value})
 
 
 def set_windows(
@@ -346,11 +367,17 @@ RATIFICATION_FILTERS = ("open", "pending", "lapsed", "decided", "all")
 
 
 def list_ratifications(
-    rt: GalleryRuntime, actor: Actor, *, state: str = "open", agency_code: str | None = None
+    rt: GalleryRuntime, actor: Actor, *, state: str = "open", agency_code: str | None = None,
+    audit_when_empty: bool = True,
 ) -> list[RatificationInfo]:
     """Exigent searches by ratification state: ``open`` (pending and lapsed, the default), ``pending``, ``lapsed``,
     ``decided`` or ``all``; newest first. Supervisors and auditors see their agency's; oversight every agency's
-    (``agency_code`` narrows it). The read is audited."""
+    (``agency_code`` narrows it).
+
+    The read is audited. ``audit_when_empty=False`` (the home dashboard, shown on every visit) records the read only
+    when it returned something to show: an empty answer disclosed no case, search or reason, and auditing it on
+    every home page view would bury the entries that matter.
+    """
     if state not in RATIFICATION_FILTERS:
         raise ValidationError(f"state must be one of {', '.join(RATIFICATION_FILTERS)}, got {state!r}")
     enforce(rt.session_factory, actor, Action.VIEW_RATIFICATIONS, "ratifications", actor.agency_id)
@@ -376,9 +403,11 @@ def list_ratifications(
                       "decided": info.state in ("ratified", "ratified_late", "refused"), "all": True}[state]
             if wanted:
                 out.append(info)
-    audit.record_now(rt.session_factory, actor, "view_ratifications", "ratifications", audit.Outcome.OK,
-                     details={"state": state, "agency": code or None, "all_agencies": every and not code,
-                              "returned": len(out), "lapsed": sum(1 for r in out if r.state == "lapsed")})
+    if out or audit_when_empty:
+        audit.record_now(rt.session_factory, actor, "view_ratifications", "ratifications", audit.Outcome.OK,
+                         details={"state": state, "agency": code or None, "all_agencies": every and not code,
+                                  "returned": len(out), "lapsed": sum(1 for r in out if r.state == "lapsed"),
+                                  "case_searches": ",".join(str(r.case_search_id) for r in out[:100])})
     return out
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads.casework import blind
 from faceleads.casework import edits as edit_ops
 from faceleads.casework.cases import purpose_authorisation
 from faceleads.casework.common import (
@@ -250,6 +251,7 @@ def _prepare(
         if probe is None or probe.case_id != case.id:
             raise ValidationError(f"probe {pid} is not evidence of case {case.occurrence_number}")
         probes.append(probe)
+    blind.refuse_sealed_evidence(rt.session_factory, session, actor, case, probes)
     floor_q = rt.settings.quality_floor
     vectors, qualities, used, overrides = [], [], [], []
     for probe in probes:
@@ -279,6 +281,7 @@ def _prepare(
             "face_source": probe.face_source,
             "face_index": probe.face_index,
             "face_box": probe.face_box,
+            "face_landmarks": probe.face_landmarks,  # in the edited image, for the report's aligned crop
             "quality": q,
         })
     first = probes[0]
@@ -299,6 +302,7 @@ def show_case_search(
             raise NotFound(not_found or f"no case search {case_search_id}") from None
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number, not_found=not_found)
+        blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "view_candidates")
         require_unlocked(rt, session, actor, cs, case, "view_candidates")
         record = session.get(SearchRecord, cs.search_id)
         assert record is not None
@@ -317,7 +321,8 @@ def show_case_search(
 
 
 def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[dict[str, Any]]:
-    """The searches of a case (ids, status, analyst, time; no candidates)."""
+    """The searches of a case (ids, status, analyst, time; no candidates). A search sealed for the actor (a lead
+    of it awaits their possible blind verification) is listed as ``{"id", "sealed": True}`` only."""
     from faceleads.casework.common import get_case
 
     with rt.session_factory() as session:
@@ -325,10 +330,14 @@ def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[d
         case = get_case(session, case_id)
         authorise(rt.session_factory, actor, Action.VIEW_CASE, f"case:{case_id}", case.agency_id,
                   case.occurrence_number)
+        sealed = blind.sealed_search_ids(session, actor, case.agency_id, case_id)
         rows = session.scalars(select(CaseSearch).where(CaseSearch.case_id == case_id).order_by(CaseSearch.id))
         now = as_utc(utcnow())
-        return [{"id": r.id, "request_id": r.request_id, "search_id": r.search_id, "status": r.status,
+        return [{"id": r.id, "sealed": True} if r.id in sealed else
+                {"id": r.id, "request_id": r.request_id, "search_id": r.search_id, "status": r.status,
                  "analyst": r.analyst, "created_at": as_utc(r.created_at).isoformat(),
+                 "submitted_at": as_utc(r.submitted_at).isoformat() if r.submitted_at else None,
+                 "sealed": False,
                  "probe_ids": [u["probe_id"] for u in r.probes_used], "regime": r.regime,
                  "ratification": ratification_state(r, session, now),
                  "ratify_by": as_utc(r.ratify_by).isoformat() if r.ratify_by else None} for r in rows]

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceleads.cli.common import cli_errors
+from faceleads.cli.common import AgencyOpt, cli_errors
 from faceleads.config import Settings, get_settings
 from faceleads.errors import ValidationError
 from faceleads.evaluation import calibrate as calibration
@@ -320,6 +320,15 @@ def calibrate_cmd(
         Path | None,
         typer.Option("--write-settings", help="Env file to write FACELEADS_SIMILARITY_THRESHOLD=... into."),
     ] = None,
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save",
+            help="Store the impostor score distribution as the agency's latest calibration (read by the live "
+            "deployment screens to show the expected false alert rate; supervisors and administrators).",
+        ),
+    ] = False,
+    agency: AgencyOpt = None,
     as_json: JsonOpt = False,
     report_dir: ReportOpt = None,
     no_cache: NoCacheOpt = False,
@@ -342,6 +351,17 @@ def calibrate_cmd(
         cal = calibration.calibrate(ps, target_fmr, confidence)
         result = cal.as_json()
         result["model_version"] = extractor.engine.model_version
+        if save:
+            from faceleads.cli.context import cli_actor, runtime
+            from faceleads.evaluation.stored import save_calibration
+
+            rt = runtime(settings)
+            stored = save_calibration(
+                rt.session_factory, cli_actor(rt, agency), source="calibrate", model_version=result["model_version"],
+                impostor_scores=calibration.impostor_scores(ps), dataset=str(pairs or labels),
+                target_fmr=target_fmr, threshold=cal.threshold,
+            )  # fmt: skip
+            result["calibration_id"] = stored.id
         if write_settings is not None:
             calibration.write_threshold(write_settings, cal.threshold)
             result["written_to"] = str(write_settings)

@@ -9,11 +9,13 @@ from faceleads.cli import (
     evaluate_cmds,
     gallery_cmds,
     governance_cmds,
+    live_cmds,
     regime_cmds,
     security_cmds,
     vision_cmds,
     web_cmds,
 )
+from faceleads.datadir import private_umask
 
 app = typer.Typer(
     name="faceleads",
@@ -23,6 +25,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _start() -> None:
+    """Runs before every command: files this process creates are private to its owner (umask 0o077)."""
+    private_umask()
+
+
 vision_cmds.register(app)
 evaluate_cmds.register(app)
 security_cmds.register(app)
@@ -31,6 +39,7 @@ casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
 regime_cmds.register(app)
+live_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

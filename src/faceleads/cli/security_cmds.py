@@ -8,6 +8,7 @@ Every command acts for the signed-in user and goes through the central policy; r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from functools import lru_cache
@@ -22,9 +23,10 @@ from faceleads.cli.common import cli_errors, console, err_console, print_json
 from faceleads.config import Settings, get_settings
 from faceleads.core.actor import Actor
 from faceleads.core.uow import transaction
+from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import AuthenticationError, SecondFactorEnrolmentRequired, ValidationError
-from faceleads.governance import audit_log
+from faceleads.governance import audit_integrity, audit_log
 from faceleads.security import approvals, auth, users
 
 login_help = "Sign in: username, password and (when enrolled) a TOTP or recovery code; keeps a session token."
@@ -52,7 +54,7 @@ def _factory_for(url: str) -> sessionmaker[Session]:
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
     """The database session factory for the configured database (schema brought up to date once per process)."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings)
     return _factory_for(settings.effective_database_url)
 
 
@@ -471,45 +473,81 @@ def _parse_anchor(text: str) -> tuple[int, str]:
     return int(seq), digest.lower()
 
 
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Walk the hash chain; exit code 1 and the first bad entry when it was modified, deleted, inserted or reordered."""
-    with cli_errors():
-        anchors = [_parse_anchor(a) for a in anchor or []]
-        result = audit_log.verify(session_factory(), current_actor(), anchors=anchors)
+def _print_verdict(verdict: audit_integrity.Verdict, json_out: bool) -> None:
+    """The verdict and its notes (what was checked, anchors refused)."""
+    result = verdict.result
     if json_out:
-        print_json(
-            {
-                "ok": result.ok,
-                "entries": result.entries,
-                "head_seq": result.head_seq,
-                "first_bad_seq": result.first_bad_seq,
-                "reason": result.reason,
-            }
-        )
+        print_json(verdict.to_json())
     elif result.ok:
         console.print(
-            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}", soft_wrap=True
+            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash} "
+            f"({verdict.anchors_checked} anchor(s) checked)",
+            soft_wrap=True,
         )
     else:
         console.print(
             f"[bold red]audit chain BROKEN at entry {result.first_bad_seq}:[/] {result.reason}", soft_wrap=True
         )
-    if not result.ok:
+    for note in verdict.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        list[str] | None, typer.Option("--anchor", help="An externally recorded SEQ:HASH to check; repeatable.")
+    ] = None,
+    anchor_file: Annotated[
+        list[Path] | None,
+        typer.Option("--anchor-file", help="Signed anchor JSON kept outside the system (from 'audit anchor')."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Walk the hash chain and check it against older data and every anchor; exit code 1 and the first bad entry
+    when it was modified, deleted, inserted, reordered, cut or wiped. The verdict is made before the verification
+    is audited; a failure to record it is printed beside the verdict, never instead of it."""
+    with cli_errors():
+        settings = get_settings()
+        anchors = [_parse_anchor(a) for a in anchor or []]
+        documents = []
+        for path in anchor_file or []:
+            if not path.is_file():
+                raise ValidationError(f"anchor file {path} does not exist")
+            documents.extend(audit_integrity.read_anchor_documents(path))
+        # The service makes the verdict before recording it; a failure to record comes back with the verdict.
+        verdict = audit_log.verify(session_factory(settings), current_actor(settings), settings, anchors=anchors,
+                                   anchor_documents=documents)  # fmt: skip
+    _print_verdict(verdict, json_out)
+    if verdict.recording_problem is not None:
+        err_console.print(f"[bold red]warning:[/] {verdict.recording_problem}", highlight=False, soft_wrap=True)
+    if not verdict.ok:
         raise typer.Exit(code=1)
 
 
 @audit_app.command("anchor")
-def audit_anchor() -> None:
-    """Print the chain head as SEQ:HASH; record it outside the system to detect a later wholesale rewrite."""
+def audit_anchor(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the signed anchor JSON to this file.")] = None,
+    short: Annotated[bool, typer.Option("--short", help="Print only SEQ:HASH.")] = False,
+) -> None:
+    """Verify the chain, then print a signed anchor (JSON: head sequence number, hash, time; Ed25519 signature)
+    and append it to the anchor file. Give it to the oversight body: a later 'audit verify --anchor-file' fails if
+    the log was cut or rewritten behind it. A broken chain is not anchored (exit code 1)."""
     with cli_errors():
-        seq, digest = audit_log.anchor(session_factory(), current_actor())
-        typer.echo(f"{seq}:{digest}")
+        settings = get_settings()
+        verdict, document = audit_log.anchor(session_factory(settings), current_actor(settings), settings)
+    if verdict.recording_problem is not None:
+        err_console.print(f"[bold red]warning:[/] {verdict.recording_problem}", highlight=False, soft_wrap=True)
+    if document is None:
+        _print_verdict(verdict, False)
+        raise typer.Exit(code=1)
+    if out is not None:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(document, indent=2) + "\n")
+    if short:
+        typer.echo(f"{document['seq']}:{document['hash']}")
+    else:
+        print_json(document)
 
 
 @audit_app.command("export")

@@ -13,6 +13,7 @@ from rich.table import Table
 from faceleads import __version__
 from faceleads.cli.common import JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.config import get_settings
+from faceleads.datadir import check_data_dir
 from faceleads.errors import NoFaceError
 from faceleads.vision.annotate import annotate
 from faceleads.vision.engine import FaceEngine
@@ -89,11 +90,20 @@ def compare_cmd(image_a: ImageArg, image_b: ImageArg, as_json: JsonOpt = False) 
 
 
 def selfcheck_cmd() -> None:
-    """Check the installation: settings, model files, and a real detection on the wheel's sample photo."""
+    """Check the installation: settings, a private data directory, model files, and a real detection on the wheel's
+    sample photo. Exits 1 when the data directory (or anything in it) is open to other local accounts."""
     with cli_errors():
         settings = get_settings()
         console.print(f"[bold]faceleads {__version__}[/] on Python {platform.python_version()} — mode {settings.mode}")
         console.print(f"data directory : {settings.data_dir}")
+        exposed = check_data_dir(settings)
+        if exposed:
+            console.print(f"[bold red]data directory is not private[/] ({len(exposed)} problem(s)):", highlight=False)
+            for problem in exposed[:20]:
+                console.print(f"  {problem}", highlight=False, soft_wrap=True)
+            console.print("  fix: chmod -R go-rwx on it (any faceleads command also tightens it at start)")
+        else:
+            console.print("data privacy   : directory 0700, files 0600, umask 0077")
         console.print(f"model directory: {model_dir(settings)}")
         started = time.perf_counter()
         engine = FaceEngine(settings)
@@ -105,6 +115,9 @@ def selfcheck_cmd() -> None:
             faces = engine.detect(loaded.pixels, embed=True)
             elapsed = time.perf_counter() - started
             console.print(f"sample photo   : {len(faces)} faces in {sample.name} in {elapsed:.2f}s")
+        if exposed:
+            console.print("[bold red]self-check FAILED[/]: the data directory is readable by other accounts")
+            raise typer.Exit(code=1)
         console.print("[green]self-check passed[/]\n")
         console.print("Try:")
         console.print(f"  faceleads faces {sample} --annotate faces.png")

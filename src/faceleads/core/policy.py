@@ -66,6 +66,7 @@ class Action(StrEnum):
     EXPORT_REPORT = "export_report"
     VIEW_REPORT = "view_report"  # receive a released lead report
     VIEW_STATISTICS = "view_statistics"
+    VIEW_EXAMINER_QA = "view_examiner_qa"  # agreement, dispute rate and time per candidate of the agency's examiners
 
     # Retention and destruction.
     APPLY_RETENTION = "apply_retention"
@@ -107,6 +108,14 @@ class Action(StrEnum):
     # Any signed-in user, on their own account only.
     MANAGE_OWN_ACCOUNT = "manage_own_account"  # change password, enrol TOTP, regenerate recovery codes
 
+    # Live watch-list deployments (docs/live.md): a separate legal regime; see LIVE_ROLE_ACTIONS below.
+    LIVE_PREPARE = "live_prepare"  # build watch lists from gallery subjects, draft deployments
+    LIVE_AUTHORISE = "live_authorise"  # authorise or refuse a deployment (never one's own)
+    LIVE_OPERATE = "live_operate"  # start and stop an authorised deployment's cameras
+    LIVE_VIEW = "live_view"  # deployments, counts, decisions and reports (no face images)
+    LIVE_REVIEW_ALERT = "live_review_alert"  # see alerts and record decisions, only when named on the deployment
+    RECORD_CALIBRATION = "record_calibration"  # store an agency's threshold calibration (no biometric content)
+
 
 _A = Action
 
@@ -143,6 +152,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             _A.EXPORT_REPORT,
             _A.VIEW_REPORT,
             _A.VIEW_STATISTICS,
+            _A.VIEW_EXAMINER_QA,
             _A.DESTRUCTION_DECIDE,
             _A.VIEW_DESTRUCTION,
             _A.VIEW_USERS,
@@ -215,6 +225,24 @@ CROSS_AGENCY_ACTIONS: dict[Role, frozenset[Action]] = {
     ),
 }
 
+# --- Live watch-list deployments ------------------------------------------------------------------------------
+# Kept in one block so that the live mode's grants read (and can be reviewed) together. No new role: alerts go to the
+# officers named on a deployment, who must also hold one of the roles granted LIVE_REVIEW_ALERT (the service checks
+# the naming; administrators and auditors never see alert images).
+LIVE_ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.SUPERVISOR: frozenset(
+        {_A.LIVE_PREPARE, _A.LIVE_AUTHORISE, _A.LIVE_OPERATE, _A.LIVE_VIEW, _A.LIVE_REVIEW_ALERT,
+         _A.RECORD_CALIBRATION}
+    ),
+    Role.ANALYST: frozenset({_A.LIVE_PREPARE, _A.LIVE_OPERATE, _A.LIVE_VIEW, _A.LIVE_REVIEW_ALERT}),
+    Role.INVESTIGATOR: frozenset({_A.LIVE_VIEW, _A.LIVE_REVIEW_ALERT}),
+    Role.AUDITOR: frozenset({_A.LIVE_VIEW}),
+    Role.ADMINISTRATOR: frozenset({_A.RECORD_CALIBRATION}),
+}  # fmt: skip
+for _role, _extra in LIVE_ROLE_ACTIONS.items():
+    ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | _extra
+LIVE_BIOMETRIC_ACTIONS: frozenset[Action] = frozenset({_A.LIVE_PREPARE, _A.LIVE_REVIEW_ALERT})
+
 # Read-only gallery actions that may reach another agency's records, but only those shared with the actor's agency.
 SHAREABLE_ACTIONS: frozenset[Action] = frozenset({_A.VIEW_GALLERY_IMAGE, _A.VIEW_GALLERY_RECORD})
 
@@ -250,7 +278,7 @@ BIOMETRIC_ACTIONS: frozenset[Action] = frozenset(
         _A.VERIFY,
         _A.ENROL,
     }
-)
+) | LIVE_BIOMETRIC_ACTIONS
 
 # Kept for callers written against the first policy: every action that is neither shareable nor system-wide is
 # own-agency-only now.

@@ -5,7 +5,10 @@
 - ``exigent`` (threat to life, victim identification): an analyst may search at once with a declared reason; a
   supervisor must ratify the search within the agency's window (default 48 h), or it is flagged and its candidates
   are locked.
-- ``live_deployment``: live watch-list deployments, each authorised for a place, a watch list and a few hours.
+- ``live_deployment``: live watch-list deployments, each authorised for a place, a watch list and a few hours
+  (``faceleads.live``). The live watch-list purpose (:data:`LIVE_PURPOSE`, the purpose galleries list for their
+  subjects to go on a watch list) is in this regime for every agency, whatever was administered: it never serves a
+  retrospective search.
 
 Which purposes belong to which regime is administered per agency (``faceleads.casework.regimes``); other domains
 (e.g. live deployments) use the same vocabulary and :func:`in_force`.
@@ -26,6 +29,15 @@ class Regime(StrEnum):
 
 
 DEFAULT_REGIME = Regime.INVESTIGATIVE
+
+#: The purpose of live watch-list deployments (galleries and sharing agreements list it for their subjects to be put
+#: on a watch list). Its regime is fixed: :func:`fixed_regime`.
+LIVE_PURPOSE = "live-watchlist"
+
+
+def fixed_regime(purpose_code: str) -> Regime | None:
+    """The regime a purpose has by definition, for every agency (None: the agency administers it)."""
+    return Regime.LIVE_DEPLOYMENT if purpose_code == LIVE_PURPOSE else None
 
 
 def parse_regime(value: object) -> Regime:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -173,16 +174,30 @@ class Image(Base):
 
 
 class FaceTemplate(Base):
-    """The enrolled face of an image: geometry, quality, model version and the encrypted embedding."""
+    """The enrolled face of an image: encrypted geometry (box and landmarks), quality, model version and the
+    encrypted embedding (see :mod:`faceleads.gallery.geometry`)."""
 
     __tablename__ = "face_templates"
+    __table_args__ = (
+        # Empty once every legacy row is sealed: lets the start-up check skip the table without scanning it.
+        Index(
+            "ix_face_templates_clear_geometry",
+            "id",
+            sqlite_where=text("box IS NOT NULL OR landmarks IS NOT NULL"),
+            postgresql_where=text("box IS NOT NULL OR landmarks IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), unique=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id"), index=True)
-    box: Mapped[list[float]] = mapped_column(JSON)
-    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
+    # AES-GCM ciphertext of {"box", "landmarks"} under the subject's key, bound like the embedding.
+    geometry: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Clear-text geometry of rows written before it was encrypted: sealed into ``geometry`` and set to NULL at the
+    # first start after the upgrade (gallery.geometry.seal_legacy_geometry); never written any more.
+    box: Mapped[list[float] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     detector_score: Mapped[float] = mapped_column(Float)
     quality: Mapped[dict[str, float]] = mapped_column(JSON)
     quality_overall: Mapped[float] = mapped_column(Float)

@@ -19,6 +19,7 @@ from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.errors import FaceleadsError
+from faceleads.gallery.geometry import geometry_context, seal, template_geometry
 from faceleads.gallery.models import FaceTemplate, Image, ImageFlag, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
 from faceleads.storage.crypto import encrypt_embedding
@@ -88,9 +89,10 @@ def reindex(rt: GalleryRuntime, actor: Actor, progress: Callable[[int, int], Non
                 subject = session.get(Subject, old.subject_id)
                 assert image is not None and subject is not None and image.store_address is not None
                 data = rt.store.get(subject.key_id, image.store_address, image_context(image.sha256))
-                pixels = load_image(data, rt.settings).pixels
-                faces = engine.detect(pixels)
-                old_box = list(old.box)
+                loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+                pixels = loaded.pixels
+                faces = engine.detect_loaded(loaded)
+                old_box = template_geometry(rt.keystore, subject, image, old).box
                 session.delete(old)
                 session.flush()
                 new_entry = None
@@ -102,20 +104,18 @@ def reindex(rt: GalleryRuntime, actor: Actor, progress: Callable[[int, int], Non
                     engine.embed_faces(pixels, [face])
                     assert face.embedding is not None and face.embedding_norm is not None
                     key = rt.keystore.get(subject.key_id)
+                    context = template_context(subject.key_id, image.sha256, current)
                     new = FaceTemplate(
                         image_id=image.id,
                         subject_id=subject.id,
                         gallery_id=image.gallery_id,
-                        box=[float(v) for v in face.box],
-                        landmarks=[[float(x), float(y)] for x, y in face.landmarks],
+                        geometry=seal(key, face.box, face.landmarks, geometry_context(subject.key_id, image.sha256)),
                         detector_score=float(face.score),
                         quality=face.quality.as_dict(),
                         quality_overall=float(face.quality.overall),
                         model_name=engine.model_name,
                         model_version=current,
-                        embedding=encrypt_embedding(
-                            key, face.embedding, template_context(subject.key_id, image.sha256, current)
-                        ),
+                        embedding=encrypt_embedding(key, face.embedding, context),
                         embedding_norm=float(face.embedding_norm),
                     )
                     session.add(new)

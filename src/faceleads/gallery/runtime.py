@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import ScoreFusion, Settings, get_settings
+from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
@@ -70,11 +71,17 @@ class GalleryRuntime:
     ) -> None:
         self.settings = settings or get_settings()
         self.settings.check_safe()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private umask, data directory 0700 and its files 0600, interrupted backups removed (docs/security.md).
+        secure_data_dir(self.settings)
         self.db_engine: Engine = make_engine(self.settings.effective_database_url)
         if create:
             create_schema(self.db_engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.db_engine)
+        if create:
+            from faceleads.gallery.geometry import seal_legacy_geometry
+
+            # Templates enrolled before geometry was encrypted: sealed once, on the first start after the upgrade.
+            seal_legacy_geometry(self.session_factory, lambda: self.keystore)
         self._face_engine = face_engine
         self._lock = threading.RLock()
         self._index: TemplateIndex | None = None

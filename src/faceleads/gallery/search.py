@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.config import ScoreFusion
 from faceleads.core import audit
 from faceleads.core.actor import Actor
@@ -45,6 +46,7 @@ from faceleads.gallery.models import (
 )
 from faceleads.gallery.runtime import EMBEDDING_DIM, GalleryRuntime, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
+from faceleads.identifiers import Kind
 from faceleads.storage.crypto import decrypt_embedding
 
 MIN_LENGTH, MAX_LENGTH = 2, 50
@@ -243,20 +245,25 @@ def _check_request(
     purpose: str,
     top: int | None,
     floor: float | None,
-) -> int:
-    """Authorise and validate a search's justification and parameters; returns the candidate list length."""
+) -> tuple[int, str, str, str, str]:
+    """Authorise and validate a search's justification and parameters.
+
+    Returns (candidate list length, case, offence, reason, purpose) in their normal forms
+    (:mod:`faceleads.identifiers`), which is what the search is recorded with.
+    """
     require(actor, Action.SEARCH)
     fields = {"case": case, "offence": offence, "reason": reason, "purpose": purpose}
     for name, value in fields.items():
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(f"a search needs a {name} (--{name})")
-    for name, value, limit in (("case", case, 100), ("offence", offence, 50), ("purpose", purpose, 64)):
-        if len(value.strip()) > limit:
-            raise ValidationError(f"{name} is limited to {limit} characters")
+    case = identifiers.normalise(Kind.OCCURRENCE, case)
+    offence = identifiers.normalise(Kind.OFFENCE, offence)
+    purpose = identifiers.normalise(Kind.PURPOSE, purpose)
+    reason = identifiers.free_text(reason.strip(), "reason")
     k = check_length(top, rt.settings.candidate_list_length)
     if floor is not None and not -1.0 <= floor <= 1.0:
         raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
-    return k
+    return k, case, offence, reason, purpose
 
 
 def search_embedding(
@@ -284,13 +291,13 @@ def search_embedding(
     ``gallery_scope`` (an authorisation's galleries) narrows the galleries the agency may search for the purpose;
     ``regime`` (the legal regime of the request) is recorded with the search for statistics.
     """
-    k = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
+    k, case, offence, reason, purpose = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
     if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
         raise ValidationError(f"a probe template must be {EMBEDDING_DIM} finite numbers")
     sha256, quality = probe_sha256, probe_quality
     with rt.session_factory() as session:
-        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose.strip(), at)
+        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose, at)
     if gallery_scope is not None:
         allowed_ids = set(gallery_scope)
         gallery_ids = [g for g in gallery_ids if g in allowed_ids]
@@ -301,10 +308,10 @@ def search_embedding(
             agency_id=actor.agency_id,
             username=actor.username,
             user_id=actor.user_id,
-            case_number=case.strip(),
-            offence_code=offence.strip(),
-            reason=reason.strip(),
-            purpose=purpose.strip(),
+            case_number=case,
+            offence_code=offence,
+            reason=reason,
+            purpose=purpose,
             probe_sha256=sha256,
             face_index=face_index,
             probe_quality=quality,

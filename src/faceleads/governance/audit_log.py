@@ -9,24 +9,31 @@ the CLI only call them.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import safecsv
+from faceleads.config import Settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor
-from faceleads.core.audit import AuditAction, AuditEntry, Outcome, VerifyResult, iso_utc
+from faceleads.core.audit import AuditAction, AuditEntry, Outcome, iso_utc
 from faceleads.core.policy import Action, enforce, reads_every_agency
 from faceleads.db import Agency
 from faceleads.errors import ValidationError
+from faceleads.governance import audit_integrity
+from faceleads.governance.audit_integrity import Verdict
+
+log = logging.getLogger("faceleads.audit")
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def export_entries(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:
     """Serialise entries as CSV (one row each, details as JSON text) or JSON (an array), chunk by chunk."""
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+        writer = safecsv.dict_writer(buffer, EXPORT_COLUMNS)
         writer.writeheader()
         yield buffer.getvalue()
         for entry in entries:
@@ -309,25 +316,49 @@ def export(
 
 
 def verify(
-    session_factory: sessionmaker[Session], actor: Actor, *, anchors: Iterable[tuple[int, str]] = ()
-) -> VerifyResult:
-    """Walk the whole hash chain (auditors, administrators); the verification and its verdict are audited."""
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    settings: Settings,
+    *,
+    anchors: Iterable[tuple[int, str]] = (),
+    anchor_documents: Iterable[dict[str, Any]] = (),
+) -> Verdict:
+    """Is the log whole (auditors, administrators)? The chain walk, the head against the highest stored entry, the
+    anchors (the anchor file's, and those handed in as SEQ:HASH pairs or signed documents) and older data
+    (:func:`faceleads.governance.audit_integrity.verify`).
+
+    The verdict is made before the verification is recorded, and a failure to record it (a damaged log) never
+    hides the verdict: it comes back in ``Verdict.recording_problem``. A damaged log never raises here.
+    """
     enforce(session_factory, actor, Action.AUDIT_VERIFY, "audit_log")
-    with session_factory() as session:
-        result = audit.verify_chain(session, anchors=list(anchors))
-    audit.record_now(session_factory, actor, AuditAction.AUDIT_VERIFY, "audit_log",
-                     Outcome.OK if result.ok else Outcome.FAILED,
-                     details={"entries": result.entries, "first_bad_seq": result.first_bad_seq})  # fmt: skip
-    return result
+    verdict = audit_integrity.verify(session_factory, settings, anchors=anchors, anchor_documents=anchor_documents)
+    problem = audit_integrity.record_verification(session_factory, actor, verdict)
+    return replace(verdict, recording_problem=problem)
 
 
-def anchor(session_factory: sessionmaker[Session], actor: Actor) -> tuple[int, str]:
-    """The chain head (sequence number, hash) to record outside the system; the read is audited."""
+def anchor(
+    session_factory: sessionmaker[Session], actor: Actor, settings: Settings
+) -> tuple[Verdict, dict[str, Any] | None]:
+    """Verify the log, then append a signed anchor of its head to the anchor file and return it (auditors,
+    administrators): the document to hand to the oversight body. A broken log is not anchored (None with the
+    verdict). Either way the attempt is audited."""
     enforce(session_factory, actor, Action.AUDIT_VERIFY, "audit_log")
-    with session_factory() as session:
-        seq, digest = audit.head(session)
-    audit.record_now(session_factory, actor, "audit_anchor", "audit_log", Outcome.OK, details={"head_seq": seq})
-    return seq, digest
+    verdict, document = audit_integrity.anchor_now(session_factory, settings)
+    if document is None:
+        r = verdict.result
+        details: dict[str, audit.DetailValue] = {"first_bad_seq": r.first_bad_seq, "highest_seq": r.highest_seq}
+        outcome = Outcome.FAILED
+    else:
+        details = {"anchored_seq": document["seq"], "anchor_sha256": document["sha256"]}
+        outcome = Outcome.OK
+    try:
+        audit.record_now(session_factory, actor, "audit_anchor", "audit_log", outcome, details=details)
+    except (sa_exc.SQLAlchemyError, ValueError) as exc:
+        # The anchor is already written outside the database; a damaged log must not hide it or the verdict.
+        log.critical("could not record an audit anchor: %s", exc)
+        verdict = replace(verdict, recording_problem=f"the anchor could not be recorded in the audit log "
+                                                     f"({type(exc).__name__})")  # fmt: skip
+    return verdict, document
 
 
 def statistics(

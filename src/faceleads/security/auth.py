@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
@@ -39,6 +40,7 @@ from faceleads.errors import (
     ConfigurationError,
     SecondFactorEnrolmentRequired,
     TooManyRequests,
+    ValidationError,
 )
 from faceleads.security import passwords, totp
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
@@ -162,6 +164,15 @@ def _check_second_factor(
     return None, "totp"
 
 
+#: The one answer to every refused sign-in: an unknown user, a wrong password or second factor, a locked or a
+#: deactivated account all read the same, so that the answer does not tell which usernames exist or which are
+#: locked. The audit entry records the actual reason.
+SIGN_IN_REFUSED = (
+    "sign-in refused: wrong username, password or second factor, or the account is locked after repeated "
+    "failures (it unlocks by itself after a while, or an administrator unlocks it)"
+)
+
+
 def authenticate(
     session_factory: sessionmaker[Session],
     username: str,
@@ -177,10 +188,17 @@ def authenticate(
 ) -> SignIn:
     """Sign a user in and return a new session token; raise :class:`AuthenticationError` otherwise.
 
-    Failures are committed (counter, lockout, audit entry) before the error is raised. The message does not say
-    whether the username exists or which factor was wrong; the audit entry does. With a ``limiter`` (the web app's),
-    an attempt from ``address`` beyond its rate is refused with :class:`TooManyRequests` before any check, and the
-    refusal is audited too.
+    Failures are committed (counter, lockout, audit entry) before the error is raised. Every failure raises the
+    same :data:`SIGN_IN_REFUSED` message after the same work — exactly one argon2id verification, against the
+    account's hash or, for an unknown username, a dummy hash — so neither the message nor the time taken tells an
+    unknown user from a wrong password, a locked or a deactivated account. Only the audit entry has the reason.
+
+    The one distinct answer is :class:`SecondFactorEnrolmentRequired` (a role of the user requires TOTP and none is
+    enrolled). It is given only after the same single verification found the password right on an active, unlocked
+    account, so it reveals nothing to someone who does not already hold the password; it carries a short session
+    that can do nothing but enrol the second factor (the web's account page, ``faceleads account totp-enrol``).
+    With a ``limiter`` (the web app's), an attempt from ``address`` beyond its rate is refused with
+    :class:`TooManyRequests` before any check (the same answer for every username), and the refusal is audited too.
     """
     settings = settings or get_settings()
     now = as_utc(clock())
@@ -194,11 +212,15 @@ def authenticate(
                 at=now,
             )  # fmt: skip
             raise
-    failure: str | None = None
+    failure = False
     result: SignIn | None = None
     enrolment: SecondFactorEnrolmentRequired | None = None
+    try:
+        lookup: str | None = identifiers.username(username)
+    except ValidationError:
+        lookup = None  # cannot exist; answered exactly like an unknown username
     with transaction(session_factory) as session:
-        user = session.scalars(select(User).where(User.username == username)).first()
+        user = session.scalars(select(User).where(User.username == lookup)).first() if lookup else None
         if user is None:
             passwords.burn_time(password)
             audit.record(
@@ -214,18 +236,19 @@ def authenticate(
                 },
                 at=now,
             )
-            failure = "invalid username or password"
+            failure = True
         else:
             actor = actor_for_user(session, user, now)
             ref = f"user:{user.id}"
             locked_until = as_utc(user.locked_until) if user.locked_until else None
+            # The password is checked on every path, locked and deactivated accounts included: same work.
+            password_ok = passwords.verify_password(user.password_hash, password)
             if not user.active:
-                passwords.burn_time(password)
                 audit.record(
                     session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
                     details={"reason": "account deactivated", "client": client[:100]}, at=now,
                 )  # fmt: skip
-                failure = "invalid username or password"
+                failure = True
             elif locked_until is not None and locked_until > now:
                 audit.record(
                     session, actor, audit.AuditAction.LOGIN, ref, audit.Outcome.DENIED,
@@ -233,14 +256,12 @@ def authenticate(
                              "client": client[:100]},
                     at=now,
                 )  # fmt: skip
-                failure = (
-                    f"account locked after repeated failed sign-ins until {locked_until:%Y-%m-%d %H:%M} UTC, "
-                    "or until an administrator unlocks it"
-                )
+                failure = True
             else:
                 reason: str | None = None
                 factor = "none"
-                password_ok = passwords.verify_password(user.password_hash, password)
+                # Only a right password on an active, unlocked account reaches the TOTP-required answer: it
+                # tells nothing to someone who does not already hold the password (see authenticate's docstring).
                 needing = _roles_needing_totp(user, settings) if password_ok else []
                 if not password_ok:
                     reason = "wrong password"
@@ -249,11 +270,12 @@ def authenticate(
                 else:
                     reason, factor = _check_second_factor(session, user, second_factor, now, master_key, settings)
                 if reason is not None:
-                    failure = _record_failure(session, user, actor, reason, now, settings, client)
+                    _record_failure(session, user, actor, reason, now, settings, client)
+                    failure = True
                 elif enrolment is None:
                     result = _open_session(session, user, actor, password, factor, now, settings, client)
-    if failure is not None:
-        raise AuthenticationError(failure)
+    if failure:
+        raise AuthenticationError(SIGN_IN_REFUSED)
     if enrolment is not None:
         raise enrolment
     assert result is not None
@@ -262,8 +284,8 @@ def authenticate(
 
 def _record_failure(
     session: Session, user: User, actor: Actor, reason: str, now: datetime, settings: Settings, client: str
-) -> str:
-    """Count a failed attempt, lock the account at the threshold, audit; return the message for the user."""
+) -> None:
+    """Count a failed attempt, lock the account at the threshold, audit."""
     # Increment in SQL so that concurrent failures are all counted.
     session.execute(update(User).where(User.id == user.id).values(failed_attempts=User.failed_attempts + 1))
     session.refresh(user, ["failed_attempts"])
@@ -279,11 +301,6 @@ def _record_failure(
             session, actor, "account_locked", f"user:{user.id}", audit.Outcome.OK,
             details={"consecutive_failures": attempts, "minutes": settings.lockout_minutes}, at=now,
         )  # fmt: skip
-        return (
-            f"invalid credentials; the account is now locked for {settings.lockout_minutes} minutes "
-            "(or until an administrator unlocks it)"
-        )
-    return "invalid username, password or second factor"
 
 
 def _open_session(
@@ -361,12 +378,24 @@ def actor_for_session(
     if now - as_utc(row.last_seen_at) >= _LAST_SEEN_GRANULARITY:
         row.last_seen_at = now
     actor = actor_for_user(session, user, now)
-    if row.second_factor == ENROLMENT_FACTOR or (
-        row.second_factor == "none" and _roles_needing_totp(user, settings)
-    ):
+    if _enrolment_only(row, user, settings):
         # Enrolment-only: the user's own account and nothing else until a second factor is enrolled and used.
         return Actor(actor.username, actor.agency_id, frozenset(), actor.user_id, actor.agency_code)
     return actor
+
+
+def _enrolment_only(row: AuthSession, user: User, settings: Settings) -> bool:
+    return row.second_factor == ENROLMENT_FACTOR or (
+        row.second_factor == "none" and bool(_roles_needing_totp(user, settings))
+    )
+
+
+def is_enrolment_session(session: Session, token: str, *, settings: Settings | None = None) -> bool:
+    """Whether ``token`` is a session that may only enrol the second factor (for the pages to say so)."""
+    settings = settings or get_settings()
+    row = session.scalars(select(AuthSession).where(AuthSession.token_hash == hash_token(token or ""))).first()
+    user = session.get(User, row.user_id) if row is not None else None
+    return row is not None and user is not None and _enrolment_only(row, user, settings)
 
 
 def logout(session: Session, token: str, *, clock: Clock = utcnow) -> bool:

@@ -15,7 +15,6 @@ system operator, each with its first administrator; only system operators grant 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
@@ -35,9 +35,6 @@ from faceleads.security.approvals import ApprovalInfo
 from faceleads.security.auth import ENROLMENT_FACTOR, Clock, actor_for_user, as_utc, revoke_user_sessions
 from faceleads.security.models import ApprovalKind, RecoveryCode, RoleGrant, User
 from faceleads.storage.crypto import load_master_key
-
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
-_AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 
 
 def parse_roles(names: Iterable[str]) -> frozenset[Role]:
@@ -52,7 +49,7 @@ def parse_roles(names: Iterable[str]) -> frozenset[Role]:
 
 
 def _user(session: Session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).first()
+    user = session.scalars(select(User).where(User.username == identifiers.username(username))).first()
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
@@ -60,7 +57,7 @@ def _user(session: Session, username: str) -> User:
 
 def agency_by_code(session: Session, code: str) -> Agency:
     """The agency with ``code``; NotFound otherwise."""
-    agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    agency = session.scalars(select(Agency).where(Agency.code == identifiers.agency_code(code))).first()
     if agency is None:
         raise NotFound(f"no agency with code {code!r}")
     return agency
@@ -73,7 +70,8 @@ def _target_agency_id(session_factory: sessionmaker[Session], username: str) -> 
 
 
 def _not_self(actor: Actor, username: str, what: str) -> None:
-    if actor.username == username:
+    # Compared in normal form: a look-alike spelling of one's own name is still oneself.
+    if actor.username == identifiers.username(username):
         raise PermissionDenied(f"nobody may {what} themselves; another administrator must do it")
 
 
@@ -133,8 +131,8 @@ def bootstrap(
     Whoever runs it has the data directory (database, master key): they are the installation's root of trust. The
     roles given here reach no biometric content.
     """
-    _check_agency_code(agency_code)
-    _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    username = _check_username(username)
     passwords.check_password_rules(password, username=username)
     with transaction(session_factory) as session:
         if session.scalar(select(func.count()).select_from(User)):
@@ -157,17 +155,14 @@ def bootstrap(
         return user.id
 
 
-def _check_agency_code(code: str) -> None:
-    if not _AGENCY_CODE.match(code):
-        raise ValidationError(f"agency code {code!r} must be 1-32 upper-case letters, digits, '-' or '_'")
+def _check_agency_code(code: str) -> str:
+    """The agency code in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.agency_code(code)
 
 
-def _check_username(username: str) -> None:
-    if not _USERNAME.match(username):
-        raise ValidationError(
-            f"username {username!r} must be 3-64 lower-case letters, digits, '.', '-' or '_', "
-            "starting and ending with a letter or digit"
-        )
+def _check_username(username: str) -> str:
+    """The username in its normal form (:mod:`faceleads.identifiers`)."""
+    return identifiers.username(username)
 
 
 @dataclass(frozen=True)
@@ -193,11 +188,12 @@ def create_agency(
     The first administrator holds no biometric role: the agency's first supervisor is approved by a second person
     (a system operator other than the one who created the agency, while the agency has no approver of its own).
     """
-    enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{code[:32]}")
-    _check_agency_code(code)
+    enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{str(code)[:32]}")
+    code = _check_agency_code(code)
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValidationError("agency name must be 1-200 characters")
-    _check_username(admin_username)
+    admin_username = _check_username(admin_username)
+    admin_display_name = identifiers.free_text(str(admin_display_name or "").strip(), "display name")
     passwords.check_password_rules(admin_password, username=admin_username)
     with transaction(session_factory) as session:
         if session.scalars(select(Agency).where(Agency.code == code)).first() is not None:
@@ -240,6 +236,9 @@ def create_user(
     Roles that reach no biometric content are granted at once; each biometric role becomes a request waiting for a
     second person's approval (its :class:`ApprovalInfo` is in the message). ``Change.ref`` is the new user's id.
     """
+    username = _check_username(username)
+    agency_code = _check_agency_code(agency_code)
+    display_name = identifiers.free_text(display_name.strip(), "display name")
     with session_factory() as session:
         agency_id = agency_by_code(session, agency_code).id
     enforce(session_factory, actor, Action.ADMIN_USERS, f"user:{username}", agency_id)
@@ -248,7 +247,6 @@ def create_user(
         enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}", agency_id)
     if role_set & SYSTEM_ROLES:
         enforce(session_factory, actor, Action.ADMIN_SYSTEM_ROLES, f"user:{username}")
-    _check_username(username)
     passwords.check_password_rules(password, username=username)
     bio = biometric_roles()
     with transaction(session_factory) as session:
@@ -308,7 +306,7 @@ def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: s
         session.add(RoleGrant(user_id=user.id, role=parsed.value, granted_by=actor.user_id))
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "grant_role", "role": parsed.value, "username": username},
+            details={"change": "grant_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return Change(True, f"granted {parsed.value} to {username}")
 
@@ -326,7 +324,7 @@ def revoke_role(session_factory: sessionmaker[Session], actor: Actor, username: 
         user.role_grants.remove(grant)
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "revoke_role", "role": parsed.value, "username": username},
+            details={"change": "revoke_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
         return True
 
@@ -430,7 +428,7 @@ def unlock(session_factory: sessionmaker[Session], actor: Actor, username: str) 
         user = _user(session, username)
         user.locked_until = None
         user.failed_attempts = 0
-        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": username})
+        audit.record(session, actor, "account_unlock", f"user:{user.id}", details={"username": user.username})
 
 
 def set_active(session_factory: sessionmaker[Session], actor: Actor, username: str, active: bool) -> None:
@@ -478,30 +476,37 @@ def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: s
         return Change(True, f"TOTP removed for {username}")
 
 
+def _user_info(session: Session, user: User, now: datetime) -> UserInfo:
+    effective = actor_for_user(session, user, now)
+    expiries = [as_utc(c.expires_at) for c in user.certifications if c.revoked_at is None]
+    return UserInfo(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        agency_code=effective.agency_code,
+        roles=tuple(sorted(g.role for g in user.role_grants)),
+        effective_roles=tuple(sorted(effective.roles)),
+        active=user.active,
+        locked_until=as_utc(user.locked_until) if user.locked_until else None,
+        totp_enabled=user.totp_enabled,
+        certified_until=max(expiries) if expiries else None,
+    )
+
+
 def list_users(session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow) -> list[UserInfo]:
     """The users of the actor's own agency."""
     enforce(session_factory, actor, Action.VIEW_USERS, f"agency:{actor.agency_id}/users", actor.agency_id)
     now = as_utc(clock())
-    out = []
     with session_factory() as session:
-        for user in session.scalars(select(User).where(User.agency_id == actor.agency_id).order_by(User.username)):
-            effective = actor_for_user(session, user, now)
-            expiries = [as_utc(c.expires_at) for c in user.certifications if c.revoked_at is None]
-            out.append(
-                UserInfo(
-                    id=user.id,
-                    username=user.username,
-                    display_name=user.display_name,
-                    agency_code=effective.agency_code,
-                    roles=tuple(sorted(g.role for g in user.role_grants)),
-                    effective_roles=tuple(sorted(effective.roles)),
-                    active=user.active,
-                    locked_until=as_utc(user.locked_until) if user.locked_until else None,
-                    totp_enabled=user.totp_enabled,
-                    certified_until=max(expiries) if expiries else None,
-                )
-            )
-    return out
+        return [_user_info(session, user, now) for user in
+                session.scalars(select(User).where(User.agency_id == actor.agency_id).order_by(User.username))]
+
+
+def own_account(session_factory: sessionmaker[Session], actor: Actor, *, clock: Clock = utcnow) -> UserInfo:
+    """The actor's own account (roles, certification, whether TOTP is on); never secrets."""
+    enforce(session_factory, actor, Action.MANAGE_OWN_ACCOUNT, f"user:{actor.user_id}")
+    with session_factory() as session:
+        return _user_info(session, _user(session, actor.username), as_utc(clock()))
 
 
 # --- own account -----------------------------------------------------------------------------------------------

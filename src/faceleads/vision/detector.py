@@ -146,6 +146,15 @@ class ScrfdDetector:
         detections = scrfd.merge_detections(*raw, iou_threshold=self.nms_threshold)
         return [self._clip(d, w, h) for d in detections]
 
+    def detect_single_pass(self, image: ImageArray) -> list[Detection]:
+        """Faces found by one pass over the whole image at (at most) ``det_size``: no tiles, no padded retry.
+
+        For video frames (the live pipeline), where a bounded cost per frame matters more than the smallest faces.
+        """
+        h, w = image.shape[:2]
+        detections = scrfd.merge_detections(*self._global_pass(image), iou_threshold=self.nms_threshold)
+        return [self._clip(d, w, h) for d in detections]
+
     def detect_in_region(self, image: ImageArray, box: FloatArray, margin: float = 0.5) -> list[Detection]:
         """Faces inside an analyst-drawn ``box`` (x1, y1, x2, y2): the region, with a margin, is searched alone.
 

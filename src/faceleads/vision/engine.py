@@ -16,7 +16,7 @@ from faceleads.vision.embedder import EMBEDDING_DIM, ArcFaceEmbedder
 from faceleads.vision.models import file_digest, model_path
 from faceleads.vision.onnx import InferenceRunner, OrtRunner
 from faceleads.vision.quality import assess
-from faceleads.vision.types import Detection, Face, FloatArray, ImageArray
+from faceleads.vision.types import Detection, Face, FloatArray, ImageArray, LoadedImage
 
 ALIGNED_KEY = "aligned"
 
@@ -91,6 +91,26 @@ class FaceEngine:
             faces = faces[:max_faces]
         if embed:
             self.embed_faces(image, faces)
+        return faces
+
+    def detect_loaded(
+        self, loaded: LoadedImage, *, embed: bool = False, max_faces: int | None = None
+    ) -> list[Face]:
+        """:meth:`detect` on a picture from :func:`~faceleads.vision.imaging.load_image`, with boxes and landmarks
+        in the **original** picture's pixels even when it was decoded reduced (``loaded.scale`` > 1).
+
+        Embeddings and aligned crops come from the decoded pixels; the quality's inter-eye distance is that of the
+        original (re-assessed from the scaled landmarks), so a reduced decode does not lower a face's size score.
+        """
+        faces = self.detect(loaded.pixels, embed=embed, max_faces=max_faces)
+        if loaded.scale != 1.0:
+            s = np.float32(loaded.scale)
+            for face in faces:
+                face.box = np.asarray(face.box, dtype=np.float32) * s
+                face.landmarks = np.asarray(face.landmarks, dtype=np.float32) * s
+                aligned = face.extra.get(ALIGNED_KEY)
+                if aligned is not None:
+                    face.quality = assess(face.landmarks, aligned, face.score)
         return faces
 
     def detect_batch(

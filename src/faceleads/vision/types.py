@@ -18,6 +18,9 @@ class LoadedImage:
 
     ``pixels``: uint8 array of shape (H, W, 3), RGB, EXIF orientation already applied.
     ``sha256``: hex digest of the original bytes exactly as received (evidence integrity).
+    ``width``/``height``: the original picture's size (EXIF orientation applied). ``scale``: original pixels per
+    decoded pixel — 1.0 unless a large picture was decoded reduced (``load_image(..., reduce_to=...)``), in which
+    case ``pixels`` is smaller and coordinates found in it are multiplied by ``scale`` to refer to the original.
     """
 
     pixels: ImageArray
@@ -26,6 +29,11 @@ class LoadedImage:
     size_bytes: int
     width: int
     height: int
+    scale: float = 1.0
+
+    def to_decoded(self, points: Any) -> FloatArray:
+        """Coordinates in the original picture (boxes or points) as coordinates in :attr:`pixels`."""
+        return np.asarray(points, dtype=np.float32) / np.float32(self.scale)
 
 
 @dataclass(frozen=True)

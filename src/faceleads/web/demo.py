@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 
 from faceleads.core.actor import Actor
+from faceleads.errors import ConfigurationError
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
@@ -59,9 +60,18 @@ def has_users(rt: GalleryRuntime) -> bool:
 
 
 def ensure_admin(rt: GalleryRuntime, password: str | None) -> str | None:
-    """Bootstrap the first administrator when there is no user; returns the password used (None if none made)."""
+    """Bootstrap the first administrator when there is no user; returns the password used (None if none made).
+
+    Outside dev mode a generated password would end up in the service's logs, so there the password must come
+    from ``FACELEADS_ADMIN_PASSWORD`` (or the administrator is made with ``faceleads admin bootstrap``).
+    """
     if has_users(rt):
         return None
+    if password is None and not rt.settings.is_dev:
+        raise ConfigurationError(
+            "first start in production mode: set FACELEADS_ADMIN_PASSWORD for the first administrator, or create "
+            "it with 'faceleads admin bootstrap' (a generated password is never printed outside dev mode)"
+        )
     secret = password or new_password()
     code = rt.settings.agency.strip().upper()
     users.bootstrap(rt.session_factory, code, f"{code} (first agency)", ADMIN_USERNAME, secret)
@@ -100,8 +110,17 @@ def _crop(pixels: object, box: list[float], margin: float = 0.8) -> bytes:
     return encode_jpeg(np.ascontiguousarray(image[top:bottom, left:right]), quality=95)
 
 
+DEMO_REFUSED = (
+    "the demo (users with printed passwords, a gallery of sample faces) is refused outside dev mode: "
+    "FACELEADS_MODE is production; start without --demo"
+)
+
+
 def load_demo(rt: GalleryRuntime) -> DemoReport:
-    """Create the demo users and gallery once (skipped when the demo users already exist)."""
+    """Create the demo users and gallery once (skipped when the demo users already exist). Dev mode only: demo
+    accounts with known passwords never exist in a production system (:class:`ConfigurationError`)."""
+    if not rt.settings.is_dev:
+        raise ConfigurationError(DEMO_REFUSED)
     report = DemoReport()
     admin = _admin_actor(rt)
     with rt.session_factory() as session:
@@ -157,21 +176,27 @@ DEMO_OFFENCES: tuple[tuple[str, str, str], ...] = (
     ("ASSAULT", "Assault", "standard"),
     ("SHOP", "Shoplifting", "minor"),
 )
-DEMO_PURPOSES: tuple[tuple[str, str, bool], ...] = (
-    (DEFAULT_PURPOSE, "Criminal investigation of a listed offence", False),
-    ("exigent-threat-to-life", "Exigent threat to life", True),
+DEMO_PURPOSES: tuple[tuple[str, str, bool, str], ...] = (  # (code, title, needs authorisation, regime)
+    (DEFAULT_PURPOSE, "Criminal investigation of a listed offence", False, "investigative"),
+    ("sensitive-investigation", "Sensitive investigation (a supervisor authorises first)", True, "investigative"),
+    # Exigent regime: searched at once on the declared reason, threat-to-life priority, ratified within the window.
+    ("exigent-threat-to-life", "Exigent threat to life", False, "exigent"),
 )
 
 
 def seed_lists(rt: GalleryRuntime, admin: Actor) -> None:
-    """Add the demo offence list and purposes through the casework administration (skips existing entries)."""
+    """Add the demo offence list and purposes through the casework administration (skips existing entries), and put
+    the purposes in their legal regime for ``admin``'s agency (purposes are system-wide, regimes per agency)."""
     from faceleads.casework import admin as lists
+    from faceleads.casework import regimes
 
     known = {o.code for o in lists.list_offences(rt, admin)}
     for code, title, category in DEMO_OFFENCES:
         if code not in known:
             lists.add_offence(rt, admin, code, title, category)
-    purposes = {p.code for p in lists.list_purposes(rt)}
-    for code, title, needs_authorisation in DEMO_PURPOSES:
+    purposes = {p.code: p for p in lists.list_purposes(rt, admin.agency_id)}
+    for code, title, needs_authorisation, regime in DEMO_PURPOSES:
         if code not in purposes:
-            lists.add_purpose(rt, admin, code, title, requires_authorisation=needs_authorisation)
+            lists.add_purpose(rt, admin, code, title, requires_authorisation=needs_authorisation, regime=regime)
+        elif purposes[code].regime != regime:
+            regimes.set_purpose_regime(rt, admin, code, regime)

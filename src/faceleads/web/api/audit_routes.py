@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from faceleads.governance import audit_log
 from faceleads.web.api.schemas import ERRORS
 from faceleads.web.deps import ApiScope, Scope
+from faceleads.web.errors import Conflict
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=ERRORS)
 
@@ -29,6 +30,10 @@ class VerifyOut(BaseModel):
     head_hash: str
     first_bad_seq: int | None
     reason: str | None
+    highest_seq: int = 0
+    anchors_checked: int = 0
+    notes: list[str] = []
+    recorded: bool = True
 
 
 def audit_page(
@@ -72,10 +77,20 @@ def entries(
 
 
 def verify(scope: Scope) -> VerifyOut:
-    """Walk the whole hash chain; the verification itself is audited."""
-    result = audit_log.verify(scope.rt.session_factory, scope.actor)
-    return VerifyOut(ok=result.ok, entries=result.entries, head_seq=result.head_seq, head_hash=result.head_hash,
-                     first_bad_seq=result.first_bad_seq, reason=result.reason)  # fmt: skip
+    """Walk the whole hash chain and check it against older data and the anchors; the governance service audits
+    the verification after making the verdict (a failure to record it is reported, never hides the verdict)."""
+    verdict = audit_log.verify(scope.rt.session_factory, scope.actor, scope.rt.settings)
+    return VerifyOut(**verdict.to_json())
+
+
+@router.post("/anchor")
+def anchor_route(scope: ApiScope) -> dict[str, Any]:
+    """Verify, then write and return a signed anchor of the chain head (auditors, administrators): keep it outside
+    the system (an oversight body); a broken chain is not anchored (409 with the verdict)."""
+    verdict, document = audit_log.anchor(scope.rt.session_factory, scope.actor, scope.rt.settings)
+    if document is None:
+        raise Conflict(f"audit chain broken at entry {verdict.result.first_bad_seq}: {verdict.result.reason}")
+    return document
 
 
 @router.post("/verify", response_model=VerifyOut)
