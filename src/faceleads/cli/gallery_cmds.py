@@ -212,21 +212,39 @@ def enroll_nist_cmd(
         _print_report(report, errors_path, as_json)
 
 
-def reindex_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-embed the agency's templates made by another model version (decrypt original, detect, embed)."""
+def reindex_cmd(
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only count the stale templates per model version; change nothing.")
+    ] = False,
+) -> None:
+    """Re-embed the agency's templates made by another model version (flip averaging, an added or upgraded model).
+
+    Per-model templates already held are reused; missing models run on the face re-aligned from the stored
+    landmarks of the decrypted original.
+    """
     from faceleads.gallery.reindex import reindex
 
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
-        with _progress(f"re-embedding for {rt.model_version}", enabled=not as_json) as update:
-            report = reindex(rt, actor, progress=update)
+        with _progress(f"re-embedding for {rt.model_version}", enabled=not (as_json or check)) as update:
+            report = reindex(rt, actor, progress=update, dry_run=check)
         if as_json:
             print_json(report.as_dict())
             return
+        if check:
+            err_console.print(f"running template version: {report.model_version}")
+            for version, count in sorted(report.stale_versions.items()):
+                err_console.print(f"  {count} stale template(s) of {version} (not searched until reindexed)")
+            if not report.stale_versions:
+                err_console.print("  no stale templates")
+            return
         err_console.print(
-            f"{report.reembedded} template(s) re-embedded with {report.model_version}, "
-            f"{report.no_face} without a face now, {report.failed} failed"
+            f"{report.reembedded} template(s) re-embedded with {report.model_version} "
+            f"({report.reused} per-model template(s) reused, computed {report.computed or 'none'}), "
+            f"{report.failed} failed"
         )
         for problem in report.problems:
             err_console.print(f"  [yellow]{problem}[/]")

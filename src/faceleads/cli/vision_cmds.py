@@ -26,13 +26,16 @@ ImageArg = Annotated[Path, typer.Argument(help="Photo file (JPEG, PNG, BMP, TIFF
 
 def _faces_table(faces: list[Face]) -> Table:
     table = Table(title=f"{len(faces)} face(s), most prominent first")
-    for column in ("#", "box x1,y1,x2,y2", "score", "quality", "eyes px", "yaw/pitch/roll", "sharp", "bright/contr"):
+    columns = ("#", "box x1,y1,x2,y2", "found by", "score", "quality", "eyes px", "yaw/pitch/roll", "sharp",
+               "bright/contr")
+    for column in columns:
         table.add_column(column, justify="right")
     for number, face in enumerate(faces, start=1):
         q = face.quality
         table.add_row(
             str(number),
             ",".join(f"{v:.0f}" for v in face.box),
+            face.found_by,
             f"{face.score:.3f}",
             f"{q.overall:.2f}",
             f"{q.inter_eye_px:.0f}",
@@ -107,7 +110,9 @@ def selfcheck_cmd() -> None:
         console.print(f"model directory: {model_dir(settings)}")
         started = time.perf_counter()
         engine = FaceEngine(settings)
+        console.print(f"model pack     : {engine.pack.name} ({engine.pack.description})")
         console.print(f"models loaded  : {engine.model_version} in {time.perf_counter() - started:.2f}s")
+        console.print(f"whole-crop     : {'on' if engine.landmarker is not None else 'off'}")
         sample = default_model_dir() / "players.jpg"
         if sample.is_file():
             loaded = load_image(sample, settings)

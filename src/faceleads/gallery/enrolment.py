@@ -40,6 +40,7 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
+from faceleads.gallery.templates import encrypt_members
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
 from faceleads.identifiers import Kind
 from faceleads.storage.crypto import encrypt_embedding
@@ -130,6 +131,9 @@ class FaceData:
     quality: dict[str, float]
     embedding: np.ndarray
     embedding_norm: float
+    found_by: str = "detector"
+    # Each recognition model's own unit template and raw norm, by model version (several models fused).
+    members: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,6 +190,8 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
             quality=best.quality.as_dict(),
             embedding=np.asarray(best.embedding, dtype=np.float32),
             embedding_norm=float(best.embedding_norm),
+            found_by=best.found_by,
+            members=member_templates(best),
         )
     return PhotoAnalysis(
         sha256=image.sha256,
@@ -198,6 +204,15 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
         model_name=engine.model_name,
         model_version=engine.model_version,
     )
+
+
+def member_templates(face: Any) -> dict[str, tuple[np.ndarray, float]]:
+    """Per-model templates of an embedded face to store beside a fused template ({} for a single model)."""
+    members = face.model_embeddings
+    if len(members) < 2:
+        return {}
+    norms = face.extra.get("member_norms", {})
+    return {v: (np.asarray(vec, dtype=np.float32), float(norms.get(v, 0.0))) for v, vec in members.items()}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -394,8 +409,10 @@ def write_photo(
             quality_overall=float(face.quality.get("overall", 0.0)),
             model_name=analysis.model_name,
             model_version=analysis.model_version,
-            embedding=encrypt_embedding(key, face.embedding, context),
+            embedding=encrypt_embedding(key, face.embedding, context, dim=face.embedding.size),
             embedding_norm=face.embedding_norm,
+            member_templates=encrypt_members(key, subject.key_id, analysis.sha256, face.members),
+            found_by=face.found_by,
         )
         session.add(template)
         session.flush()

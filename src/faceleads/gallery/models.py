@@ -205,6 +205,13 @@ class FaceTemplate(Base):
     model_version: Mapped[str] = mapped_column(String(200), index=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM ciphertext (see template_context)
     embedding_norm: Mapped[float] = mapped_column(Float)
+    # When model_version is a fusion of several recognition models: each model's own template, keyed by that
+    # model's version, as {"ciphertext": base64 AES-GCM (bound like ``embedding``, with the member's version),
+    # "norm": raw norm}. Kept so that a model can be added to or dropped from the fusion by `reindex` without
+    # recomputing the others. Empty for a single-model template (``embedding`` is that model's template).
+    member_templates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which detection path found the face (detector, upscaled, padded, whole_crop; docs/detection.md).
+    found_by: Mapped[str] = mapped_column(String(16), default="detector")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="template")

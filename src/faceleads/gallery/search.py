@@ -44,7 +44,7 @@ from faceleads.gallery.models import (
     Subject,
     SubjectStatus,
 )
-from faceleads.gallery.runtime import EMBEDDING_DIM, GalleryRuntime, template_context
+from faceleads.gallery.runtime import GalleryRuntime, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
 from faceleads.identifiers import Kind
 from faceleads.storage.crypto import decrypt_embedding
@@ -182,7 +182,7 @@ def _decrypt_subject_templates(
         except (KeyDestroyedError, NotFound):
             continue  # destroyed since indexing: dropped by rank_subjects
         out.setdefault(sid, []).append(
-            (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version)))
+            (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version), dim=rt.embedding_dim))
         )
     return out
 
@@ -293,8 +293,8 @@ def search_embedding(
     """
     k, case, offence, reason, purpose = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
-        raise ValidationError(f"a probe template must be {EMBEDDING_DIM} finite numbers")
+    if vector.shape != (rt.embedding_dim,) or not np.all(np.isfinite(vector)):
+        raise ValidationError(f"a probe template must be {rt.embedding_dim} finite numbers")
     sha256, quality = probe_sha256, probe_quality
     with rt.session_factory() as session:
         gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose, at)

@@ -35,7 +35,7 @@ from alembic import op
 LEGACY_AUTHORISATION_DAYS = 7
 
 revision = "regimes_1"
-down_revision = "ui_1"
+down_revision = "accuracy_1"
 branch_labels = None
 depends_on = None
 
