@@ -52,8 +52,8 @@ def test_audit_log_is_append_only_in_the_database(tmp_path: Path) -> None:
 
 
 def test_the_regimes_migration_turns_exigent_purposes_into_the_exigent_regime(tmp_path: Path) -> None:
-    """One notion of exigent: a database just before regimes_1 with a purpose flagged exigent comes out of regimes_1 with that
-    purpose in the exigent regime for every agency, the flag column gone, and the other data kept."""
+    """One notion of exigent: a database just before regimes_1 with a purpose flagged exigent comes out of
+    regimes_1 with that purpose in the exigent regime for every agency, the flag column gone, the other data kept."""
     from faceleads.migrations import upgrade
 
     assert _head() == "regimes_1"
