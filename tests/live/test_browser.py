@@ -150,7 +150,8 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             # The analyst starts it; the camera runs on the server, alerts reach the officer's open page.
             analyst.goto(deployment_url)
             submit(analyst, lambda: analyst.click("#start-form button[type=submit]"))
-            assert "running" in analyst.locator("#deployment-status").inner_text()
+            status = analyst.locator("#deployment-status").inner_text()
+            assert "running" in status, (status, analyst.url, analyst.locator("main").inner_text()[:800])
             check(analyst)
             deadline = time.monotonic() + 90
             while officer.locator(".alert-card").count() == 0:
