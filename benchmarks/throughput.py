@@ -112,6 +112,8 @@ def main() -> None:
         **{f"{name}_cpu_ms_per_image": round(1000 * cpu[name] / len(paths), 2) for name in engines},
         **{f"{name}_faces": faces[name] for name in engines},
         "model_versions": {name: e.model_version for name, e in engines.items()},
+        # The speed-relevant settings each pipeline ran with (environment variables can change the default's).
+        "settings": {name: {key: getattr(e.settings, key) for key in BASELINE} for name, e in engines.items()},
         "threads": settings.effective_threads,
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
