@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # measure what it saves or to rule it out.
     ort_rewrite_graphs: bool = True
     # Faces per recognition network call (flip averaging sends each face and its mirror image). Small batches keep
-    # the activations in the CPU caches: 8 crops cost about 20% less CPU per face than 32 (docs/accuracy.md, speed).
+    # the activations in the CPU caches: 8 crops cost 15-20% less CPU per face than 32 (docs/accuracy.md, speed).
     embed_batch_size: int = Field(default=8, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
