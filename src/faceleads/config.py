@@ -61,7 +61,13 @@ class Settings(BaseSettings):
     # ONNX Runtime worker threads busy-wait for work between operators: fastest on an idle machine, wasted CPU when
     # the cores are shared with other work (docs/accuracy.md, speed). Off by default.
     ort_spinning: bool = False
-    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    # Run each model with exact graph rewrites that ONNX Runtime executes faster (PRelu as depthwise convolutions:
+    # ArcFace MobileFaceNet about 40% less CPU, same templates to float rounding; vision/graphopt.py). Off only to
+    # measure what it saves or to rule it out.
+    ort_rewrite_graphs: bool = True
+    # Faces per recognition network call (flip averaging sends each face and its mirror image). Small batches keep
+    # the activations in the CPU caches: 8 crops cost 15-20% less CPU per face than 32 (docs/accuracy.md, speed).
+    embed_batch_size: int = Field(default=8, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
     # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
