@@ -54,6 +54,17 @@ LIVE_EXPECTED: dict[Role, set[str]] = {
 for _role, _live in LIVE_EXPECTED.items():
     EXPECTED[_role] = EXPECTED[_role] | _live
 
+# Lawful gallery and transparency (docs/gallery.md, docs/transparency.md), independently of RECORDS_ROLE_ACTIONS.
+RECORDS_EXPECTED: dict[Role, set[str]] = {
+    Role.ADMINISTRATOR: {"admin_records_policy", "view_records_policy"},
+    Role.RECORDS_OFFICER: {"view_records_policy", "review_records"},
+    Role.SUPERVISOR: {"view_records_policy", "transparency_report"},
+    Role.AUDITOR: {"view_records_policy", "transparency_report"},
+    Role.INVESTIGATOR: {"record_outcome"},
+}
+for _role, _records in RECORDS_EXPECTED.items():
+    EXPECTED[_role] = EXPECTED[_role] | _records
+
 # No owning agency: allowed whatever the resource's agency.
 SYSTEM_WIDE = {
     "admin_agencies", "admin_offences", "admin_settings", "backup", "restore", "audit_verify", "view_statistics",
@@ -64,7 +75,8 @@ SELF_SERVICE = {"manage_own_account"}
 # Anything that displays a face, a template or a candidate list.
 BIOMETRIC = {"search", "view_gallery_image", "view_gallery_record", "view_probe_image", "edit_probe", "adjudicate",
              "verify", "enrol", "live_prepare", "live_review_alert"}  # fmt: skip
-READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view"}
+READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view",
+             "view_records_policy", "transparency_report"}
 
 CASES = [(action, role) for action in Action for role in Role]
 
