@@ -304,9 +304,22 @@ def schedule_report(rt: GalleryRuntime, actor: Actor, *, today: date | None = No
     return out
 
 
-def run(rt: GalleryRuntime, actor: Actor, *, today: date | None = None, dry_run: bool = False) -> list[Schedule]:
-    """Open a destruction request for every subject that has fallen due (records officers); returns the schedules
-    of the subjects with events, after the run. ``dry_run`` opens nothing. Audited with the counts."""
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: the schedules of the agency's subjects with events, after the run, and how many requests it
+    opened."""
+
+    schedules: list[Schedule]
+    opened: int
+    dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"opened": self.opened, "dry_run": self.dry_run, "schedules": [s.to_json() for s in self.schedules]}
+
+
+def run(rt: GalleryRuntime, actor: Actor, *, today: date | None = None, dry_run: bool = False) -> RunReport:
+    """Open a destruction request for every subject that has fallen due (records officers). ``dry_run`` opens
+    nothing. Audited with the counts."""
     enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, "disposition_schedule", actor.agency_id)
     moment = today or utcnow().date()
     out: list[Schedule] = []
@@ -324,12 +337,13 @@ def run(rt: GalleryRuntime, actor: Actor, *, today: date | None = None, dry_run:
                      details={"dry_run": dry_run, "today": moment.isoformat(), "subject_count": len(out),
                               "opened_count": opened,
                               "due_count": sum(1 for s in out if s.state == "due")})  # fmt: skip
-    return out
+    return RunReport(out, opened, dry_run)
 
 
 __all__ = [
     "RecordedDisposition",
     "Rule",
+    "RunReport",
     "Schedule",
     "list_rules",
     "record_disposition",

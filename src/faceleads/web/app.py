@@ -44,22 +44,27 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.lawful
     import faceleads.web.api.live
     import faceleads.web.api.search
+    import faceleads.web.api.transparency
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router, api.live.router]  # fmt: skip
+            api.destruction.router, api.live.router, api.lawful.router, api.transparency.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
     """The web pages' routers."""
     import faceleads.web.case_pages
+    import faceleads.web.lawful_pages
     import faceleads.web.live_pages
     import faceleads.web.pages
+    import faceleads.web.transparency_pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router]
+    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router,
+            faceleads.web.lawful_pages.router, faceleads.web.transparency_pages.router]  # fmt: skip
 
 
 def create_app(
