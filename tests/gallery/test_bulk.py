@@ -21,7 +21,7 @@ from faceleads.gallery.bulk import enrol_manifest, write_error_report
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from tests.gallery.conftest import lfw_identities, write_manifest
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 AUTH = "Custody Records Act s.12"
@@ -168,6 +168,9 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
         rows.append(["DEV", name, f"K{i}a", "2019-09-09", AUTH, str(PEOPLE[name][0]), ""])
         rows.append(["DEV", name, f"K{i}b", "2020-10-10", AUTH, str(PEOPLE[name][1]), ""])
     manifest = write_manifest(tmp_path / "kill.csv", rows)
+    listing = GalleryRuntime(settings, face_engine=engine)
+    list_authorities(listing, "DEV")  # the manifest's authority is on the agency's list
+    listing.close()
     env = {**os.environ, "FACELEADS_DATA_DIR": str(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
     cmd = [
         sys.executable,

@@ -30,6 +30,7 @@ from faceleads.vision.models import default_model_dir
 from faceleads.web.app import create_app
 from faceleads.web.demo import ensure_admin, load_demo
 from tests.conftest import REPO_ROOT
+from tests.lawful import list_authorities
 from tests.web.conftest import PEOPLE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,6 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     rt = GalleryRuntime(settings, face_engine=engine)
     ensure_admin(rt, ADMIN_PASSWORD)
     report = load_demo(rt)
+    list_authorities(rt, "DEV")  # the authorities the test records are held under (tests/lawful.py)
     passwords = {"admin": ADMIN_PASSWORD, **report.passwords}
     port = free_port()
     config = uvicorn.Config(create_app(settings, runtime=rt), host="127.0.0.1", port=port, log_level="warning")
