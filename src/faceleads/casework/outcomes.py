@@ -127,7 +127,7 @@ def released_leads(rt: GalleryRuntime, actor: Actor, *, awaiting_only: bool = Fa
             .join(Case, Case.id == Lead.case_id)
             .where(Case.agency_id == actor.agency_id, Lead.status == LeadStatus.RELEASED.value)
             .order_by(Lead.released_at.desc(), Lead.id.desc())
-        ).tuples()
+        )
         out = [_released(session, lead, case) for lead, case in rows]
     return [r for r in out if r.outcome is None] if awaiting_only else out
 

@@ -145,7 +145,7 @@ def _counts(session: Session, agency_id: int) -> dict[int, int]:
         select(Encounter.authority_id, func.count(Encounter.id))
         .where(Encounter.agency_id == agency_id, Encounter.authority_id.is_not(None))
         .group_by(Encounter.authority_id)
-    ).tuples()
+    )
     return {int(authority_id): int(n) for authority_id, n in rows if authority_id is not None}
 
 
@@ -248,7 +248,6 @@ def compliance(rt: GalleryRuntime, actor: Actor, *, details: bool = False) -> Co
                     LegalAuthority.agency_id == actor.agency_id, LegalAuthority.active.is_(False)
                 )
             )
-            .tuples()
             .all()
         )
         total = int(session.scalar(select(func.count(Encounter.id)).where(Encounter.agency_id == actor.agency_id))
@@ -267,7 +266,6 @@ def compliance(rt: GalleryRuntime, actor: Actor, *, details: bool = False) -> Co
                 .where(Image.encounter_id.in_([r[0] for r in rows]))
                 .group_by(Image.encounter_id)
             )
-            .tuples()
             .all()
         ) if rows else {}  # fmt: skip
     groups: dict[tuple[str, str], dict[str, Any]] = {}

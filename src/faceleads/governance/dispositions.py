@@ -158,7 +158,7 @@ def _events(session: Session, subject_id: int) -> list[tuple[Disposition, Encoun
             .join(Encounter, Encounter.id == Disposition.encounter_id)
             .where(Disposition.subject_id == subject_id)
             .order_by(Disposition.occurred_on, Disposition.id)
-        ).tuples()
+        )
     )
 
 

@@ -201,7 +201,7 @@ def exigent_figures(session: Session, agency_id: int, start: datetime, end: date
         .where(Case.agency_id == agency_id, Authorisation.kind == "purpose", Authorisation.at >= start,
                Authorisation.at < end)
         .group_by(Authorisation.granted)
-    ).tuples()  # fmt: skip
+    )  # fmt: skip
     counts = {bool(granted): int(n) for granted, n in decided}
     lapsed = session.scalar(
         select(func.count(CaseRequest.id))
@@ -231,7 +231,7 @@ def _searches(session: Session, agency_id: int, start: datetime, end: datetime) 
     for code, offence in session.execute(
         select(SearchRecord.purpose, SearchRecord.offence_code)
         .where(SearchRecord.agency_id == agency_id, SearchRecord.created_at >= start, SearchRecord.created_at < end)
-    ).tuples():  # fmt: skip
+    ):  # fmt: skip
         known = purposes.get(code)
         regime[search_regime(code, bool(known and known.requires_authorisation))] += 1
         purpose[code] += 1
@@ -253,7 +253,7 @@ def _casework(session: Session, agency_id: int, start: datetime, end: datetime) 
         .join(Case, Case.id == CaseSearch.case_id)
         .where(Case.agency_id == agency_id, window(Adjudication.at))
         .group_by(Adjudication.conclusion)
-    ).tuples().all()))  # fmt: skip
+    ).all()))  # fmt: skip
 
     def leads(*conditions: Any) -> int:
         query = select(func.count(Lead.id)).join(Case, Case.id == Lead.case_id).where(Case.agency_id == agency_id)
@@ -286,7 +286,7 @@ def _outcomes(session: Session, agency_id: int, start: datetime, end: datetime) 
             select(LeadOutcome.lead_id, LeadOutcome.outcome)
             .where(LeadOutcome.lead_id.in_(released), LeadOutcome.signed_off_at < end)
             .order_by(LeadOutcome.id)
-        ).tuples():  # fmt: skip
+        ):  # fmt: skip
             latest[lead_id] = outcome
     counter: Counter[str] = Counter(latest.get(i, "awaiting_outcome") for i in released)
     return _breakdown("outcomes", "of_leads_released", counter, [*OUTCOMES, "awaiting_outcome"])
@@ -298,7 +298,7 @@ def _refusals(session: Session, agency_id: int, start: datetime, end: datetime) 
         .where(AuditEntry.agency_id == agency_id, AuditEntry.outcome == audit.Outcome.DENIED, AuditEntry.at >= start,
                AuditEntry.at < end)
         .group_by(AuditEntry.action)
-    ).tuples().all()))  # fmt: skip
+    ).all()))  # fmt: skip
     return _breakdown("refusals", "by_action", counter)
 
 

@@ -26,7 +26,7 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Enrolment", "/enrol", Action.ENROL),
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
     ("Lawful gallery", "/lawful", Action.VIEW_RECORDS_POLICY),
-    ("Outcomes", "/outcomes", Action.RECORD_OUTCOME),
+    ("Outcomes", "/outcomes", Action.VIEW_CASE),
     ("Transparency", "/transparency", Action.TRANSPARENCY_REPORT),
     ("Live", "/live", Action.LIVE_VIEW),
     ("Audit log", "/audit", Action.AUDIT_READ),
