@@ -30,7 +30,7 @@ def record_outcome(lead_id: Id, body: OutcomeIn, scope: ApiScope) -> dict[str, A
     return outcomes.record_outcome(scope.rt, scope.actor, lead_id, body.outcome.strip().lower(), body.notes).to_json()
 
 
-@router.get("/leads/released")
+@router.get("/released-leads")
 def released(
     scope: ApiScope, awaiting: Annotated[bool, Query(description="Only leads without an outcome")] = False
 ) -> list[dict[str, Any]]:
