@@ -175,14 +175,10 @@ class GalleryRuntime:
     @staticmethod
     def _searchable(model: str) -> Select[int]:
         # Active subjects' templates of the model, whose booking is held under an active listed legal authority.
-        return (
+        return lawful.only_lawful(
             select(FaceTemplate.id)
             .join(Subject, Subject.id == FaceTemplate.subject_id)
-            .where(
-                FaceTemplate.model_version == model,
-                Subject.status == SubjectStatus.ACTIVE.value,
-                lawful.lawful_template_clause(),
-            )
+            .where(FaceTemplate.model_version == model, Subject.status == SubjectStatus.ACTIVE.value)
         )
 
     def _add_ids(self, session: Session, ids: list[int]) -> tuple[int, int]:
