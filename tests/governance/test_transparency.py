@@ -232,6 +232,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
         ("destruction", "requests", "approved"): "0", ("destruction", "requests", "executed"): "0",
         ("gallery", "bookings_now", "held_under_a_listed_authority"): str(len(env.subjects)),
         ("live", "deployments", "deployments"): "0",
+        ("gallery", "legal_authority", "PACE-64A"): "Police and Criminal Evidence Act 1984 s.64A",
         ("report", "agency", ""): "MET",
     }  # fmt: skip
     assert {k: got.get(k) for k in expected} == expected

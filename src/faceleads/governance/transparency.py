@@ -14,7 +14,8 @@ What it holds, for ``[from, to]`` (whole UTC days):
 - refusals (audited denials of the agency's users, by action);
 - exigent authorisations: granted (ratified), refused, lapsed (:func:`exigent_figures`);
 - destruction requests received / approved / denied / executed, and those opened by the disposition policy;
-- the lawful gallery: bookings held under a listed legal authority and bookings awaiting review (at production time);
+- the lawful gallery: bookings held under a listed legal authority and bookings awaiting review, and the listed
+  authorities themselves (at production time);
 - live watch-list deployments (:func:`faceleads.live.reports.deployment_statistics`);
 - the last measured accuracy and demographic differentials (stored calibration and verify/identify summaries made
   before the end of the period).
@@ -337,11 +338,18 @@ def _gallery(session: Session, agency_id: int) -> list[Row]:
         select(func.count(LegalAuthority.id)).where(LegalAuthority.agency_id == agency_id,
                                                     LegalAuthority.active.is_(True))
     )  # fmt: skip
+    # The authorities themselves are public law, not personal data: the public sees what photos are held under.
+    listed_now = session.execute(
+        select(LegalAuthority.code, LegalAuthority.title)
+        .where(LegalAuthority.agency_id == agency_id, LegalAuthority.active.is_(True))
+        .order_by(LegalAuthority.code)
+    ).all()
     return [
         Row("gallery", "bookings_now", "held_under_a_listed_authority", int(listed or 0)),
         Row("gallery", "bookings_now", "awaiting_authority_review", int(total or 0) - int(listed or 0)),
         Row("gallery", "bookings_now", TOTAL, int(total or 0)),
         Row("gallery", "listed_legal_authorities", TOTAL, int(authorities or 0), FIGURE),
+        *[Row("gallery", "legal_authority", code, title, TEXT) for code, title in listed_now],
     ]
 
 
