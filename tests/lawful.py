@@ -92,6 +92,7 @@ TEST_AUTHORITIES: tuple[tuple[str, str], ...] = (
     ("CRA-12", "Custody Records Act s.12"),
     ("BA-3", "Booking Act s.3"),
     ("ACT", "Booking Act"),
+    ("LFW", "LFW evaluation (test data)"),
 )
 
 
