@@ -32,6 +32,7 @@ from faceleads.governance.transparency import NOT_PUBLISHED, Row, gather, suppre
 from tests.casework import conftest as casework
 from tests.casework.conftest import CI, EXIGENT, Env
 from tests.conftest import LFW_DIR
+from tests.lawful import list_authorities
 
 env = casework.env  # the casework environment (users, lists, a small real gallery), built once for this module
 
@@ -150,13 +151,7 @@ def _pdf_text(data: bytes) -> str:
 
 
 def _auditor(env: Env, code: str = "MET") -> Actor:
-    with env.rt.session_factory() as session:
-        agency = session.scalars(select(Agency).where(Agency.code == code)).first()
-        if agency is None:
-            agency = Agency(code=code, name=code)
-            session.add(agency)
-            session.commit()
-        agency_id = agency.id
+    agency_id = list_authorities(env.rt, code, entries=())  # the agency (created if missing)
     return Actor(f"auditor@{code}", agency_id, frozenset({Role.AUDITOR}), None, code)
 
 
