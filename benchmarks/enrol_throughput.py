@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"B{i:06d}",
                         "2020-01-01",
                         "benchmark",
-                        str(args.lfw / row["path"]),
+                        os.path.relpath(args.lfw / row["path"], manifest.parent),  # photos inside photo_root
                         row["gender"] if row.get("gender") in ("M", "F") else "",
                     ]
                 )
@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         workers = settings.effective_workers if args.workers is None else args.workers
         with TreeRssSampler() as sampler:
             started = time.perf_counter()
-            report = enrol_manifest(rt, actor, manifest, workers=workers)
+            report = enrol_manifest(rt, actor, manifest, workers=workers, photo_root=args.lfw.resolve())
             elapsed = time.perf_counter() - started
         started = time.perf_counter()
-        rerun = enrol_manifest(rt, actor, manifest, workers=workers)
+        rerun = enrol_manifest(rt, actor, manifest, workers=workers, photo_root=args.lfw.resolve())
         rerun_s = time.perf_counter() - started
         ru_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         ru_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024

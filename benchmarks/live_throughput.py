@@ -53,7 +53,7 @@ def watchlist(engine: FaceEngine, photos: dict[str, list[Path]]) -> WatchListMat
         faces = engine.detect(load_image(paths[0]).pixels, embed=True, max_faces=1)
         if faces:
             listed.append(ListedPerson(who, who, faces[0].embedding[None], (0,)))
-    return WatchListMatrix(listed)
+    return WatchListMatrix(listed, model_version=engine.model_version, dim=engine.embedding_dim)
 
 
 def run(engine: FaceEngine, settings: Settings, wl: WatchListMatrix, video: Path) -> dict[str, Any]:

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, photos in sorted(people.items()):
                 for photo in photos:
                     if photo not in probe_paths:
-                        writer.writerow(["BENCH", name, f"B{n:06d}", "2020-01-01", "benchmark", str(photo)])
+                        photo_rel = os.path.relpath(photo, manifest.parent)  # relative to the manifest
+                        writer.writerow(["BENCH", name, f"B{n:06d}", "2020-01-01", "benchmark", photo_rel])
                         n += 1
         rt = GalleryRuntime(settings)
         actor = cli_actor(rt, "BENCH")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
         add_authority(rt, actor, "benchmark", "Benchmark data (LFW), not booking records")
         started = time.perf_counter()
-        report = enrol_manifest(rt, actor, manifest, workers=args.workers)
+        report = enrol_manifest(rt, actor, manifest, workers=args.workers, photo_root=args.lfw.resolve())
         enrol_s = time.perf_counter() - started
         with rt.session_factory() as session:
             names = {sid: number for sid, number in session.execute(select(Subject.id, Subject.subject_number))}

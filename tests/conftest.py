@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from faceleads.config import Settings
 
@@ -49,3 +50,17 @@ def engine():  # type: ignore[no-untyped-def]
     from faceleads.vision.engine import FaceEngine
 
     return FaceEngine(Settings())
+
+
+@pytest.fixture()
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A command-line runner on a fresh dev-mode data directory, nobody signed in."""
+    from faceleads.config import get_settings
+
+    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FACELEADS_MODE", "dev")
+    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
+    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

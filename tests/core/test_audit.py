@@ -313,3 +313,19 @@ def test_stats_by_agency_offence_and_month(tmp_path: Path) -> None:
     assert rows[("METRO", "fraud", "2026-04")]["searches"] == 1
     county = rows[("COUNTY", "robbery", "2026-03")]
     assert (county["searches"], county["verified_leads"], county["leads"]) == (1, 1, 0)
+
+
+def test_audit_export_neutralises_user_typed_values(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
+    actor = Actor("=cmd|' /C calc'!A0", 1, frozenset({Role.ANALYST}), 5, "METRO")
+    with transaction(factory) as session:
+        audit.record(session, actor, "search", "case:x", case="=HYPERLINK(\"http://evil\")", purpose="@purpose",
+                     details={"offence": "+robbery"})  # fmt: skip
+    with factory() as session:
+        text = "".join(audit_log.export_entries(audit_log.query_entries(session, audit_log.AuditFilter()), "csv"))
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["username"] == "'=cmd|' /C calc'!A0"
+    assert row["case"] == "'=HYPERLINK(\"http://evil\")"
+    assert row["purpose"] == "'@purpose"
+    for cell in row.values():
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
@@ -37,11 +38,17 @@ def lfw_gender() -> dict[str, str]:
 
 
 def write_manifest(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
-    """Write a manifest CSV."""
+    """Write a manifest CSV. Absolute photo paths are written relative to the manifest's folder, as manifests must
+    name them (enrol with ``photo_root`` = a folder holding them, e.g. FACES_DIR for the shared face data)."""
+    header = header or MANIFEST_HEADER
+    column = header.index("photo") if "photo" in header else None
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(header or MANIFEST_HEADER)
-        writer.writerows(rows)
+        writer.writerow(header)
+        for row in rows:
+            if column is not None and column < len(row) and os.path.isabs(row[column]):
+                row = [*row[:column], os.path.relpath(row[column], path.parent), *row[column + 1 :]]
+            writer.writerow(row)
     return path
 
 

@@ -20,6 +20,7 @@ from faceleads.errors import ValidationError
 from faceleads.gallery.bulk import enrol_manifest, write_error_report
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, FaceTemplate, Image, Subject
 from faceleads.gallery.runtime import GalleryRuntime
+from tests.conftest import FACES_DIR
 from tests.gallery.conftest import lfw_identities, write_manifest
 from tests.lawful import list_authorities, search_on_case
 
@@ -39,6 +40,12 @@ def _read_errors(path: Path) -> dict[int, dict[str, str]]:
         return {int(r["row"]): r for r in csv.DictReader(fh)}
 
 
+def _staged(photos: Path, source: Path) -> str:
+    """A copy of ``source`` under ``photos`` (manifest photos must lie inside the manifest's folder)."""
+    (photos / source.name).write_bytes(source.read_bytes())
+    return f"photos/{source.name}"
+
+
 def test_error_report_names_every_problem_and_never_stops(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
     actor = cli_actor(rt, "MET")
     photos = tmp_path / "photos"
@@ -48,26 +55,26 @@ def test_error_report_names_every_problem_and_never_stops(rt, tmp_path) -> None:
     noface = photos / "wall.png"
     PILImage.radial_gradient("L").convert("RGB").resize((300, 300)).save(noface)
     rows = [
-        ["MET", "S1", "B1", "2020-06-01", AUTH, str(PEOPLE["Aaron_Peirsol"][0]), "M"],  # 1 fine
+        ["MET", "S1", "B1", "2020-06-01", AUTH, _staged(photos, PEOPLE["Aaron_Peirsol"][0]), "M"],  # 1 fine
         ["MET", "S2", "B2", "2020-06-01", AUTH, "photos/missing.jpg", ""],  # 2 missing file
         ["MET", "S3", "B3", "2020-06-01", AUTH, "photos/corrupt.jpg", ""],  # 3 corrupt image
         ["MET", "S4", "B4", "2020-06-01", AUTH, "photos/wall.png", ""],  # 4 no face: kept, flagged
-        ["MET", "S5", "B5", "2020-06-01", AUTH, str(MULTI_FACE), ""],  # 5 several faces: enrolled, flagged
-        ["MET", "S6", "B1", "2020-06-01", AUTH, str(PEOPLE["Ai_Sugiyama"][0]), ""],  # 6 booking B1 is S1's
-        ["MET", "S7", "B7", "2020-02-30", AUTH, str(PEOPLE["AJ_Cook"][0]), ""],  # 7 bad date
-        ["MET", "S8", "B8", "2020-06-01", AUTH, str(PEOPLE["Abdullah_Gul"][0]), "Q"],  # 8 bad sex code
-        ["OTH", "S9", "B9", "2020-06-01", AUTH, str(PEOPLE["Abdullah_Gul"][1]), ""],  # 9 another agency
-        ["MET", "S1", "B1", "2021-06-01", AUTH, str(PEOPLE["Aaron_Peirsol"][1]), "M"],  # 10 B1 other date
-        ["MET", "S11", "B11", "2020-06-01", "", str(PEOPLE["Abdullah_Gul"][2]), ""],  # 11 no authority
-        ["MET", "S12", "B12", "2020-06-01", AUTH, str(PEOPLE["Adam_Sandler"][0]), ""],  # 12 fine
+        ["MET", "S5", "B5", "2020-06-01", AUTH, _staged(photos, MULTI_FACE), ""],  # 5 several faces: enrolled, flagged
+        ["MET", "S6", "B1", "2020-06-01", AUTH, _staged(photos, PEOPLE["Ai_Sugiyama"][0]), ""],  # 6 booking B1 is S1's
+        ["MET", "S7", "B7", "2020-02-30", AUTH, _staged(photos, PEOPLE["AJ_Cook"][0]), ""],  # 7 bad date
+        ["MET", "S8", "B8", "2020-06-01", AUTH, _staged(photos, PEOPLE["Abdullah_Gul"][0]), "Q"],  # 8 bad sex code
+        ["OTH", "S9", "B9", "2020-06-01", AUTH, _staged(photos, PEOPLE["Abdullah_Gul"][1]), ""],  # 9 another agency
+        ["MET", "S1", "B1", "2021-06-01", AUTH, _staged(photos, PEOPLE["Aaron_Peirsol"][1]), "M"],  # 10 B1 other date
+        ["MET", "S11", "B11", "2020-06-01", "", _staged(photos, PEOPLE["Abdullah_Gul"][2]), ""],  # 11 no authority
+        ["MET", "S12", "B12", "2020-06-01", AUTH, _staged(photos, PEOPLE["Adam_Sandler"][0]), ""],  # 12 fine
     ]
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
-    report = enrol_manifest(rt, actor, manifest, workers=1)
+    report = enrol_manifest(rt, actor, manifest, workers=1, photo_root=tmp_path)
     errors_csv = tmp_path / "errors.csv"
     write_error_report(report, errors_csv)
     problems = _read_errors(errors_csv)
     expected = {
-        2: ("error", "missing file"),
+        2: ("error", "cannot be used: give the path, relative to the manifest, of an image file"),
         3: ("error", "corrupt or unreadable image"),
         4: ("warning", "no usable face"),
         5: ("warning", "3 faces found"),
@@ -120,13 +127,14 @@ def test_duplicate_runs_are_idempotent(rt, tmp_path) -> None:  # type: ignore[no
     actor = cli_actor(rt, "MET")
     names = ["AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama", "Abdullah_Gul"]
     manifest = write_manifest(tmp_path / "m1.csv", _rows_for(names))
-    first = enrol_manifest(rt, actor, manifest, workers=0)
+    first = enrol_manifest(rt, actor, manifest, workers=0, photo_root=FACES_DIR)
     assert (first.enrolled, first.processed_this_run) == (4, 4)
-    again = enrol_manifest(rt, actor, manifest, workers=0)
+    again = enrol_manifest(rt, actor, manifest, workers=0, photo_root=FACES_DIR)
     assert (again.enrolled, again.processed_this_run, again.batch_id) == (4, 0, first.batch_id)
     # Another manifest listing the same photos (and one new one): the known photos are skipped by hash.
     rows = _rows_for(names) + _rows_for(["Adam_Sandler"], start=10)
-    other = enrol_manifest(rt, actor, write_manifest(tmp_path / "m2.csv", rows[::-1]), workers=0)
+    other = enrol_manifest(rt, actor, write_manifest(tmp_path / "m2.csv", rows[::-1]), workers=0,
+                           photo_root=FACES_DIR)  # fmt: skip
     assert (other.enrolled, other.skipped, other.errors) == (1, 4, 0)
     with rt.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Image)) == 5
@@ -184,6 +192,8 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
         "enroll",
         "bulk",
         str(manifest),
+        "--photos-root",
+        str(FACES_DIR),
         "--workers",
         "2",
         "--json",
@@ -244,7 +254,8 @@ def test_worker_killed_mid_batch_is_reported_and_resumable(settings, engine, tmp
     manifest = write_manifest(tmp_path / "workers.csv", rows)
     _list_authorities(settings, engine)
     env = {**os.environ, "FACELEADS_DATA_DIR": str(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
-    cmd = [sys.executable, "-m", "faceleads.cli.main", "enroll", "bulk", str(manifest), "--workers", "2", "--json"]
+    cmd = [sys.executable, "-m", "faceleads.cli.main", "enroll", "bulk", str(manifest), "--photos-root",
+           str(FACES_DIR), "--workers", "2", "--json"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     db = settings.data_dir / "faceleads.db"
     deadline = time.monotonic() + 240
@@ -266,3 +277,39 @@ def test_worker_killed_mid_batch_is_reported_and_resumable(settings, engine, tmp
         assert session.scalar(select(func.count()).select_from(Image)) == len(rows)
         referenced = set(session.scalars(select(Image.store_address)))
     assert set(rt.store.addresses()) == referenced
+
+
+def test_error_report_neutralises_formula_cells(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """CSV injection: text from the manifest reaches the error report, which a records officer opens in Excel."""
+    actor = cli_actor(rt, "MET")
+    rows = [["MET", "=HYPERLINK(\"http://evil.example\")", "@B1", "2020-06-01", AUTH, "-missing.jpg", ""]]
+    report = enrol_manifest(rt, actor, write_manifest(tmp_path / "inject.csv", rows), workers=0)
+    errors_csv = tmp_path / "errors.csv"
+    write_error_report(report, errors_csv)
+    row = _read_errors(errors_csv)[1]
+    assert row["subject"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert row["booking"] == "'@B1" and row["photo"] == "'-missing.jpg"
+    for cell in row.values():
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+
+
+def test_photos_must_lie_inside_the_manifest_folder(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Command line too: by default photos resolve inside the manifest's folder (links followed first)."""
+    actor = cli_actor(rt, "MET")
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "out.jpg").symlink_to(PEOPLE["Aaron_Peirsol"][1])
+    rows = [
+        ["MET", "P1", "PB1", "2020-06-01", AUTH, "out.jpg", ""],  # a link pointing outside
+        ["MET", "P2", "PB2", "2020-06-01", AUTH, "../../../../../../" + str(PEOPLE["AJ_Cook"][0]).lstrip("/"), ""],
+        ["MET", "P3", "PB3", "2020-06-01", AUTH, "/etc/hostname", ""],
+    ]
+    manifest = folder / "m.csv"
+    with manifest.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["agency", "subject", "booking", "date", "authority", "photo", "sex"], *rows])
+    report = enrol_manifest(rt, actor, manifest, workers=0)
+    assert (report.enrolled, report.errors) == (0, 3)
+    assert all("cannot be used" in r["reason"] for r in report.error_rows), report.error_rows
+    # An explicit root that holds the photos accepts them (the operator's choice on the command line).
+    widened = enrol_manifest(rt, actor, manifest, workers=0, photo_root=FACES_DIR)
+    assert widened.enrolled == 2 and widened.errors == 1  # /etc/hostname is absolute: always refused

@@ -119,3 +119,25 @@ def test_nist_cli(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert (data["enrolled"], data["errors"]) == (1, 0)
+
+
+def test_nist_cli_exit_code_tells_failure(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A batch where every file failed must not exit 0 (scripts would take it for a success); a partial failure
+    has its own documented code."""
+    from faceleads.cli import context
+    from faceleads.cli.main import app
+
+    monkeypatch.setattr(context, "_runtime", rt)
+    junk = tmp_path / "junk.an2"
+    junk.write_bytes(b"this is not an ANSI/NIST transaction")
+    missing = tmp_path / "missing.an2"
+    args = ["enroll", "nist", "--authority", "Act", "--workers", "0", "--agency", "MET", "--json"]
+    failed = CliRunner().invoke(app, [*args, str(junk), str(missing)])
+    assert failed.exit_code == 1, failed.output
+    assert json.loads(failed.stdout)["errors"] == 2
+    good = make_transaction(
+        tmp_path / "g.an2", sid="SID-8", oca="BK-8", doa="20190101", photos=[PEOPLE["Aaron_Peirsol"][1]]
+    )
+    partial = CliRunner().invoke(app, [*args, str(good), str(junk)])
+    assert partial.exit_code == 3, partial.output
+    assert (json.loads(partial.stdout)["enrolled"], json.loads(partial.stdout)["errors"]) == (1, 1)

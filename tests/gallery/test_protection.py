@@ -3,6 +3,7 @@ the index is checked against the database, and reindex re-embeds templates of an
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -113,3 +114,59 @@ def test_reindex_reembeds_templates_of_another_model(rt) -> None:  # type: ignor
     assert search_on_case(rt, actor, PEOPLE[NAMES[0]][1], **SEARCH).candidates[0].subject_number == NAMES[0]
     rt.verify_index()
     assert reindex(rt, actor).candidates == 0
+
+
+def test_template_geometry_is_encrypted_with_the_subject_key(rt) -> None:  # type: ignore[no-untyped-def]
+    """A database reader learns no landmarks or face boxes: they are sealed like the embedding."""
+    import sqlite3
+
+    _setup(rt)
+    db = rt.settings.data_dir / "faceleads.db"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT box, landmarks, geometry FROM face_templates").fetchall()
+    assert len(rows) == len(NAMES)
+    for box, landmarks, sealed in rows:
+        assert box is None and landmarks is None, "no clear geometry in the database"
+        assert sealed is not None and bytes(sealed).startswith(b"FLE")
+
+
+def test_clear_geometry_of_older_rows_is_sealed_at_start(rt, settings, engine) -> None:  # type: ignore[no-untyped-def]
+    """Rows written before geometry was encrypted (clear box/landmarks) are sealed and erased at the next start,
+    and the comparison geometry stays the same."""
+    import sqlite3
+
+    from faceleads.gallery.geometry import template_geometry
+
+    _setup(rt)
+    with rt.session_factory() as session:
+        before = {
+            t.id: template_geometry(rt.keystore, s, i, t)
+            for t, s, i in session.execute(
+                select(FaceTemplate, Subject, Image).join(Subject, Subject.id == FaceTemplate.subject_id)
+                .join(Image, Image.id == FaceTemplate.image_id)
+            )
+        }  # fmt: skip
+    db = settings.data_dir / "faceleads.db"
+    with sqlite3.connect(db) as conn:  # an old installation: clear geometry, nothing sealed
+        for tid, shape in before.items():
+            landmarks = [[123.456789, p[1]] for p in shape.landmarks]
+            conn.execute("UPDATE face_templates SET geometry = NULL, box = ?, landmarks = ? WHERE id = ?",
+                         (json.dumps(shape.box), json.dumps(landmarks).replace(" ", ""), tid))  # fmt: skip
+            before[tid] = type(shape)(shape.box, landmarks)
+    assert b"123.456789" in db.read_bytes() + (settings.data_dir / "faceleads.db-wal").read_bytes()
+    rt.close()
+    again = GalleryRuntime(settings, face_engine=engine)  # the first start after the upgrade
+    try:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM face_templates WHERE box IS NOT NULL OR landmarks IS NOT NULL"
+                                " OR geometry IS NULL").fetchone()[0] == 0  # fmt: skip
+        with again.session_factory() as session:
+            for t, s, i in session.execute(
+                select(FaceTemplate, Subject, Image).join(Subject, Subject.id == FaceTemplate.subject_id)
+                .join(Image, Image.id == FaceTemplate.image_id)
+            ):  # fmt: skip
+                assert template_geometry(again.keystore, s, i, t) == before[t.id]
+        files = [db, db.with_name("faceleads.db-wal")]
+        assert not any(b"123.456789" in f.read_bytes() for f in files if f.exists()), "clear values linger"
+    finally:
+        again.close()

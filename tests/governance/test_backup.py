@@ -217,10 +217,18 @@ def test_backup_and_restore_cli(rt: GalleryRuntime, tmp_path: Path, monkeypatch:
     assert data["blobs"] == 1 and data["keys_path"].endswith("ks.db")
     refused = runner.invoke(app, ["restore", str(tmp_path / "bk")])
     assert refused.exit_code == 2 and "--force" in refused.output
+    from faceleads.governance import audit_integrity
+
+    enrol_record(rt, actor, record(NAMES[1], "MET-2"), PEOPLE[NAMES[1]][:1])  # after the backup
+    assert audit_integrity.anchor_now(rt.session_factory, rt.settings)[1] is not None  # anchors the longer log
     rt.close()
     done = runner.invoke(app, ["restore", str(tmp_path / "bk"), "--force", "--json"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["blobs_copied"] == 0  # the store already held the same blob
+    restored = json.loads(done.stdout)
+    assert restored["blobs_copied"] == 0  # the store already held the same blob
+    # The anchors of the replaced (longer) log are kept aside as evidence; the restored log verifies from scratch.
+    assert restored["anchors_archived"] and Path(restored["anchors_archived"]).is_file()
+    assert audit_integrity.verify(rt.session_factory, rt.settings).ok
 
 
 class _Crash(Exception):
@@ -266,3 +274,45 @@ def test_backup_taken_mid_destruction_restores_destroyed_and_resumable(
             assert audit.verify_chain(session).ok
     finally:
         rt2.close()
+
+
+_KILLED_BACKUP = """
+import os, signal, sys
+from pathlib import Path
+from faceleads.config import Settings
+from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance import backup
+from faceleads.core.actor import Actor, Role
+
+rt = GalleryRuntime(Settings(data_dir=Path(sys.argv[1])))
+def killed(db):  # right after the database snapshot was written: kill -9 ourselves
+    print(db, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+backup._referenced_addresses = killed
+backup.backup(rt, Actor("adm", 1, frozenset({Role.ADMINISTRATOR}), None, "MET"), Path(sys.argv[2]))
+"""
+
+
+def test_killed_backup_leaves_no_database_copy_behind(rt: GalleryRuntime, tmp_path: Path) -> None:
+    """kill -9 during a backup: its hidden work folder holds a full database copy; the next start removes it."""
+    import stat
+    import subprocess
+    import sys
+
+    actor = cli_actor(rt, "MET")
+    enrol_record(rt, actor, record(NAMES[0], "MET-1"), PEOPLE[NAMES[0]][:1])
+    dest = tmp_path / "backups" / "nightly"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BACKUP, str(rt.settings.data_dir), str(dest)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    snapshot = Path(proc.stdout.strip())
+    partial = snapshot.parent
+    assert snapshot.is_file() and partial.name.startswith(".nightly.partial")  # the full copy is there...
+    assert stat.S_IMODE(partial.stat().st_mode) == 0o700  # ...private while it exists
+    assert not dest.exists()
+    GalleryRuntime(rt.settings).close()  # the next start (any command, the server) cleans up
+    assert not partial.exists(), "an interrupted backup's database copy must not survive the next start"
+    report = backup.backup(rt, actor, dest)  # and a later backup works and leaves nothing hidden behind
+    assert Path(report.path) == dest and [p.name for p in dest.parent.iterdir()] == ["nightly"]
+    assert not any(p.name.startswith(".faceleads-partial") for p in dest.rglob("*"))
+    backup.verify_backup(dest)

@@ -1,8 +1,9 @@
-"""Outcomes of released leads and the public transparency report, on a real flow: searches under an investigative
-and an exigent purpose, adjudication, blind verification, release, outcomes signed off by the investigator, a
-refused action, a denied destruction request, and stored accuracy measurements made by ``faceleads evaluate
---save`` on real LFW photos. The CSV's content, the PDF (parsed with pypdf), small-count suppression, the absence
-of personal data, and who may produce it."""
+"""Outcomes of released leads and the public transparency report, on a real flow: searches under the investigative
+and the exigent regime (one exigent search ratified by a supervisor, one left to lapse), prior authorisations
+granted and refused, adjudication, blind verification, release, outcomes signed off by the investigator, a refused
+action, a denied destruction request, and stored accuracy measurements made by ``faceleads evaluate --save`` on real
+LFW photos. The CSV's content, the PDF (parsed with pypdf), small-count suppression, the absence of personal data,
+who may produce it, and oversight's report across agencies."""
 
 from __future__ import annotations
 
@@ -18,19 +19,29 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from faceleads.casework import adjudication as adj
-from faceleads.casework import cases, outcomes, probes, searching
+from faceleads.casework import cases, outcomes, probes, regimes, searching
+from faceleads.casework.models import CaseSearch
 from faceleads.cli import context
 from faceleads.config import Settings, get_settings
 from faceleads.core.actor import Actor, Role
 from faceleads.core.audit import AuditEntry
-from faceleads.db import Agency
+from faceleads.core.uow import transaction
+from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.models import Encounter, Subject
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import destruction
-from faceleads.governance.transparency import NOT_PUBLISHED, Row, gather, suppress, transparency_report
+from faceleads.governance.transparency import (
+    ALL_AGENCIES,
+    NOT_PUBLISHED,
+    Row,
+    exigent_figures,
+    gather,
+    suppress,
+    transparency_report,
+)
 from tests.casework import conftest as casework
-from tests.casework.conftest import CI, EXIGENT, Env
+from tests.casework.conftest import CI, EXIGENT, VICTIM, Env
 from tests.conftest import LFW_DIR
 from tests.lawful import list_authorities
 
@@ -150,21 +161,40 @@ def _pdf_text(data: bytes) -> str:
     return " ".join(" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(data)).pages)
 
 
-def _auditor(env: Env, code: str = "MET") -> Actor:
+def _auditor(env: Env, code: str = "MET", role: Role = Role.AUDITOR) -> Actor:
     agency_id = list_authorities(env.rt, code, entries=())  # the agency (created if missing)
-    return Actor(f"auditor@{code}", agency_id, frozenset({Role.AUDITOR}), None, code)
+    return Actor(f"{role.value}@{code}", agency_id, frozenset({role}), None, code)
+
+
+def _prior_authorisations(env: Env) -> None:
+    """A purpose that needs a supervisor's prior authorisation: one request authorised, one refused."""
+    case_id = cases.open_case(env.rt, env.investigator, "MET/T/5", "ROB", "Child abuse images seized from a phone").id
+    for grant in (True, False):
+        req = cases.open_request(env.rt, env.investigator, case_id, VICTIM, "Identify the child in the images")
+        cases.authorise_request(env.rt, env.supervisor, req.id, "Victim identification under the agency's policy",
+                                grant=grant)  # fmt: skip
 
 
 def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rt = env.rt
     names = list(env.people)
+    regimes.set_purpose_regime(rt, env.admin, EXIGENT, "exigent")  # threat to life: searched now, ratified after
     lead_a = _released_lead(env, "MET/T/1", names[0])
     lead_b = _released_lead(env, "MET/T/2", names[1])
-    # An exigent search (authorised by a supervisor), every candidate excluded.
+    # An exigent search ratified by a supervisor, every candidate excluded.
     _, exigent = _search(env, "MET/T/3", "SHOP", EXIGENT, env.people[names[2]][1])
     for rank in (1, 2, 3):
         adj.adjudicate(rt, env.analyst, exigent, rank, "excluded", "Not the missing person")
     assert adj.submit_adjudication(rt, env.analyst, exigent) == []
+    ratified = regimes.ratify_search(rt, env.supervisor, exigent, "Threat to life confirmed by the duty inspector")
+    assert ratified.state == "ratified"
+    # Another exigent search that nobody ratified within the window: lapsed (its candidates locked).
+    _, lapsed = _search(env, "MET/T/6", "SHOP", EXIGENT, env.people[names[4]][1])
+    with transaction(rt.session_factory) as session:
+        row = session.get(CaseSearch, lapsed)
+        assert row is not None
+        row.ratify_by = utcnow() - timedelta(minutes=5)
+    _prior_authorisations(env)
     # A lead that is never released: no outcome can be recorded for it.
     _, held = _search(env, "MET/T/4", "ROB", CI, env.people[names[3]][1])
     adj.adjudicate(rt, env.analyst, held, 1, "possible_lead", "Similar")
@@ -212,17 +242,23 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     assert exact.csv is not None and exact.pdf is not None
     got = _csv(exact.csv)
     expected = {
-        ("searches", "by_regime", "investigative"): "3", ("searches", "by_regime", "exigent"): "1",
-        ("searches", "by_regime", "total"): "4", ("searches", "by_purpose", CI): "3",
-        ("searches", "by_purpose", EXIGENT): "1", ("searches", "by_offence_category", "serious"): "3",
-        ("searches", "by_offence_category", "minor"): "1",
+        ("searches", "by_regime", "investigative"): "3", ("searches", "by_regime", "exigent"): "2",
+        ("searches", "by_regime", "total"): "5", ("searches", "by_purpose", CI): "3",
+        ("searches", "by_purpose", EXIGENT): "2", ("searches", "by_offence_category", "serious"): "3",
+        ("searches", "by_offence_category", "minor"): "2",
+        ("searches", "prior_authorisations", "granted"): "1", ("searches", "prior_authorisations", "refused"): "1",
         ("casework", "candidates_reviewed", "total"): "12", ("casework", "candidates_reviewed", "possible_lead"): "3",
         ("casework", "candidates_reviewed", "excluded"): "7", ("casework", "candidates_reviewed", "inconclusive"): "2",
         ("casework", "leads", "proposed"): "3", ("casework", "leads", "verified"): "2",
         ("casework", "leads", "released"): "2",
         ("outcomes", "of_leads_released", "charged"): "1", ("outcomes", "of_leads_released", "corroborated"): "0",
         ("outcomes", "of_leads_released", "awaiting_outcome"): "1", ("outcomes", "of_leads_released", "total"): "2",
-        ("exigent", "authorisations", "ratified"): "1", ("exigent", "authorisations", "refused"): "0",
+        ("exigent", "searches_by_ratification", "ratified"): "1",
+        ("exigent", "searches_by_ratification", "lapsed"): "1",
+        ("exigent", "searches_by_ratification", "ratified_late"): "0",
+        ("exigent", "searches_by_ratification", "refused"): "0",
+        ("exigent", "searches_by_ratification", "pending"): "0",
+        ("exigent", "searches_by_ratification", "total"): "2",
         ("destruction", "requests", "received"): "1", ("destruction", "requests", "denied"): "1",
         ("destruction", "requests", "approved"): "0", ("destruction", "requests", "executed"): "0",
         ("gallery", "bookings_now", "held_under_a_listed_authority"): str(len(env.subjects)),
@@ -247,7 +283,9 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     public = transparency_report(rt, _auditor(env), TODAY - timedelta(days=1), TODAY)
     assert public.csv is not None and public.pdf is not None
     shown = _csv(public.csv)
-    assert shown[("searches", "by_regime", "total")] == "<5"
+    assert shown[("searches", "by_regime", "total")] == "5"
+    assert shown[("searches", "by_regime", "exigent")] == "<5" and shown[("exigent", "searches_by_ratification",
+                                                                         "total")] == "<5"  # fmt: skip
     assert shown[("casework", "candidates_reviewed", "total")] == "12"
     assert shown[("casework", "candidates_reviewed", "excluded")] == "7"
     assert shown[("casework", "candidates_reviewed", "possible_lead")] == "<5"
@@ -255,7 +293,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     assert shown[("report", "suppression", "")].startswith("counts from 1 to 4 are shown as <5")
     text = _pdf_text(public.pdf)
     for needle in ("Transparency report", "MET", "no personal or biometric data", "Searches", "Outcomes of released",
-                   "Exigent authorisations", "Destruction of booking records", "Live watch-list deployments",
+                   "Exigent searches and their ratification", "Destruction of booking records", "Live watch-list deployments",
                    "demographic differentials", "<5"):  # fmt: skip
         assert needle in text, needle
 
@@ -265,7 +303,8 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
         personal = {u for u in session.scalars(select(AuditEntry.username)) if u and u != "system"}
         personal |= set(session.scalars(select(Subject.subject_number)))
         personal |= set(session.scalars(select(Encounter.booking_number)))
-    personal |= {"MET/T/1", "MET/T/2", "MET/T/3", "MET/T/4", "Smith", "solicitor", "Retrial", "Phone records"}
+    personal |= {"MET/T/1", "MET/T/2", "MET/T/3", "MET/T/4", "MET/T/5", "MET/T/6", "Smith", "solicitor", "Retrial",
+                 "Phone records", "duty inspector"}
     for blob in (public.csv, text, exact.csv, _pdf_text(exact.pdf)):
         leaked = [p for p in personal if p and p in blob]
         assert leaked == [], leaked
@@ -298,11 +337,77 @@ def test_gather_counts_only_the_period_and_the_agency(env: Env) -> None:
     """Events before the period, or of another agency, are not counted."""
     with env.rt.session_factory() as session:
         agency_id = session.scalars(select(Agency.id).where(Agency.code == "MET")).one()
-        past = gather(env.rt, env.supervisor, session, agency_id, "MET", datetime(2001, 1, 1, tzinfo=UTC),
+        past = gather(env.rt, env.supervisor, session, {agency_id: "MET"}, datetime(2001, 1, 1, tzinfo=UTC),
                       datetime(2001, 2, 1, tzinfo=UTC))  # fmt: skip
     counts: dict[tuple[str, str, str], Any] = {(r.section, r.measure, r.breakdown): r.value for r in past}
     assert counts[("searches", "by_regime", "total")] == 0 and counts[("refusals", "by_action", "total")] == 0
     assert counts[("destruction", "requests", "received")] == 0
+    assert counts[("exigent", "searches_by_ratification", "total")] == 0
+
+
+def test_exigent_figures_read_the_ratification_records_as_of_the_end_of_the_period(env: Env) -> None:
+    """A decision taken after the end of the period is not counted: a report of a past period reads the same
+    whenever it is produced. A ratification after the search's window counts as late."""
+    rt = env.rt
+    regimes.set_purpose_regime(rt, env.admin, EXIGENT, "exigent")
+    _, cs = _search(env, "MET/T/7", "SHOP", EXIGENT, env.people[list(env.people)[5]][1])
+    with rt.session_factory() as session:
+        row = session.get(CaseSearch, cs)
+        assert row is not None and row.ratify_by is not None and row.regime == "exigent"
+        searched = row.created_at.replace(tzinfo=UTC)
+        agency_id = session.scalars(select(Agency.id).where(Agency.code == "MET")).one()
+    window = (searched, searched + timedelta(seconds=1))  # this search only
+
+    def figures(as_of: datetime) -> dict[str, int]:
+        with rt.session_factory() as session:
+            got = exigent_figures(session, [agency_id], *window, as_of)
+        return {k: v for k, v in got.items() if v}
+
+    assert figures(utcnow()) == {"pending": 1}
+    assert figures(searched + timedelta(days=30)) == {"lapsed": 1}  # as it will stand if nobody ratifies
+    regimes.ratify_search(rt, env.supervisor, cs, "Threat to life confirmed by the duty inspector")
+    decided = utcnow()
+    assert figures(decided + timedelta(seconds=1)) == {"ratified": 1}
+    assert figures(searched + timedelta(microseconds=1)) == {"pending": 1}  # before the decision
+    with transaction(rt.session_factory) as session:  # the window had closed before the supervisor ratified
+        row = session.get(CaseSearch, cs)
+        assert row is not None
+        row.ratify_by = searched
+    assert figures(decided + timedelta(seconds=1)) == {"ratified_late": 1}
+
+
+def test_oversight_reports_on_any_agency_and_on_every_agency_at_once(env: Env) -> None:
+    """Oversight (another agency's user) produces MET's report, and with no agency named every agency's figures
+    summed; an auditor without an agency named gets their own agency's, never the aggregate."""
+    rt = env.rt
+    oversight = _auditor(env, "OVS", Role.OVERSIGHT)
+    period = (TODAY - timedelta(days=1), TODAY)
+    met = transparency_report(rt, oversight, *period, agency_code="MET", formats=("json",)).report
+    assert met.agency == "MET"
+    every = transparency_report(rt, oversight, *period, formats=("csv", "pdf"))
+    assert every.report.agency == ALL_AGENCIES and {"MET", "OVS"} <= set(every.report.agency_name.split(": ")[1]
+                                                                           .rstrip(")").split(", "))  # fmt: skip
+    assert every.csv is not None and "report,agency,,ALL\n" in every.csv
+    assert every.pdf is not None and "every agency" in _pdf_text(every.pdf)
+    with rt.session_factory() as session:
+        agencies = {a.id: a.code for a in session.scalars(select(Agency))}
+        met_id = next(i for i, code in agencies.items() if code == "MET")
+        start, end = datetime.combine(period[0], datetime.min.time(), UTC), utcnow() + timedelta(seconds=1)
+        one = {(r.section, r.measure, r.breakdown): r.value for r in gather(rt, oversight, session, {met_id: "MET"},
+                                                                            start, end)}  # fmt: skip
+        rows = gather(rt, oversight, session, agencies, start, end)
+    summed = {(r.section, r.measure, r.breakdown): r.value for r in rows}
+    # Only MET has casework here: the sums equal MET's own figures; the authorities are named with their agency.
+    for key in (("searches", "by_regime", "total"), ("exigent", "searches_by_ratification", "total"),
+                ("casework", "leads", "released"), ("gallery", "bookings_now", "total")):
+        assert summed[key] == one[key], key
+    assert ("gallery", "legal_authority", "MET/PACE-64A") in summed
+    assert summed[("accuracy", "measurement", "")] == "per agency: see each agency's own report"
+    assert transparency_report(rt, _auditor(env), *period, formats=("json",)).report.agency == "MET"
+    with rt.session_factory() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "transparency_report",
+                                                         AuditEntry.object_ref == "transparency_report:ALL")).one()
+    assert entry.outcome == "ok" and entry.username == oversight.username and entry.details["agencies"] >= 2
 
 
 def test_cli_writes_csv_and_pdf(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

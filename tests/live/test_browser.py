@@ -3,6 +3,10 @@ supervisor authorises it, the analyst starts it (its camera plays the street vid
 named officer, whose review page is already open, sees the alert arrive live (server-sent events), with the
 captured face beside the watch-list photo, and records a decision.
 
+axe-core is injected into every page (as in tests/web/test_browser.py, whose ``check`` this uses): every live page
+is checked here, with no serious or critical violation, and the last test checks from the app's route table that
+none was missed (tests/web/test_browser.py leaves the live pages to this module).
+
 Skipped when /usr/bin/chromium or the playwright package is missing (``make test`` installs chromium).
 """
 
@@ -20,19 +24,38 @@ import pytest
 from faceleads.web.app import create_app
 from tests.live.conftest import LiveEnv
 from tests.security.identity_helpers import PASSWORD
-from tests.web.test_browser import ARGS, CHROMIUM, free_port, shot, wait_images
+from tests.web.test_browser import (
+    ARGS,
+    AXE,
+    CHECKED,
+    CHROMIUM,
+    check,
+    confirm,
+    flash,
+    free_port,
+    html_pages,
+    is_live_page,
+    shot,
+    submit,
+    wait_images,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")
-def live_server(live_env: LiveEnv) -> Iterator[str]:
+def live_app(live_env: LiveEnv) -> Any:
+    return create_app(live_env.settings, runtime=live_env.rt)
+
+
+@pytest.fixture(scope="module")
+def live_server(live_env: LiveEnv, live_app: Any) -> Iterator[str]:
     import uvicorn
 
+    assert AXE.is_file(), f"axe-core is missing at {AXE}: run bash scripts/install-web-tests.sh (make test does)"
     port = free_port()
-    config = uvicorn.Config(create_app(live_env.settings, runtime=live_env.rt), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
+    config = uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -47,6 +70,7 @@ def live_server(live_env: LiveEnv) -> Iterator[str]:
 
 def sign_in(browser: Any, url: str, user: str) -> Any:
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    context.add_init_script(path=str(AXE))
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -70,7 +94,14 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             # The analyst prepares the deployment.
             analyst = sign_in(browser, url, "analyst")
             analyst.click("nav >> text=Live")
+            analyst.wait_for_url(url + "/live")
+            check(analyst)
+            analyst.goto(f"{url}/live/watchlists/{live_env.watchlist_id}")
+            assert analyst.locator("#entries tbody tr").count() == len(live_env.listed)
+            check(analyst)
+            analyst.goto(url + "/live")
             analyst.click("#new-deployment")
+            analyst.wait_for_url(url + "/live/deployments/new")
             analyst.select_option("#watchlist-choice", str(live_env.watchlist_id))
             analyst.fill("#threshold-input", "0.4")
             deadline = time.monotonic() + 20
@@ -88,18 +119,25 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             analyst.check(f"{form} input[name=officers][value=officer]")
             analyst.check(f"{form} input[name=signage_confirmed]")
             analyst.fill(f"{form} input[name=signage_note]", "Signs at the station entrances")
-            shot(analyst, "live-01-prepare")
-            analyst.click(f"{form} button[type=submit]")
+            check(analyst, "live-01-prepare")
+            # Forms are submitted by the page script: the browser goes to the answer's redirect.
+            submit(analyst, lambda: analyst.click(f"{form} button[type=submit]"))
             analyst.wait_for_url(re.compile(r".*/live/deployments/\d+$"))
             deployment_url = analyst.url
+            assert "prepared" in flash(analyst)
             assert "Expected false alert rate" in analyst.locator("#expected-rate").inner_text()
             assert analyst.locator("#authorise-form").count() == 0  # an analyst cannot authorise
+            check(analyst)
 
-            # A supervisor authorises it.
+            # A supervisor authorises it, after a confirmation saying what they answer for.
             supervisor = sign_in(browser, url, "sup1")
             supervisor.goto(deployment_url)
+            check(supervisor)
             supervisor.fill("#authorise-form input[name=note]", "Necessary and proportionate")
             supervisor.click("#authorise-form button[type=submit]")
+            assert "proportionality" in supervisor.locator("#confirm-text").inner_text()
+            confirm(supervisor)
+            assert "authorised" in flash(supervisor)
             assert "authorised by sup1" in supervisor.locator("table.kv").inner_text()
             shot(supervisor, "live-02-authorised")
 
@@ -107,11 +145,14 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             officer = sign_in(browser, url, "officer")
             officer.goto(deployment_url + "/alerts")
             assert officer.locator("#no-alerts").is_visible()
+            check(officer)
 
             # The analyst starts it; the camera runs on the server, alerts reach the officer's open page.
             analyst.goto(deployment_url)
-            analyst.click("#start-form button[type=submit]")
-            assert "running" in analyst.locator("#deployment-status").inner_text()
+            submit(analyst, lambda: analyst.click("#start-form button[type=submit]"))
+            status = analyst.locator("#deployment-status").inner_text()
+            assert "running" in status, (status, analyst.url, analyst.locator("main").inner_text()[:800])
+            check(analyst)
             deadline = time.monotonic() + 90
             while officer.locator(".alert-card").count() == 0:
                 assert time.monotonic() < deadline, "no alert arrived on the open review page"
@@ -120,7 +161,7 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
             assert card.locator(".alert-subject").inner_text() in set(live_env.listed.values())
             assert "score" in card.locator(".alert-score").inner_text()
             wait_images(officer)
-            shot(officer, "live-03-alert-arrived")
+            check(officer, "live-03-alert-arrived")
             card.locator("select[name=decision]").select_option("confirmed")
             card.locator("input[name=note]").fill("Stopped and identified; ref 2026/77")
             card.locator("button[type=submit]").click()
@@ -129,14 +170,32 @@ def test_alert_arrives_live_and_is_reviewed(live_env: LiveEnv, live_server: str)
                 assert time.monotonic() < deadline, "the decision was not recorded"
                 time.sleep(0.2)
             shot(officer, "live-04-decided")
+            # Reopened, the page shows the alerts as the server renders them (the decision recorded once).
+            officer.reload()
+            decided = officer.locator(".alert-card", has_text="Decision: confirmed by officer")
+            assert decided.count() == 1
+            check(officer)
             assert not officer.errors, officer.errors
             assert not analyst.errors, analyst.errors
 
             # The report page counts the decision.
             analyst.goto(deployment_url + "/report")
             assert "confirmed 1" in analyst.locator("#report").inner_text()
+            check(analyst)
             analyst.goto(deployment_url)
             if analyst.locator("#stop-form").count():
                 analyst.click("#stop-form button[type=submit]")
+                confirm(analyst)
+                assert "stopped" in flash(analyst)
+            check(analyst)
+            assert not supervisor.errors, supervisor.errors
         finally:
             browser.close()
+
+
+def test_every_live_page_was_checked_for_accessibility(live_app: Any) -> None:
+    """The axe check above ran on every live page of the app (from the app's route table)."""
+    pages = {p for p in html_pages(live_app) if is_live_page(p)}
+    assert len(pages) >= 6, pages
+    missing = sorted(pages - set(CHECKED))
+    assert not missing, f"live pages never checked by axe: {missing}"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from faceleads.errors import ValidationError
+from faceleads.errors import ModelError, ValidationError
 from faceleads.evaluation.stored import (
     StoredCalibration,
     count_at_or_above,
@@ -19,7 +19,7 @@ from faceleads.evaluation.stored import (
     wilson_upper,
 )
 from faceleads.live.matching import ListedPerson, WatchListMatrix
-from faceleads.live.pipeline import capture_face
+from faceleads.live.pipeline import LivePipeline, PipelineConfig, capture_face
 from faceleads.live.sources import DropQueue, VideoFrame, parse_source
 from faceleads.live.tracking import IouTracker, TrackerConfig, greedy_match, iou_matrix
 
@@ -91,6 +91,33 @@ def test_watch_list_matrix_best_and_drop() -> None:
     assert match is not None and match.key == "b"
     wl.drop(["b"])
     assert wl.best(vecs[0]) is None
+
+
+def test_pipeline_refuses_a_watch_list_of_another_template_version(engine) -> None:  # type: ignore[no-untyped-def]
+    """Templates made without flip averaging (or by another model or fusion) are not compared with the engine's."""
+    vec = np.zeros((1, 512), np.float32)
+    vec[0, 0] = 1.0
+    old = WatchListMatrix([ListedPerson("a", "A", vec, (1,))], model_version=engine.model_version.removesuffix("+flip"))
+    with pytest.raises(ModelError, match="holds templates of w600k_mbf@"):
+        LivePipeline(engine, old, PipelineConfig(threshold=0.5))
+    same = WatchListMatrix([ListedPerson("a", "A", vec, (1,))], model_version=engine.model_version)
+    assert LivePipeline(engine, same, PipelineConfig(threshold=0.5)).watchlist is same
+
+
+def test_watch_list_matrix_holds_one_template_length_and_version() -> None:
+    """A fused pipeline's templates are longer than 512; a face template of another length is never compared."""
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(3, 1024)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    wl = WatchListMatrix([ListedPerson("a", "A", vecs[:2], (1, 2))], model_version="fused(x*1,y*1)")
+    assert (wl.dim, wl.model_version) == (1024, "fused(x*1,y*1)")
+    match = wl.best(vecs[1])
+    assert match is not None and match.ref == 2 and wl.scores_by_person(vecs[0])["a"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValidationError, match="512 values cannot be compared with a list of 1024"):
+        wl.best(vecs[0, :512])
+    with pytest.raises(ValidationError, match="templates of 512 values in a list of 1024"):
+        WatchListMatrix([ListedPerson("a", "A", vecs[:1], (1,)), ListedPerson("b", "B", vecs[1:, :512], (2, 3))])
+    assert WatchListMatrix([], dim=128).best_per_row(np.zeros((2, 128), np.float32)) == [None, None]
 
 
 @pytest.mark.parametrize(

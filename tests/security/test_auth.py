@@ -85,9 +85,9 @@ def test_sign_in_and_session(env: tuple[sessionmaker[Session], Settings, Clock, 
 
 def test_wrong_password_and_unknown_user_are_audited(env: tuple[sessionmaker[Session], Settings, Clock, int]) -> None:
     factory = env[0]
-    with pytest.raises(AuthenticationError, match="invalid"):
+    with pytest.raises(AuthenticationError, match="sign-in refused"):
         _login(env, "wrong-password-123")
-    with pytest.raises(AuthenticationError, match="invalid username or password"):
+    with pytest.raises(AuthenticationError, match="sign-in refused"):
         _login(env, username="nobody")
     assert _audit(factory) == [("login", "failed", "wrong password"), ("login", "failed", "unknown user")]
 
@@ -97,12 +97,12 @@ def test_lockout_after_five_failures(env: tuple[sessionmaker[Session], Settings,
     for attempt in range(1, 6):
         with pytest.raises(AuthenticationError) as failure:
             _login(env, f"wrong-password-{attempt}")
-        assert ("locked" in str(failure.value)) is (attempt == 5)
+        assert str(failure.value) == auth.SIGN_IN_REFUSED  # the lock is not announced (enumeration)
     # Locked: the right password is refused too, and the refusal is audited.
-    with pytest.raises(AuthenticationError, match="locked"):
+    with pytest.raises(AuthenticationError, match="sign-in refused"):
         _login(env)
     clock.advance(minutes=settings.lockout_minutes - 1)
-    with pytest.raises(AuthenticationError, match="locked"):
+    with pytest.raises(AuthenticationError, match="sign-in refused"):
         _login(env)
     log = _audit(factory)
     assert [o for a, o, _ in log if a == "login"] == ["failed"] * 5 + ["denied", "denied"]
@@ -117,13 +117,61 @@ def test_lockout_after_five_failures(env: tuple[sessionmaker[Session], Settings,
         assert verify_chain(session).ok
 
 
+def test_every_refusal_reads_the_same_and_costs_one_hash(
+    env: tuple[sessionmaker[Session], Settings, Clock, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Username enumeration: unknown, wrong password, locked (even with the right password), deactivated and
+    malformed usernames get one message after exactly one argon2id verification each (counted, not timed)."""
+    factory, _, _, agency = env
+    add_user(factory, agency, "dave", {Role.INVESTIGATOR})
+    with transaction(factory) as session:
+        session.scalars(select(User).where(User.username == "dave")).one().active = False
+    calls: list[str] = []
+    real = passwords._HASHER
+
+    class CountingHasher:
+        """The real argon2id hasher, counting verifications."""
+
+        def verify(self, hash_: str, secret: str) -> bool:
+            calls.append(hash_)
+            return bool(real.verify(hash_, secret))
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    monkeypatch.setattr(passwords, "_HASHER", CountingHasher())
+
+    def refusal(password: str = PASSWORD, username: str = "alice") -> str:
+        calls.clear()
+        with pytest.raises(AuthenticationError) as refused:
+            _login(env, password, username=username)
+        assert len(calls) == 1, (username, password, calls)  # the same hash work on every path
+        return str(refused.value)
+
+    messages = {
+        "unknown user": refusal(username="nobody"),
+        "malformed username": refusal(username="al\u200bice"),
+        "deactivated, right password": refusal(username="dave"),
+        "wrong password": refusal("wrong-password-1"),
+    }
+    for attempt in range(2, 6):
+        messages[f"wrong password {attempt}"] = refusal(f"wrong-password-{attempt}")  # the 5th locks the account
+    messages["locked, right password"] = refusal()
+    messages["locked, wrong password"] = refusal("wrong-password-6")
+    assert len(set(messages.values())) == 1, messages
+    assert "nobody" not in next(iter(messages.values()))
+    reasons = [r for a, _, r in _audit(factory) if a == "login"]
+    assert reasons[:3] == ["unknown user", "unknown user", "account deactivated"]  # the log keeps the truth
+    assert reasons[-2:] == ["account locked", "account locked"]
+
+
 def test_success_resets_the_failure_count(env: tuple[sessionmaker[Session], Settings, Clock, int]) -> None:
     for _ in range(4):
         with pytest.raises(AuthenticationError):
             _login(env, "wrong-password-x")
     _login(env)
     for _ in range(4):
-        with pytest.raises(AuthenticationError, match="invalid username, password"):
+        with pytest.raises(AuthenticationError, match="sign-in refused"):
             _login(env, "wrong-password-y")
     _login(env)  # never reached five in a row
 
@@ -136,7 +184,7 @@ def test_administrator_unlocks(env: tuple[sessionmaker[Session], Settings, Clock
     for _ in range(5):
         with pytest.raises(AuthenticationError):
             _login(env, "wrong-password-z")
-    with pytest.raises(AuthenticationError, match="locked"):
+    with pytest.raises(AuthenticationError, match="sign-in refused"):
         _login(env)
     users.unlock(factory, admin, "alice")
     assert _login(env).actor.username == "alice"

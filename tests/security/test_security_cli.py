@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from faceleads.cli.main import app
-from faceleads.config import get_settings
 
 PW = "Correct-Horse-Battery-9"
-
-
-@pytest.fixture()
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("FACELEADS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FACELEADS_MODE", "dev")
-    monkeypatch.delenv("FACELEADS_SESSION", raising=False)
-    monkeypatch.delenv("FACELEADS_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) -> str:
@@ -51,15 +37,42 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     token_file = tmp_path / "data" / ".session"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     me = json.loads(run(cli, "whoami", "--json"))
-    assert me["username"] == "chief" and me["agency"] == "METRO" and me["roles"] == ["administrator"]
+    assert me["username"] == "chief" and me["agency"] == "METRO"
+    assert me["roles"] == ["administrator", "system_operator"]
 
     run(cli, "admin", "user-create", "auditor1", "--role", "auditor", input=f"{PW}\n{PW}\n")
-    run(cli, "admin", "user-create", "analyst1", "--role", "analyst", input=f"{PW}\n{PW}\n")
-    run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", "--reference", "COURSE-1")
-    run(cli, "admin", "agency-create", "COUNTY", "County Sheriff")
+    out = flat(run(cli, "admin", "user-create", "analyst1", "--role", "analyst", input=f"{PW}\n{PW}\n"))
+    assert "waiting for a second person's approval" in out
+    run(cli, "admin", "user-create", "trainer1", "--role", "training_officer", input=f"{PW}\n{PW}\n")
+    run(cli, "admin", "user-create", "sgt", "--role", "supervisor", input=f"{PW}\n{PW}\n")
+    run(cli, "admin", "user-create", "op2", "--role", "system_operator", input=f"{PW}\n{PW}\n")
+    assert "training_officer" in flat(run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", code=2))
+    run(cli, "admin", "agency-create", "COUNTY", "County Sheriff", "--admin", "county-chief", input=f"{PW}\n{PW}\n")
+    assert "COUNTY" in run(cli, "admin", "agency-list")
+    pending = json.loads(run(cli, "admin", "approvals", "--json"))
+    assert sorted(a["description"] for a in pending) == ["grant the role analyst to analyst1",
+                                                          "grant the role supervisor to sgt"]
+    # Nobody approves their own request; METRO has no supervisor yet, so a second system operator approves the first.
+    first = next(a["id"] for a in pending if a["role"] == "supervisor")
+    assert "requester cannot approve" in flat(run(cli, "admin", "approve", str(first), code=2))
+    run(cli, "logout")
+    login(cli, "op2")
+    assert [a["id"] for a in json.loads(run(cli, "admin", "approvals", "--json"))] == [first]
+    run(cli, "admin", "approve", str(first), "--note", "first supervisor of METRO, confirmed by phone")
+    run(cli, "logout")
+    login(cli, "trainer1")
+    assert "waiting" in flat(run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", "--reference",
+                                 "COURSE-1"))  # fmt: skip
+    run(cli, "logout")
+    login(cli, "sgt")
+    for request in json.loads(run(cli, "admin", "approvals", "--json")):
+        run(cli, "admin", "approve", str(request["id"]))
+    run(cli, "logout")
+    login(cli, "chief")
     listing = json.loads(run(cli, "admin", "user-list", "--json"))
     assert {u["username"]: u["effective_roles"] for u in listing} == {
-        "analyst1": ["analyst"], "auditor1": ["auditor"], "chief": ["administrator"],
+        "analyst1": ["analyst"], "auditor1": ["auditor"], "chief": ["administrator", "system_operator"],
+        "op2": ["system_operator"], "sgt": ["supervisor"], "trainer1": ["training_officer"],
     }  # fmt: skip
     # The administrator reads no audit entries and no images.
     assert "needs one of the roles auditor" in flat(run(cli, "audit", "export", code=2))
@@ -68,7 +81,7 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     assert not token_file.exists()
     login(cli, "auditor1")
     assert "intact" in run(cli, "audit", "verify")
-    anchor = run(cli, "audit", "anchor").strip()
+    anchor = run(cli, "audit", "anchor", "--short").strip()
     seq, _, digest = anchor.partition(":")
     assert seq.isdigit() and len(digest) == 64
     assert "intact" in run(cli, "audit", "verify", "--anchor", anchor)
@@ -76,7 +89,8 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     out_file = tmp_path / "audit.json"
     run(cli, "audit", "export", "--format", "json", "--action", "permission_change", "--output", str(out_file))
     exported = json.loads(out_file.read_text())
-    assert [e["details"]["change"] for e in exported] == ["certify"]
+    assert sorted(e["details"]["change"] for e in exported) == ["certify", "grant_role", "grant_role"]
+    assert all(e["details"]["approval_id"] for e in exported)  # every one applied by a second person
     csv_text = run(cli, "audit", "export", "--format", "csv", "--user", "chief")
     assert csv_text.splitlines()[0].startswith("seq,at,user_id,username")
     assert "needs one of the roles" in flat(run(cli, "admin", "user-create", "x-user", input=f"{PW}\n{PW}\n", code=2))
@@ -97,7 +111,7 @@ def test_cli_bad_login_is_refused(cli: CliRunner) -> None:
     run(cli, "admin", "bootstrap", "--agency", "METRO", "--agency-name", "Metro", "--username", "chief",
         input=f"{PW}\n{PW}\n")  # fmt: skip
     out = run(cli, "login", "-u", "chief", input="wrong-password-1\n\n", code=2)
-    assert "invalid" in out
+    assert "sign-in refused" in out
     run(cli, "logout")  # harmless when not signed in
 
 
@@ -118,8 +132,8 @@ def test_cli_totp_enrolment_and_recovery_sign_in(cli: CliRunner, tmp_path: Path)
     codes = [line for line in out.splitlines() if len(line) == 19 and line.count("-") == 3]
     assert len(codes) == 10
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", "", input=f"{PW}\n", code=2))
     run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n")
     assert json.loads(run(cli, "whoami", "--json"))["username"] == "chief"
     run(cli, "logout")
-    assert "invalid" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))
+    assert "sign-in refused" in flat(run(cli, "login", "-u", "chief", "--code", codes[0], input=f"{PW}\n", code=2))

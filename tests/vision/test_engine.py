@@ -194,7 +194,8 @@ def test_missing_model_file_is_named(tmp_path: Path) -> None:
 
 def test_model_version_names_the_embedder(engine: FaceEngine) -> None:
     assert engine.model_version.startswith("w600k_mbf@")
-    assert len(engine.model_version.split("@")[1]) == 12
+    digest, _, suffix = engine.model_version.split("@")[1].partition("+")
+    assert len(digest) == 12 and suffix == "flip"  # flip averaging is part of the template version
 
 
 def test_png_round_trip_of_annotated_output(engine: FaceEngine, lfw_dir: Path) -> None:
@@ -205,3 +206,21 @@ def test_png_round_trip_of_annotated_output(engine: FaceEngine, lfw_dir: Path) -
     picture = annotate(pixels, engine.detect(pixels))
     assert picture.shape == pixels.shape and not np.array_equal(picture, pixels)
     assert Image.open(io.BytesIO(encode_png(picture))).size == (250, 250)
+
+
+def test_reduced_decode_finds_the_same_face_in_original_coordinates(engine: FaceEngine, lfw_dir: Path) -> None:
+    """A 36 MP photo decoded reduced: the face, its landmarks and its size score are those of the original."""
+    face = Image.open(lfw_dir / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg").convert("RGB")
+    canvas = Image.new("RGB", (6000, 6000), (120, 120, 120))
+    canvas.paste(face.resize((1500, 1500)), (3000, 2000))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", compress_level=1)
+    full = load_image(buf.getvalue())
+    reduced = load_image(buf.getvalue(), reduce_to=24_000_000)
+    assert reduced.scale == 2.0 and reduced.pixels.shape == (3000, 3000, 3)
+    a = engine.detect_loaded(full, embed=True)[0]
+    b = engine.detect_loaded(reduced, embed=True)[0]
+    assert np.abs(a.box - b.box).max() < 0.02 * 1500  # within 2 % of the face's size
+    assert np.abs(a.landmarks - b.landmarks).max() < 0.02 * 1500
+    assert b.quality.inter_eye_px == pytest.approx(a.quality.inter_eye_px, rel=0.03)
+    assert engine.compare(a, b) > 0.9  # the same template, near enough

@@ -11,7 +11,7 @@ import pytest
 from faceleads.vision import scrfd
 from faceleads.vision.align import ARCFACE_TEMPLATE, align_face, estimate_similarity, invert_affine, transform_points
 from faceleads.vision.detector import tile_origins
-from faceleads.vision.embedder import l2_normalise
+from faceleads.vision.recognition import l2_normalise
 
 
 def test_anchor_grid_is_row_major_with_two_anchors_per_cell() -> None:
@@ -147,3 +147,16 @@ def test_l2_normalise_keeps_norms_and_zero_rows() -> None:
     np.testing.assert_allclose(unit[0], [0.6, 0.8])
     np.testing.assert_allclose(unit[1], [0.0, 0.0])
     np.testing.assert_allclose(norms, [5.0, 0.0])
+
+
+def test_draw_points_and_box_mark_a_copy() -> None:
+    from faceleads.vision.compare import draw_box, draw_points
+
+    image = np.zeros((100, 120, 3), np.uint8)
+    dotted = draw_points(image, [[10, 20], [60.4, 50.6]], radius=3)
+    assert image.sum() == 0, "the input is never changed"
+    assert tuple(dotted[20, 10]) == (220, 38, 38) and tuple(dotted[51, 60]) == (220, 38, 38)
+    assert tuple(dotted[90, 100]) == (0, 0, 0)
+    boxed = draw_box(image, [20, 30, 80, 70], thickness=2)
+    assert boxed[30, 50].sum() > 0 and boxed[50, 20].sum() > 0  # the outline
+    assert boxed[50, 50].sum() == 0  # the inside is untouched

@@ -592,3 +592,97 @@ def test_mutated_files_never_crash(face_rgb: np.ndarray, fmt: str, kwargs: dict[
             assert img.pixels.ndim == 3
             assert img.pixels.shape[2] == 3
     assert refused > 0  # the corruption really reached the checks
+
+
+# --------------------------------------------------------------------------- reduced decoding, decode budget
+
+
+def _solid_png(width: int, height: int, rgb: tuple[int, int, int] = (90, 120, 150)) -> bytes:
+    """A genuine single-colour RGB PNG, small on disk, compressed row by row (7000x7000 is about 143 KB)."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" + bytes(rgb) * width
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def test_a_huge_small_png_is_decoded_reduced_where_allowed() -> None:
+    """The 143 KB PNG of 7000x7000: decoded at most reduce_to pixels, original size and hash kept."""
+    data = _solid_png(7000, 7000)
+    assert len(data) < 200_000
+    loaded = load_image(data, reduce_to=24_000_000)
+    assert loaded.pixels.shape == (3500, 3500, 3) and loaded.scale == 2.0
+    assert (loaded.width, loaded.height) == (7000, 7000)
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()
+    assert tuple(loaded.pixels[1000, 2000]) == (90, 120, 150)
+    assert load_image(_solid_png(300, 200), reduce_to=24_000_000).scale == 1.0  # small pictures untouched
+
+
+def test_large_jpeg_decoded_at_reduced_scale_keeps_orientation() -> None:
+    """JPEG is decoded reduced by libjpeg (draft); an EXIF quarter turn still swaps the reported sides."""
+    face = np.asarray(Image.open(FACE_JPEG).convert("RGB").resize((6000, 4500)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    buf = io.BytesIO()
+    Image.fromarray(face).save(buf, format="JPEG", quality=80, exif=exif.tobytes())
+    loaded = load_image(buf.getvalue(), reduce_to=8_000_000)
+    assert (loaded.width, loaded.height) == (4500, 6000)  # upright, original size
+    assert loaded.pixels.shape[0] > loaded.pixels.shape[1]  # decoded upright too
+    assert loaded.pixels.shape[0] * loaded.pixels.shape[1] <= 8_000_000
+    assert loaded.scale == pytest.approx(4500 / loaded.pixels.shape[1])
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16", "LA", "P+transparency"])
+def test_reduced_decoding_of_every_mode(mode: str) -> None:
+    base = Image.new("RGB", (3000, 2000), (200, 30, 30))
+    img = {"P": lambda: base.convert("P"), "1": lambda: base.convert("1"),
+           "I;16": lambda: Image.new("I;16", (3000, 2000), 40000), "LA": lambda: base.convert("LA"),
+           "P+transparency": lambda: base.convert("P")}[mode]()  # fmt: skip
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **({"transparency": 3} if mode == "P+transparency" else {}))
+    loaded = load_image(buf.getvalue(), reduce_to=1_500_000)
+    assert loaded.pixels.shape == (1000, 1500, 3) and loaded.scale == 2.0
+    full = load_image(buf.getvalue()).pixels.astype(np.float64)
+    averaged = full.reshape(1000, 2, 1500, 2, 3).mean(axis=(1, 3))  # what a 2x2 box filter gives
+    assert np.abs(loaded.pixels - averaged).max() <= 1.5
+
+
+def test_decode_budget_bounds_concurrent_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six threads decode 16 MP pictures with a budget of 40 MP: never more than two decode at once."""
+    import threading
+
+    from faceleads.vision import imaging
+
+    settings = Settings(decode_budget_pixels=40_000_000)
+    budget = imaging.decode_budget(40_000_000)
+    budget.peak = 0
+    data = _solid_png(4000, 4000)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            load_image(data, settings)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and budget.in_use == 0
+    assert 16_000_000 <= budget.peak <= 32_000_000
+
+
+def test_decode_budget_refuses_after_waiting_too_long() -> None:
+    from faceleads.vision.imaging import DecodeBudget
+
+    budget = DecodeBudget(10)
+    with (
+        budget.hold(10, timeout=1),
+        pytest.raises(ImageError, match="too many large pictures"),
+        budget.hold(1, timeout=0.05),
+    ):
+        pass
+    with budget.hold(1000, timeout=0.05):  # one picture over the capacity still gets through on its own
+        assert budget.in_use == 10

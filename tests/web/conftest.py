@@ -37,6 +37,9 @@ ROLE_USERS: dict[str, set[Role]] = {
     "records": {Role.RECORDS_OFFICER},
     "auditor": {Role.AUDITOR},
     "admin": {Role.ADMINISTRATOR},
+    "training": {Role.TRAINING_OFFICER},
+    "oversight": {Role.OVERSIGHT},
+    "operator": {Role.SYSTEM_OPERATOR},
 }
 GALLERY_PEOPLE = ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama", "Adam_Sandler"]
 OPEN_CASE, OPEN_CASE_B = "OCC-1", "OCC-B1"  # an open robbery case of AGA, and one of AGB

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,12 +39,18 @@ def _routes(web: WebEnv) -> list[tuple[str, str, dict[str, Any], set[str]]]:
         ("POST", "/api/v1/faces/detect", {"files": {"image": photo("AJ_Cook")}}, {"analyst"}),
         ("POST", "/api/v1/searches", {"files": {"probe": photo("Aaron_Peirsol", 1)}, "data": SEARCH_FORM}, {"analyst"}),
         ("GET", "/api/v1/jobs", {}, {"records"}),
-        ("GET", "/api/v1/audit/entries", {}, {"auditor"}),
-        ("POST", "/api/v1/audit/verify", {}, {"auditor", "admin"}),
-        ("GET", "/api/v1/audit/stats", {}, {"auditor", "supervisor"}),
-        ("GET", "/api/v1/admin/agencies", {}, {"admin"}),
-        ("GET", "/api/v1/admin/users", {}, {"admin", "supervisor"}),
+        ("GET", "/api/v1/audit/entries", {}, {"auditor", "oversight"}),
+        ("POST", "/api/v1/audit/verify", {}, {"auditor", "admin", "oversight", "operator"}),
+        ("GET", "/api/v1/audit/stats", {}, {"auditor", "supervisor", "oversight"}),
+        ("GET", "/api/v1/admin/agencies", {}, {"operator"}),
+        ("GET", "/api/v1/admin/users", {}, {"admin", "supervisor", "training"}),
         ("POST", "/api/v1/admin/users/records/unlock", {}, {"admin"}),
+        ("GET", "/api/v1/approvals", {}, {"admin", "supervisor", "training", "operator"}),
+        ("GET", "/api/v1/regimes", {}, {"admin", "analyst", "reviewer", "investigator", "supervisor", "auditor",
+                                        "oversight"}),
+        ("PUT", "/api/v1/regimes/windows", {"json": {"exigent_window_hours": 48}}, {"admin"}),
+        ("GET", "/api/v1/ratifications", {}, {"supervisor", "auditor", "oversight"}),
+        ("GET", "/api/v1/partner-accesses", {}, {"auditor", "admin", "oversight"}),
     ]
 
 
@@ -103,7 +111,9 @@ def test_sign_in_me_sign_out(web: WebEnv) -> None:
 def test_sign_in_failures_and_rate_limit(web: WebEnv) -> None:
     wrong = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor", "password": "nope-nope-nope"})
     assert wrong.status_code == 401
-    assert wrong.json()["detail"] == "invalid username, password or second factor"
+    assert wrong.json()["detail"].startswith("sign-in refused: wrong username, password or second factor")
+    unknown = web.client.post("/api/v1/auth/sign-in", json={"username": "no-such-user", "password": "nope-nope-nope"})
+    assert unknown.status_code == 401 and unknown.json()["detail"] == wrong.json()["detail"]  # no enumeration
     missing = web.client.post("/api/v1/auth/sign-in", json={"username": "auditor"})
     assert missing.status_code == 422 and "password" in missing.json()["detail"]
     # The per-(address, username) bucket holds 5 attempts: the next ones are refused before the password check.
@@ -136,12 +146,45 @@ def test_detect_faces(web: WebEnv) -> None:
     assert body["width"] == 250 and len(body["faces"]) >= 1
     face = body["faces"][0]
     assert face["number"] == 1 and len(face["landmarks"]) == 5 and 0 <= face["quality"]["overall"] <= 1
+    assert face["found_by"] == "detector"  # the detection path (docs/detection.md)
     bad = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
                           files={"image": ("x.jpg", b"this is not an image", "image/jpeg")})  # fmt: skip
     assert bad.status_code == 422 and bad.json()["title"] == "Image refused"
     empty = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
                             files={"image": ("x.jpg", b"", "image/jpeg")})  # fmt: skip
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+
+
+def test_a_small_file_with_huge_dimensions_is_decoded_reduced(web: WebEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decompression attack: a 143 KB PNG of 7000x7000 px (49 MP). The detector must receive a reduced
+    picture (at most decode_reduce_pixels), while the answer still describes the original."""
+    import struct
+    import zlib
+
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(b"\x00" + b"\x5a\x78\x96" * 7000) for _ in range(7000)) + comp.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 7000, 7000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))  # fmt: skip
+    assert len(png) < 200_000
+    engine = web.rt.face_engine
+    seen: list[tuple[int, ...]] = []
+    real_detect = engine.detect
+
+    def spy(image: Any, **kwargs: Any) -> Any:  # observes what the real detector is given
+        seen.append(tuple(image.shape))
+        return real_detect(image, **kwargs)
+
+    monkeypatch.setattr(engine, "detect", spy)
+    response = web.client.post("/api/v1/faces/detect", headers=web.headers("analyst"),
+                               files={"image": ("bomb.png", png, "image/png")})  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"], body["faces"]) == (7000, 7000, [])
+    assert seen and all(h * w <= 24_000_000 for h, w, _ in seen), seen  # the default decode_reduce_pixels
 
 
 def test_search_and_stored_result(web: WebEnv) -> None:
@@ -311,6 +354,119 @@ def test_bulk_server_path_confined_to_imports(web: WebEnv) -> None:
     assert neither.status_code == 422
 
 
+def _bulk_upload(web: WebEnv, photos: list[str], zip_members: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """Upload a manifest naming ``photos`` (one row each, subjects PATH-0, PATH-1, ...) and wait for the job."""
+    manifest = io.StringIO()
+    writer = csv.writer(manifest)
+    writer.writerow(["agency", "subject", "booking", "date", "authority", "photo"])
+    for i, name in enumerate(photos):
+        writer.writerow(["AGA", f"PATH-{i}", f"PATH-B{i}", "2021-01-01", "PACE", name])
+    files: dict[str, Any] = {"manifest": ("m.csv", manifest.getvalue().encode(), "text/csv")}
+    if zip_members is not None:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            for member, data in zip_members.items():
+                zf.writestr(member, data)
+        files["photos"] = ("p.zip", archive.getvalue(), "application/zip")
+    started = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"), files=files)
+    assert started.status_code == 202, started.text
+    return _wait_job(web, "records", started.json()["job_id"])
+
+
+def _error_reasons(web: WebEnv, job: dict[str, Any]) -> dict[str, str]:
+    report = web.client.get(f"/api/v1/jobs/{job['job_id']}/errors.csv", headers=web.headers("records"))
+    assert report.status_code == 200
+    return {row["photo"].lstrip("'"): row["reason"] for row in csv.DictReader(io.StringIO(report.text))}
+
+
+def test_bulk_manifest_cannot_read_server_files(web: WebEnv, tmp_path: Path) -> None:
+    """A manifest naming server files (absolute, climbing out, NUL, device) enrols nothing and reads nothing."""
+    data_dir = web.settings.data_dir
+    server_photo = PEOPLE["Alec_Baldwin"][1]  # a real face image the server process can read
+    attacks = [
+        str(server_photo),  # absolute path to an image outside the upload
+        "../" * 12 + str(server_photo).lstrip("/"),  # climbing out with ..
+        "../../faceleads.db",  # the database, next to the jobs folder
+        "photos/../../../master.key",
+        "ok.jpg\x00.png",
+        "../" * 12 + "dev/zero",  # a device: endless
+    ]
+    good = PEOPLE["Alec_Baldwin"][0].read_bytes()
+    job = _bulk_upload(web, [*attacks, "photos/ok.jpg"], {"photos/ok.jpg": good})
+    assert job["status"] == "done" and job["report"]["enrolled"] == 1, job
+    assert job["report"]["errors"] == len(attacks)
+    reasons = _error_reasons(web, job)
+    for name in attacks:
+        assert "cannot be used" in reasons.get(name, reasons.get(name.replace("\x00", ""), "")), (name, reasons)
+    # No server path disclosed: the job, and each reason apart from the photo path the uploader typed.
+    texts = [str(job)] + [reason.replace(repr(photo), "<photo>") for photo, reason in reasons.items()]
+    for text in texts:
+        assert str(data_dir) not in text and str(server_photo.parent) not in text, text
+
+
+def test_bulk_probing_master_key_and_missing_files_look_the_same(web: WebEnv) -> None:
+    """The probing attack: the master key (exists, text), a missing file and a file outside the upload must get
+    the same answer, so the error report cannot tell which server files exist or what they hold."""
+    key = web.settings.effective_master_key_file
+    assert key.is_file()
+    probes = {
+        "master key": "../../" + key.name,
+        "missing": "../../no-such-file.key",
+        "missing inside": "photos/absent.jpg",
+        "text inside": "photos/notes.txt",
+        "absolute key": str(key),
+    }
+    job = _bulk_upload(web, list(probes.values()), {"photos/notes.txt": b"just some text\n"})
+    assert job["report"]["errors"] == len(probes) and job["report"]["enrolled"] == 0
+    reasons = _error_reasons(web, job)
+    neutral = {what: reasons[photo].replace(repr(photo), "<photo>") for what, photo in probes.items()}
+    assert len(set(neutral.values())) == 1, neutral
+
+
+def test_bulk_server_side_job_confined_to_the_import_folder(web: WebEnv) -> None:
+    """A manifest in <data_dir>/imports: photos inside it enrol, a symbolic link pointing out is refused."""
+    imports = web.settings.data_dir / "imports" / "batch-7"
+    imports.mkdir(parents=True, exist_ok=True)
+    (imports / "inside.jpg").write_bytes(PEOPLE["Alvaro_Uribe"][0].read_bytes())
+    link = imports / "link.jpg"
+    link.unlink(missing_ok=True)
+    link.symlink_to(PEOPLE["Alvaro_Uribe"][1])  # an image outside the import folder
+    keylink = imports / "key.jpg"
+    keylink.unlink(missing_ok=True)
+    keylink.symlink_to(web.settings.effective_master_key_file)
+    fifo = imports / "pipe.jpg"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)  # would block a reader forever
+    manifest = imports / "m.csv"
+    manifest.write_text("agency,subject,booking,date,authority,photo\n"
+                        "AGA,IMP-1,IMP-B1,2021-01-01,PACE,inside.jpg\n"
+                        "AGA,IMP-2,IMP-B2,2021-01-01,PACE,link.jpg\n"
+                        "AGA,IMP-3,IMP-B3,2021-01-01,PACE,key.jpg\n"
+                        "AGA,IMP-4,IMP-B4,2021-01-01,PACE,../../master.key\n"
+                        "AGA,IMP-5,IMP-B5,2021-01-01,PACE,pipe.jpg\n", encoding="utf-8")  # fmt: skip
+    started = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"),
+                              data={"server_path": "batch-7/m.csv"})  # fmt: skip
+    assert started.status_code == 202, started.text
+    job = _wait_job(web, "records", started.json()["job_id"])
+    assert job["report"]["enrolled"] == 1 and job["report"]["errors"] == 4, job
+    reasons = _error_reasons(web, job)
+    assert {photo for photo, reason in reasons.items() if "cannot be used" in reason} == {
+        "link.jpg", "key.jpg", "../../master.key", "pipe.jpg"}  # fmt: skip
+
+
+def test_bulk_upload_refuses_links_and_special_files_in_the_zip(web: WebEnv) -> None:
+    for mode, needle in ((0o120777, "symbolic link"), (0o020644, "not a regular file")):
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            info = zipfile.ZipInfo("photos/x.jpg")
+            info.external_attr = mode << 16
+            zf.writestr(info, b"/etc/passwd")
+        files = {"manifest": ("m.csv", b"agency,subject,booking,date,authority,photo\n", "text/csv"),
+                 "photos": ("p.zip", archive.getvalue(), "application/zip")}  # fmt: skip
+        response = web.client.post("/api/v1/jobs/bulk-enrolment", headers=web.headers("records"), files=files)
+        assert response.status_code == 422 and needle in response.json()["detail"]
+
+
 # --- audit and admin -------------------------------------------------------------------------------------------
 
 
@@ -338,31 +494,57 @@ def test_audit_entries_verify_stats(web: WebEnv) -> None:
 
 
 def test_admin_user_lifecycle(web: WebEnv) -> None:
-    admin = web.headers("admin")
+    """Through the API: biometric roles, certifications and credential resets of biometric users wait (202) for a
+    second person's approval (docs/regimes.md); everything else applies at once."""
+    admin, training, supervisor = web.headers("admin"), web.headers("training"), web.headers("supervisor")
     created = web.client.post("/api/v1/admin/users", headers=admin, json={
         "username": "new.analyst", "password": "a-Long-pa55word", "roles": ["analyst"]})  # fmt: skip
     assert created.status_code == 201, created.text
+    assert created.json()["pending"] and created.json()["approvals"][0]["role"] == "analyst"
     assert web.client.post("/api/v1/admin/users/new.analyst/certifications", headers=admin,
-                           json={"expires_on": "2099-01-01"}).status_code == 201  # fmt: skip
-    assert web.client.post("/api/v1/admin/users/new.analyst/roles", headers=admin,
-                           json={"role": "reviewer"}).json() == {"changed": True}  # fmt: skip
+                           json={"expires_on": "2099-01-01"}).status_code == 403  # training officers certify
+    certified = web.client.post("/api/v1/admin/users/new.analyst/certifications", headers=training,
+                                json={"expires_on": "2099-01-01"})  # fmt: skip
+    assert certified.status_code == 202 and certified.json()["pending"]
+    granted = web.client.post("/api/v1/admin/users/new.analyst/roles", headers=admin, json={"role": "reviewer"})
+    assert granted.status_code == 202
+    listed = {u["username"]: u for u in web.client.get("/api/v1/admin/users", headers=admin).json()}
+    assert listed["new.analyst"]["roles"] == [] and listed["new.analyst"]["effective_roles"] == []
+    pending = web.client.get("/api/v1/approvals", headers=supervisor).json()
+    mine = [a for a in pending if a["target"] == "new.analyst"]
+    assert len(mine) == 3
+    assert web.client.post(f"/api/v1/approvals/{mine[0]['id']}/approve", headers=admin,
+                           json={}).status_code == 403  # the requester (and an administrator) cannot approve
+    for request in mine:
+        done = web.client.post(f"/api/v1/approvals/{request['id']}/approve", headers=supervisor, json={"note": "ok"})
+        assert done.status_code == 200 and done.json()["status"] == "approved", done.text
     listed = {u["username"]: u for u in web.client.get("/api/v1/admin/users", headers=admin).json()}
     assert listed["new.analyst"]["effective_roles"] == ["analyst", "reviewer"]
     assert web.client.delete("/api/v1/admin/users/new.analyst/roles/reviewer", headers=admin).json()["changed"]
-    assert web.client.post("/api/v1/admin/users/new.analyst/password", headers=admin,
-                           json={"password": "another-Pa55word"}).status_code == 204  # fmt: skip
+    reset = web.client.post("/api/v1/admin/users/new.analyst/password", headers=admin,
+                            json={"password": "another-Pa55word"})  # fmt: skip
+    assert reset.status_code == 202 and "waiting" in reset.json()["message"]
+    rejected = web.client.post(f"/api/v1/approvals/{reset.json()['approvals'][0]['id']}/reject", headers=supervisor,
+                               json={"note": "not requested by the user"})  # fmt: skip
+    assert rejected.json()["status"] == "rejected"
     assert web.client.post("/api/v1/admin/users/new.analyst/active", headers=admin,
                            json={"active": False}).status_code == 204  # fmt: skip
-    assert web.client.post("/api/v1/admin/users/new.analyst/totp-reset", headers=admin).status_code == 204
-    assert web.client.delete("/api/v1/admin/users/new.analyst/certifications", headers=admin).json()["revoked"] == 1
+    assert web.client.post("/api/v1/admin/users/new.analyst/totp-reset", headers=admin).status_code == 202
+    assert web.client.delete("/api/v1/admin/users/new.analyst/certifications",
+                             headers=training).json()["revoked"] == 1  # fmt: skip
     # Separation of duties: nobody changes their own roles.
     own = web.client.post("/api/v1/admin/users/admin/roles", headers=admin, json={"role": "analyst"})
     assert own.status_code == 403
     weak = web.client.post("/api/v1/admin/users", headers=admin, json={"username": "weak", "password": "short"})
     assert weak.status_code == 422 and "at least" in weak.json()["detail"]
-    agency = web.client.post("/api/v1/admin/agencies", headers=admin, json={"code": "AGC", "name": "C police"})
-    assert agency.status_code == 201
-    assert "AGC" in [a["code"] for a in web.client.get("/api/v1/admin/agencies", headers=admin).json()]
+    agency = web.client.post("/api/v1/admin/agencies", headers=admin, json={
+        "code": "AGC", "name": "C police", "admin_username": "agc-chief", "admin_password": "a-Long-pa55word"})
+    assert agency.status_code == 403  # agencies are created by a system operator
+    operator = web.headers("operator")
+    agency = web.client.post("/api/v1/admin/agencies", headers=operator, json={
+        "code": "AGC", "name": "C police", "admin_username": "agc-chief", "admin_password": "a-Long-pa55word"})
+    assert agency.status_code == 201 and agency.json()["first_admin"] == "agc-chief"
+    assert "AGC" in [a["code"] for a in web.client.get("/api/v1/admin/agencies", headers=operator).json()]
     unknown = web.client.post("/api/v1/admin/users/ghost/unlock", headers=admin)
     assert unknown.status_code == 404
 

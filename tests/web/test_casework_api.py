@@ -122,7 +122,7 @@ def test_purpose_needing_authorisation(web: WebEnv) -> None:
     body = {"occurrence_number": "API-OCC-EX", "offence": "ASSAULT", "justification": "missing person at risk"}
     case = call(web, "investigator", "POST", "/cases", 201, json=body)
     req = call(web, "investigator", "POST", f"/cases/{case['id']}/requests", 201,
-               json={"purpose": "exigent-threat-to-life", "justification": "threat to life"})  # fmt: skip
+               json={"purpose": "sensitive-investigation", "justification": "threat to life"})  # fmt: skip
     assert req["status"] == "awaiting_authorisation"
     call(web, "analyst", "POST", f"/requests/{req['id']}/authorisation", 403, json={"reason": "ok"})
     done = call(web, "supervisor", "POST", f"/requests/{req['id']}/authorisation", 200,
@@ -203,3 +203,55 @@ def test_disagreement_goes_to_a_supervisor(web: WebEnv) -> None:
     decided = call(web, "supervisor", "POST", f"/leads/{lead}/decision", 200,
                    json={"decision": "rejected", "reason": "the reviewer's ear comparison is convincing"})
     assert decided["status"] == "rejected" and decided["supervisor"] == "supervisor"
+
+
+def test_blind_verification_is_sealed_through_the_api(web: WebEnv) -> None:
+    """analyst2 (analyst and reviewer) may verify analyst's lead: until they conclude, nothing of the search but the
+    blind task and the proposed candidate's photos answers them; the dispute then goes to a supervisor."""
+    body = {"occurrence_number": "API-BLIND-1", "offence": "ROB", "justification": "robbery, third camera"}
+    case = call(web, "investigator", "POST", "/cases", 201, json=body)
+    req = call(web, "investigator", "POST", f"/cases/{case['id']}/requests", 201,
+               json={"purpose": "criminal-investigation", "justification": "identify", "priority": "urgent"})
+    evidence = {"source": "CCTV 5", "obtained_by": "PC Smith", "legal_basis": "PACE s.19",
+                "obtained_at": "2026-03-03T10:30:00Z"}  # fmt: skip
+    probe = call(web, "investigator", "POST", f"/cases/{case['id']}/probes", 201, data=evidence,
+                 files={"photo": ("cctv.jpg", PEOPLE["Adam_Sandler"][2].read_bytes(), "image/jpeg")})  # fmt: skip
+    call(web, "analyst", "POST", f"/probes/{probe['id']}/face", 200, json={"face": 1})
+    search = call(web, "analyst", "POST", f"/requests/{req['id']}/searches", 201,
+                  json={"probe_ids": [probe["id"]], "top": 4})  # fmt: skip
+    cs = search["id"]
+    call(web, "analyst", "PUT", f"/case-searches/{cs}/candidates/1/conclusion", 200,
+         json={"conclusion": "possible_lead", "reason_code": "features_consistent", "notes": "ANALYST-NOTE",
+               "checklist": {"nose": "similar"}})
+    refused = call(web, "analyst", "PUT", f"/case-searches/{cs}/candidates/2/conclusion", 422,
+                   json={"conclusion": "excluded", "reason_code": "features_consistent"})
+    assert "does not fit" in refused["detail"]
+    assert call(web, "analyst", "POST", f"/case-searches/{cs}/exclusions", 200,
+                json={"reason_code": "shape_differs"})["excluded_ranks"] == [2, 3, 4]
+    (lead,) = call(web, "analyst", "POST", f"/case-searches/{cs}/submission", 200)
+    candidates = call(web, "analyst", "GET", f"/case-searches/{cs}/candidates", 200)
+
+    for path in (f"/case-searches/{cs}", f"/case-searches/{cs}/candidates", f"/searches/{search['search_id']}",
+                 f"/case-searches/{cs}/report", f"/leads/{lead['id']}"):
+        assert "sealed" in call(web, "analyst2", "GET", path, 403)["detail"], path
+    assert call(web, "analyst2", "GET", f"/cases/{case['id']}", 200)["leads"] == []
+    again = call(web, "analyst2", "POST", f"/requests/{req['id']}/searches", 403, json={"probe_ids": [probe["id"]]})
+    assert "blind verification" in again["detail"]
+    (item,) = [i for i in call(web, "analyst2", "GET", "/leads/queue/items", 200) if i["lead_id"] == lead["id"]]
+    assert item["priority"] == "urgent" and item["case_occurrence"] == "API-BLIND-1"
+    task = call(web, "analyst2", "GET", f"/leads/{lead['id']}/verification-task", 200)
+    assert "rank" not in task and "score" not in task and "ANALYST-NOTE" not in str(task) and task["photos"]
+    photo = call(web, "analyst2", "GET", f"/leads/{lead['id']}/photos/{task['image_id']}", 200)
+    assert photo.headers["content-type"] == "image/jpeg" and photo.headers["cache-control"] == "no-store"
+    call(web, "analyst2", "GET", f"/leads/{lead['id']}/photos/{candidates[1]['image_id']}", 404)
+    call(web, "supervisor", "GET", f"/leads/{lead['id']}/dispute", 422)  # not disputed (yet)
+
+    done = call(web, "analyst2", "POST", f"/leads/{lead['id']}/verification", 200,
+                json={"result": "inconclusive", "notes": "pose too different", "checklist": {"nose": "not_visible"}})
+    assert done["status"] == "disputed" and done["verifier_conclusion"] == "inconclusive"
+    assert len(call(web, "analyst2", "GET", f"/case-searches/{cs}/candidates", 200)) == 4  # the seal lifted
+    dispute = call(web, "supervisor", "GET", f"/leads/{lead['id']}/dispute", 200)
+    assert dispute["analyst"]["notes"] == "ANALYST-NOTE" and dispute["verifier"]["checklist"] == {"nose": "not_visible"}
+    original = call(web, "supervisor", "GET", f"/leads/{lead['id']}/photos/{dispute['image_id']}?view=original", 200)
+    assert original.content[:2] == b"\xff\xd8" or original.content[:4] == b"\x89PNG"
+    call(web, "reviewer", "GET", f"/leads/{lead['id']}/dispute", 403)

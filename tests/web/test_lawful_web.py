@@ -33,10 +33,10 @@ def test_lawful_page_list_review_dispositions_and_criteria(web: WebEnv) -> None:
     token = csrf_of(page.text)
     added = admin.post("/lawful/authorities", data={"csrf": token, "code": "IMM-1", "title": "Immigration Act s.141",
                                                     "description": "photographs of detained persons"})  # fmt: skip
-    assert added.status_code == 200 and "added IMM-1" in added.text and "Immigration Act s.141" in added.text
+    assert added.status_code == 200 and "Added IMM-1" in added.text and "Immigration Act s.141" in added.text
     crit = admin.post("/lawful/criteria", data={"csrf": token, "code": "under_18", "text": "Under 18 at every booking",
                                                 "check": "max_age_at_booking", "parameter": "18"})  # fmt: skip
-    assert "added criterion under_18" in crit.text
+    assert "Added criterion under_18" in crit.text
     policy = admin.post("/lawful/policy", data={"csrf": token, "kind": "dismissed", "action": "destroy",
                                                 "waiting_days": "30"})  # fmt: skip
     assert "dismissed: destroy after 30 day(s)" in policy.text
@@ -63,8 +63,8 @@ def test_lawful_page_list_review_dispositions_and_criteria(web: WebEnv) -> None:
     assert "agency disposition policy" in destruction.text and "Under 18 at every booking" in destruction.text
     # The auditor reads the lists and the schedule, changes nothing.
     auditor = _page(web, "auditor").get("/lawful")
-    assert auditor.status_code == 200 and "Crown Court T2025/9" in auditor.text and "<form" not in auditor.text.split(
-        "<main>")[1].replace('action="/sign-out"', "")  # fmt: skip
+    main = auditor.text.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+    assert auditor.status_code == 200 and "Crown Court T2025/9" in main and "<form" not in main
 
 
 def test_lawful_api(web: WebEnv) -> None:
@@ -116,12 +116,30 @@ def test_transparency_page_and_api(web: WebEnv) -> None:
     assert reversed_period.status_code == 422 and "before it starts" in reversed_period.json()["detail"]
 
 
+def test_oversight_produces_any_agencys_report_and_every_agencys(web: WebEnv) -> None:
+    """The oversight role: another agency's report, and with no agency named every agency's figures summed; the
+    page offers the choice. (That it never reaches an image is tests/web/test_oversight.py.)"""
+    o = web.headers("oversight")
+    every = web.client.get("/api/v1/reports/transparency", params={**PERIOD, "format": "json"}, headers=o)
+    assert every.status_code == 200 and every.json()["agency"] == "ALL"
+    assert {"AGA", "AGB"} <= set(every.json()["agency_name"].split(": ")[1].rstrip(")").split(", "))
+    agb = web.client.get("/api/v1/reports/transparency", params={**PERIOD, "agency": "AGB", "format": "csv"},
+                         headers=o)  # fmt: skip
+    assert agb.status_code == 200 and "report,agency,,AGB" in agb.text
+    oversight = _page(web, "oversight")
+    form = oversight.get("/transparency")
+    assert form.status_code == 200 and 'id="agency-hint"' in form.text and 'name="agency" value=""' in form.text
+    page = oversight.get("/transparency", params=PERIOD)
+    assert page.status_code == 200 and "every agency" in page.text and 'id="section-exigent"' in page.text
+    assert "Transparency" in page.text.split('<nav', 1)[1].split("</nav>", 1)[0]  # in the oversight's menu
+
+
 def test_outcomes_page_lists_released_leads(web: WebEnv) -> None:
     investigator = _page(web, "investigator")
     page = investigator.get("/outcomes")
     assert page.status_code == 200 and 'id="released-leads"' in page.text and "No released lead." in page.text
     refused = investigator.post("/outcomes/99999", data={"csrf": csrf_of(page.text), "outcome": "charged",
                                                          "notes": "charged with robbery"})  # fmt: skip
-    assert refused.status_code == 404 and "no lead 99999" in refused.text
+    assert refused.status_code == 404 and "No lead 99999" in refused.text
     api = web.client.get("/api/v1/released-leads", headers=web.headers("investigator"))
     assert api.status_code == 200 and api.json() == []

@@ -3,6 +3,8 @@ audited) for the others; forms work end to end for the pages the browser tests d
 
 from __future__ import annotations
 
+import io
+
 from fastapi.testclient import TestClient
 
 from faceleads.governance.destruction import CHECKLIST_ITEMS
@@ -83,19 +85,29 @@ def test_destruction_and_admin_pages(web: WebEnv) -> None:
     done = records.post(f"/destruction/{request_id}/execute", data={"csrf": csrf_of(records.get("/destruction").text)},
                         follow_redirects=False)  # fmt: skip
     assert done.status_code == 303
-    assert "completed" in records.get("/destruction").text
+    page = records.get("/destruction").text
+    assert "Completed" in page and "certificate.pdf" in page
     certificate = records.get(f"/destruction/{request_id}/certificate.json")
     assert certificate.status_code == 200 and certificate.json()
+    pdf = records.get(f"/destruction/{request_id}/certificate.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Certificate of destruction" in text and "requester_identity_verified" not in text.split("Its content")[0]
+    assert str(certificate.json()["request_id"]) in text
 
     admin = page_client(web)
     browser_sign_in(admin, "admin")
     token = csrf_of(admin.get("/admin").text)
+    # Certifications are recorded by training officers, and approved by a second person (docs/regimes.md).
     certified = admin.post("/admin/users/analyst2/certify", data={"csrf": token, "expires_on": "2099-12-31"},
                            follow_redirects=False)  # fmt: skip
-    assert certified.status_code == 303 and "certified" in admin.get(certified.headers["location"]).text
+    assert certified.status_code == 403 and "training_officer" in certified.text
     granted = admin.post("/admin/users/auditor/roles", data={"csrf": token, "role": "supervisor", "change": "grant"},
                          follow_redirects=False)  # fmt: skip
     assert granted.status_code == 303
+    assert "waiting for a second person" in admin.get(granted.headers["location"]).text
     assert admin.post("/admin/users/admin/roles", data={"csrf": token, "role": "analyst"}).status_code == 403
     for path, form in (
         ("/admin/offences", {"code": "ARSON", "title": "Arson", "category": "serious"}),
@@ -143,7 +155,7 @@ def test_case_probe_page_tools(web: WebEnv) -> None:
         added = investigator.post(case_url + "/probes", data={
             "csrf": token, "source": "cctv", "obtained_by": "pc", "legal_basis": "pace",
             "obtained_at": "2026-01-01T10:00"}, files={"photo": fh}, follow_redirects=False)  # fmt: skip
-    assert added.status_code == 303 and added.headers["location"] == case_url
+    assert added.status_code == 303 and added.headers["location"] == case_url + "#evidence"
     analyst = page_client(web)
     browser_sign_in(analyst, "analyst")
     case_page = analyst.get(case_url).text
@@ -156,7 +168,10 @@ def test_case_probe_page_tools(web: WebEnv) -> None:
     assert analyst.get(probe_url + "/preview?contrast=99").status_code == 422
     saved = analyst.post(probe_url + "/edits", data={"csrf": token, "brightness": "10", "contrast": "1.0",
                                                      "rotate": "0", "sharpen": "0"}, follow_redirects=False)
-    assert saved.status_code == 303 and "brightness(amount=10)" in analyst.get(probe_url).text
+    assert saved.status_code == 303
+    after = analyst.get(probe_url).text
+    assert "brightness(amount=10)" in after and "Edits saved (logged)" in after  # the success message, shown once
+    assert "Edits saved (logged)" not in analyst.get(probe_url).text
     drawn = analyst.post(probe_url + "/box", json={"box": [50, 50, 200, 210]}, headers={"X-CSRF-Token": token})
     assert drawn.status_code == 200 and drawn.json()["face_source"] == "drawn"
     missed = analyst.post(probe_url + "/box", json={"box": [0, 0, 12, 12]}, headers={"X-CSRF-Token": token})
@@ -180,12 +195,15 @@ def test_supervisor_decisions_page(web: WebEnv) -> None:
     body = {"occurrence_number": "PAGE-EX-1", "offence": "ASSAULT", "justification": "person at risk"}
     case = call(web, "investigator", "POST", "/cases", 201, json=body)
     req = call(web, "investigator", "POST", f"/cases/{case['id']}/requests", 201,
-               json={"purpose": "exigent-threat-to-life", "justification": "threat to life"})  # fmt: skip
+               json={"purpose": "sensitive-investigation", "justification": "threat to life"})  # fmt: skip
     supervisor = page_client(web)
     browser_sign_in(supervisor, "supervisor")
     assert 'href="/decisions"' in supervisor.get("/").text
     page = supervisor.get("/decisions")
     assert page.status_code == 200 and "PAGE-EX-1" in page.text
+    no_choice = supervisor.post(f"/requests/{req['id']}/authorise", data={
+        "csrf": csrf_of(page.text), "reason": "imminent risk to life", "back": "decisions"})  # fmt: skip
+    assert no_choice.status_code == 422 and "Grant is required" in no_choice.text  # no default decision
     done = supervisor.post(f"/requests/{req['id']}/authorise", data={
         "csrf": csrf_of(page.text), "reason": "imminent risk to life", "grant": "grant", "back": "decisions"},
         follow_redirects=False)  # fmt: skip

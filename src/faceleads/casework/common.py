@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceleads import identifiers
 from faceleads.casework.models import Case, CaseRequest, CaseSearch, CaseStatus, Lead, Probe
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
@@ -24,7 +25,7 @@ def clean_text(value: object, name: str, limit: int, *, required: bool = True) -
         value = ""
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be text")
-    text = value.strip()
+    text = identifiers.free_text(value.strip(), name)
     if required and not text:
         raise ValidationError(f"{name} is required")
     if len(text) > limit:

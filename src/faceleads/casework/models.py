@@ -47,6 +47,14 @@ class RequestStatus(StrEnum):
     REFUSED = "refused"
 
 
+class Ratification(StrEnum):
+    """Where an exigent search stands with its supervisor's ratification (``lapsed`` is computed from the time)."""
+
+    PENDING = "pending"
+    RATIFIED = "ratified"
+    REFUSED = "refused"
+
+
 class SearchStatus(StrEnum):
     ADJUDICATING = "adjudicating"
     SUBMITTED = "submitted"
@@ -78,6 +86,18 @@ FEATURES: tuple[str, ...] = (
     "facial_hair",
     "scars_marks_tattoos",
 )
+
+
+class Priority(StrEnum):
+    """How urgently a request (and the work that follows from it) must be handled."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    THREAT_TO_LIFE = "threat_to_life"  # exigent: handled before anything else
+
+
+PRIORITY_ORDER: dict[str, int] = {Priority.THREAT_TO_LIFE.value: 0, Priority.URGENT.value: 1,
+                                  Priority.ROUTINE.value: 2}  # fmt: skip
 
 
 class VerificationResult(StrEnum):
@@ -121,6 +141,32 @@ class Purpose(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AgencyRegimeSettings(Base):
+    """An agency's administered regime windows (absent: the defaults of ``Settings``)."""
+
+    __tablename__ = "agency_regime_settings"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True, autoincrement=False)
+    exigent_window_hours: Mapped[int] = mapped_column(Integer)
+    authorisation_hours: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PurposeRegime(Base):
+    """The legal regime a purpose belongs to for one agency (absent: investigative)."""
+
+    __tablename__ = "purpose_regimes"
+    __table_args__ = (UniqueConstraint("agency_id", "purpose_id", name="uq_purpose_regimes_agency_purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purposes.id"))
+    regime: Mapped[str] = mapped_column(String(32))
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Case(Base):
     """An investigation: occurrence number (unique per agency), offence, investigator, justification."""
 
@@ -155,20 +201,29 @@ class CaseRequest(Base):
     requested_by: Mapped[str] = mapped_column(String(150))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     status: Mapped[str] = mapped_column(String(32))
+    # The legal regime of the purpose for the agency when the request was opened (docs/regimes.md).
+    regime: Mapped[str] = mapped_column(String(32), default="investigative")
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.ROUTINE.value,
+                                          server_default=Priority.ROUTINE.value)  # fmt: skip
 
     purpose: Mapped[Purpose] = relationship()
 
 
 class Authorisation(Base):
-    """A supervisor's recorded decision: who, when, why (purpose authorisation or a quality override)."""
+    """A supervisor's recorded decision: who, when, why (purpose authorisation, quality override, or ratification of
+    an exigent search), with its scope (case, request's purpose, galleries) and, for a purpose authorisation, its
+    expiry: after ``expires_at`` it no longer authorises anything (checked at use)."""
 
     __tablename__ = "case_authorisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "purpose" or "quality_override"
+    kind: Mapped[str] = mapped_column(String(32))  # "purpose", "quality_override" or "ratification"
     request_id: Mapped[int | None] = mapped_column(ForeignKey("case_requests.id"), nullable=True)
     probe_id: Mapped[int | None] = mapped_column(ForeignKey("probes.id"), nullable=True)
+    case_search_id: Mapped[int | None] = mapped_column(ForeignKey("case_searches.id"), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gallery_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every gallery allowed
     granted: Mapped[bool] = mapped_column(Boolean, default=True)
     by_username: Mapped[str] = mapped_column(String(150))
     by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -270,6 +325,12 @@ class CaseSearch(Base):
     status: Mapped[str] = mapped_column(String(16), default=SearchStatus.ADJUDICATING.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    regime: Mapped[str] = mapped_column(String(32), default="investigative", index=True)
+    # Exigent searches: a supervisor ratifies by ``ratify_by``; unratified after it, the search is flagged and its
+    # candidates are locked until ratified (Ratification; "lapsed" is computed from the time).
+    ratify_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ratification: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    ratification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Adjudication(Base):
@@ -282,6 +343,7 @@ class Adjudication(Base):
     case_search_id: Mapped[int] = mapped_column(ForeignKey("case_searches.id"), index=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("search_candidates.id"))
     conclusion: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)  # adjudication.REASON_CODES
     notes: Mapped[str] = mapped_column(Text)
     checklist: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     analyst: Mapped[str] = mapped_column(String(150))
@@ -303,7 +365,12 @@ class Lead(Base):
     verifier: Mapped[str | None] = mapped_column(String(150), nullable=True)
     verifier_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     verification: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The verifier's own conclusion on the same scale as the analyst's (agree = possible_lead), their feature
+    # checklist, and when they first opened the task (for examiner QA: time per verification).
+    verifier_conclusion: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verification_checklist: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     verification_notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verification_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     supervisor: Mapped[str | None] = mapped_column(String(150), nullable=True)
     supervisor_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # verified / rejected
@@ -339,7 +406,7 @@ class LeadOutcome(Base):
 
 
 class LeadReport(Base):
-    """An exported lead report: its SHA-256 (the bytes go to the requester; every export is audited)."""
+    """An exported lead report: its SHA-256 and the encrypted PDF (every export and download is audited)."""
 
     __tablename__ = "lead_reports"
 
@@ -349,6 +416,9 @@ class LeadReport(Base):
     lead_ids: Mapped[list[int]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    # The PDF, encrypted under the case key (so the page that shows the hash can deliver the very same bytes, and
+    # the retention purge's key destruction makes it unreadable with the rest of the case).
+    store_address: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_by: Mapped[str] = mapped_column(String(150))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -41,6 +41,7 @@ from faceleads.db import utcnow
 from faceleads.errors import ImageError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.templates import blob_dim
 from faceleads.storage.crypto import decrypt_embedding, encrypt_embedding
 from faceleads.vision.compare import compare_crop, crop_landmarks
 from faceleads.vision.imaging import encode_jpeg, encode_png, load_image
@@ -74,9 +75,20 @@ class ProbeInfo:
     model_version: str | None
     width: int  # of the evidence original (the edited image may differ after rotate or crop)
     height: int
+    # Provenance of the evidence (not biometric): where it came from, who obtained it, when, on what legal basis.
+    source: str = ""
+    obtained_by: str = ""
+    obtained_at: datetime | None = None
+    legal_basis: str = ""
+    received_by: str = ""
+    received_at: datetime | None = None
+    filename: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("obtained_at", "received_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class FaceChoice:
     box: list[float]
     quality: float
     detector_score: float
+    found_by: str = "detector"  # detection path (docs/detection.md)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +161,13 @@ def probe_info(rt: GalleryRuntime, session: Any, probe: Probe) -> ProbeInfo:
         model_version=probe.model_version,
         width=probe.evidence.width,
         height=probe.evidence.height,
+        source=probe.evidence.source,
+        obtained_by=probe.evidence.obtained_by,
+        obtained_at=as_utc(probe.evidence.obtained_at),
+        legal_basis=probe.evidence.legal_basis,
+        received_by=probe.evidence.received_by,
+        received_at=as_utc(probe.evidence.received_at),
+        filename=probe.evidence.filename,
     )
 
 
@@ -203,7 +223,7 @@ def probe_template(rt: GalleryRuntime, case: Case, probe: Probe) -> FloatArray:
         raise ValidationError(f"probe {probe.id} has no face chosen yet: pick a face or draw a box")
     key = case_key(rt, case)
     context = probe_template_context(case.key_id, probe.id, probe.edits_version, probe.model_version)
-    return decrypt_embedding(key, probe.template, context)
+    return decrypt_embedding(key, probe.template, context, dim=blob_dim(probe.template))
 
 
 def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source: str, index: int | None,
@@ -220,9 +240,9 @@ def _store_face(rt: GalleryRuntime, case: Case, probe: Probe, face: Face, source
     probe.quality = {k: float(v) for k, v in face.quality.as_dict().items()}
     probe.quality_overall = float(face.quality.overall)
     probe.model_version = model_version
+    vector = np.asarray(face.embedding, np.float32)
     probe.template = encrypt_embedding(
-        key, np.asarray(face.embedding, np.float32),
-        probe_template_context(case.key_id, probe.id, probe.edits_version, model_version),
+        key, vector, probe_template_context(case.key_id, probe.id, probe.edits_version, model_version), dim=vector.size
     )
     probe.quality_override_id = None  # an override covers one face at one quality, never a later choice
 
@@ -253,7 +273,8 @@ def add_photo(
     """
     src, by, when, basis = _intake_fields(source, obtained_by, obtained_at, legal_basis)
     data, name = _read_source(photo, rt.settings.max_file_bytes, "evidence photo")
-    image = load_image(data, rt.settings)  # refuses unreadable, oversize or corrupt images before storing
+    # Refuses unreadable, oversize or corrupt images before storing (decoded reduced: only checked here).
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
     # The shared store-writer lock keeps a concurrent orphan sweep from taking this blob before the commit.
     with enrolment_lock(rt.settings, exclusive=False), transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.SUBMIT_EVIDENCE, f"case:{case_id}", None)
@@ -434,7 +455,9 @@ def detect_faces(rt: GalleryRuntime, actor: Actor, probe_id: int) -> list[FaceCh
         pixels = edited_pixels(rt, case, probe)
     faces = rt.face_engine.detect(pixels)
     return [
-        FaceChoice(i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4))
+        FaceChoice(
+            i, [round(float(v), 2) for v in f.box], round(float(f.quality.overall), 4), round(f.score, 4), f.found_by
+        )
         for i, f in enumerate(faces, start=1)
     ]
 
@@ -536,6 +559,30 @@ def probe_image(rt: GalleryRuntime, actor: Actor, probe_id: int, *, edited: bool
         return encode_png(pixels)
 
 
+def probe_thumbnail(rt: GalleryRuntime, actor: Actor, probe_id: int, *, size: int = 192) -> bytes:
+    """A small JPEG of the probe as edited (at most ``size`` pixels a side), for the case page; audited like any
+    probe image view."""
+    if not 32 <= size <= 512:
+        raise ValidationError("thumbnail size must be 32 to 512 pixels")
+    with transaction(rt.session_factory) as session:
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", None)
+        probe, case = get_probe(session, probe_id)
+        authorise(rt.session_factory, actor, Action.VIEW_PROBE_IMAGE, f"probe:{probe_id}", case.agency_id,
+                  case.occurrence_number)
+        pixels = edited_pixels(rt, case, probe)
+        audit.record(session, actor, "view_probe_image", f"probe:{probe.id}", audit.Outcome.OK,
+                     case=case.occurrence_number, details={"edited": True, "view": "thumbnail",
+                                                           "version": probe.edits_version})  # fmt: skip
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    if scale < 1.0:
+        pixels = np.asarray(cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                       interpolation=cv2.INTER_AREA), dtype=np.uint8)  # fmt: skip
+    return encode_jpeg(pixels, quality=82)
+
+
 # --------------------------------------------------------------------------------------------- other reads
 
 MAX_DETECT_FACES = 50
@@ -543,7 +590,8 @@ MAX_DETECT_FACES = 50
 
 @dataclass(frozen=True)
 class DetectedFaces:
-    """Faces found in an uploaded image that is not kept: boxes, landmarks, detector score and quality."""
+    """Faces found in an uploaded image that is not kept: boxes, landmarks, detector score, quality and the detection
+    path that found each face (``found_by``)."""
 
     sha256: str
     width: int
@@ -556,9 +604,10 @@ def detect_upload(rt: GalleryRuntime, actor: Actor, data: bytes) -> DetectedFace
     """Detect faces in an uploaded image (safe intake first; most prominent first, at most 50). Nothing is stored
     but the audit entry (the image's SHA-256 and the face count): face detection is biometric processing."""
     enforce(rt.session_factory, actor, Action.EDIT_PROBE, "upload:face-detection", actor.agency_id)
-    image = load_image(data, rt.settings)
-    faces = rt.face_engine.detect(image.pixels, max_faces=MAX_DETECT_FACES)
-    found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality")}}
+    # Decoded reduced when large; boxes and landmarks are given in the original picture's pixels.
+    image = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+    faces = rt.face_engine.detect_loaded(image, max_faces=MAX_DETECT_FACES)
+    found = [{"number": n, **{k: f.to_json()[k] for k in ("box", "landmarks", "score", "quality", "found_by")}}
              for n, f in enumerate(faces, start=1)]  # fmt: skip
     audit.record_now(rt.session_factory, actor, "face_detect", f"upload:{image.sha256[:16]}", audit.Outcome.OK,
                      details={"image_sha256": image.sha256, "face_count": len(found)})  # fmt: skip

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.casework import admin as admin_ops
 from faceleads.casework import cases as case_ops
 from faceleads.casework import probes as probe_ops
@@ -30,11 +31,13 @@ from faceleads.casework.searching import CaseSearchInfo, run_search_with_result
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
+from faceleads.core.regime import Regime
 from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, ImageError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.search import SearchResult
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
+from faceleads.identifiers import Kind
 from faceleads.vision.imaging import load_image
 
 
@@ -93,6 +96,12 @@ def open_case_of(rt: GalleryRuntime, actor: Actor, occurrence_number: object, pu
         reason = "a search needs the occurrence number of an open case (--case)"
         _refuse(rt, actor, occurrence, audit.Outcome.DENIED, reason, purpose)
         raise PermissionDenied(reason)
+    try:
+        # The form cases are stored in: a look-alike (zero-width, bidi, control characters) is refused, not missed.
+        occurrence = identifiers.occurrence_number(occurrence)
+    except ValidationError as exc:
+        _refuse(rt, actor, occurrence, "refused", str(exc), purpose)
+        raise
     with rt.session_factory() as session:
         case = session.scalars(
             select(Case).where(Case.agency_id == actor.agency_id, Case.occurrence_number == occurrence)
@@ -115,7 +124,8 @@ def _check_photo(rt: GalleryRuntime, photo: Path | bytes, face: int) -> None:
     data = photo.read_bytes() if isinstance(photo, Path) else bytes(photo)
     if len(data) > rt.settings.max_file_bytes:
         raise ImageError(f"probe is {len(data)} bytes, over the limit of {rt.settings.max_file_bytes}")
-    faces = rt.face_engine.detect(load_image(data, rt.settings).pixels)
+    # Only a check (the face is picked from the stored evidence later): decoded reduced when large.
+    faces = rt.face_engine.detect_loaded(load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels))
     if not faces:
         raise NoFaceError("no face found in the probe: crop it closer, or add it to the case and draw a box")
     if face > len(faces):
@@ -154,10 +164,10 @@ def quick_search(
     case = open_case_of(rt, actor, occurrence_number, purpose if isinstance(purpose, str) else None)
     occurrence = case.occurrence_number
     try:
-        if offence is not None and offence.strip() and offence.strip() != case.offence.code:
-            raise ValidationError(
-                f"case {occurrence!r} is for offence {case.offence.code!r}, not {offence.strip()!r}"
-            )
+        if offence is not None and offence.strip():
+            wanted = identifiers.normalise(Kind.OFFENCE, offence)
+            if wanted != case.offence.code:
+                raise ValidationError(f"case {occurrence!r} is for offence {case.offence.code!r}, not {wanted!r}")
         why = clean_text(reason, "reason (justification of the request)", 4000)
         basis = clean_text(legal_basis, "legal basis of the evidence (--legal-basis)", 2000)
         if isinstance(photo, Path) and not photo.is_file():
@@ -208,5 +218,6 @@ def search_form(rt: GalleryRuntime, actor: Actor) -> SearchForm:
     """The choices of the quick search form (analysts; a refusal is audited)."""
     enforce(rt.session_factory, actor, Action.SEARCH, "quick_search:form", actor.agency_id)
     return SearchForm(case_ops.list_cases(rt, actor, status=CaseStatus.OPEN.value),
-                      [p for p in admin_ops.list_purposes(rt) if p.active])
+                      [p for p in admin_ops.list_purposes(rt, actor.agency_id)
+                       if p.active and p.regime != Regime.LIVE_DEPLOYMENT.value])
 

@@ -36,6 +36,10 @@ class ReportProbe:
     weight: float | None  # fusion weight (None for a single probe)
     original_png: bytes | None = None
     edited_png: bytes | None = None
+    scene_png: bytes | None = None  # the image as searched with the searched face's box drawn
+    crop_png: bytes | None = None  # the searched face as an aligned comparison crop, landmarks marked
+    provenance: list[tuple[str, str]] = field(default_factory=list)  # source, obtained by/when, legal basis ...
+    edit_history: list[str] = field(default_factory=list)  # every version of the edit list, who and when
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class ReportCandidate:
     conclusion: str
     verification: str
     photo_png: bytes | None = None
+    crop_png: bytes | None = None  # aligned comparison crop with landmarks, same geometry as the probe's
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class ReportData:
     probes: list[ReportProbe]
     candidates: list[ReportCandidate]
     people: list[ReportPerson] = field(default_factory=list)
+    custody: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # (seq, time, user, event, object)
+    custody_total: int = 0
 
 
 def _ts(moment: datetime) -> str:
@@ -168,31 +175,13 @@ def render_lead_report(data: ReportData) -> bytes:
                                                  else "")),
     ]
     story.append(Table([[p(k), p(v)] for k, v in search_rows], colWidths=[45 * mm, 135 * mm], style=grid))
-    story += [Spacer(1, 4 * mm), Paragraph("Probe evidence (original and as searched)", styles["Heading2"])]
-    for probe in data.probes:
-        facts = [
-            f"{probe.label}",
-            f"original SHA-256: {probe.sha256}",
-            f"edits used: {probe.edits}",
-            f"quality: {probe.quality:.3f}" if probe.quality is not None else "quality: n/a",
-        ]
-        if probe.weight is not None:
-            facts.append(f"fusion weight: {probe.weight:.3f}")
-        story.append(
-            Table(
-                [
-                    [p("Original"), p("Edited (searched)"), p("Details")],
-                    [_image(probe.original_png, 55 * mm, 55 * mm), _image(probe.edited_png, 55 * mm, 55 * mm),
-                     [p(f) for f in facts]],
-                ],
-                colWidths=[60 * mm, 60 * mm, 60 * mm],
-                style=TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]),
-            )
-        )
-        story.append(Spacer(1, 2 * mm))
-    story += [Spacer(1, 2 * mm), Paragraph("Verified candidate(s)", styles["Heading2"])]
+    boxed = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")])
+    story += [Spacer(1, 2 * mm), Paragraph("Verified candidate(s): face comparison", styles["Heading2"]),
+              p("Both faces are aligned the same way (eyes, nose and mouth at the same place, same scale); the red "
+                "dots are the landmarks the system found. The comparison itself was made by trained examiners.")]
     if not data.candidates:
         story.append(p("No verified candidate."))
+    probe_crop = next((pr.crop_png for pr in data.probes if pr.crop_png), None)
     for c in data.candidates:
         facts = [
             f"rank {c.rank}, score {c.score:.4f} (cosine similarity; not a probability of identity)",
@@ -201,21 +190,67 @@ def render_lead_report(data: ReportData) -> bytes:
             f"analyst conclusion: {c.conclusion}",
             f"verification: {c.verification}",
         ]
-        story.append(
-            Table(
-                [[_image(c.photo_png, 45 * mm, 55 * mm), [p(f) for f in facts]]],
-                colWidths=[50 * mm, 130 * mm],
-                style=TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]),
-            )
-        )
-        story.append(Spacer(1, 2 * mm))
+        story.append(Table(
+            [[p("Probe face (as searched)"), p(f"Candidate {c.subject_number}, booking {c.booking_date}")],
+             [_image(probe_crop, 80 * mm, 80 * mm), _image(c.crop_png or c.photo_png, 80 * mm, 80 * mm)]],
+            colWidths=[90 * mm, 90 * mm], style=boxed,
+        ))  # fmt: skip
+        story.append(Table([[_image(c.photo_png, 45 * mm, 55 * mm), [p(f) for f in facts]]],
+                           colWidths=[50 * mm, 130 * mm], style=boxed))  # fmt: skip
+        story.append(Spacer(1, 3 * mm))
+    story += [Spacer(1, 2 * mm), Paragraph("Probe evidence: which face, provenance and edits", styles["Heading2"])]
+    for probe in data.probes:
+        facts = [
+            f"{probe.label}",
+            f"original SHA-256: {probe.sha256}",
+            f"edits applied for the search: {probe.edits}",
+            f"quality: {probe.quality:.3f}" if probe.quality is not None else "quality: n/a",
+        ]
+        if probe.weight is not None:
+            facts.append(f"fusion weight: {probe.weight:.3f}")
+        story.append(Table(
+            [[p("The image as searched; the box marks the face searched"), p("Details")],
+             [_image(probe.scene_png or probe.edited_png, 100 * mm, 80 * mm), [p(f) for f in facts]]],
+            colWidths=[105 * mm, 75 * mm], style=boxed,
+        ))  # fmt: skip
+        if probe.provenance:
+            story.append(Table([[p(k), p(v)] for k, v in probe.provenance], colWidths=[45 * mm, 135 * mm],
+                               style=grid))  # fmt: skip
+        history = probe.edit_history or ["no edit: the original was searched as received"]
+        story.append(Table([[p("Edit history"), [p(h) for h in history]]], colWidths=[45 * mm, 135 * mm],
+                           style=grid))  # fmt: skip
+        story.append(Table(
+            [[p("Original (as received, never altered)"), p("Edited (as searched)")],
+             [_image(probe.original_png, 85 * mm, 60 * mm), _image(probe.edited_png, 85 * mm, 60 * mm)]],
+            colWidths=[90 * mm, 90 * mm], style=boxed,
+        ))  # fmt: skip
+        story.append(Spacer(1, 3 * mm))
     story += [Spacer(1, 2 * mm), Paragraph("Analysts and reviewers", styles["Heading2"])]
     rows = [[p("Role"), p("User"), p("Time"), p("Note")]] + [
         [p(x.role), p(x.username), p(_ts(x.at)), p(x.note)] for x in data.people
     ]
     story.append(Table(rows, colWidths=[35 * mm, 40 * mm, 40 * mm, 65 * mm], style=TableStyle(
         [("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")])))
-    story += [Spacer(1, 4 * mm), Paragraph(escape(DISCLAIMER), warn)]
+    story += [Spacer(1, 4 * mm), Paragraph("Chain of custody of the evidence", styles["Heading2"]),
+              p("From the system's hash-chained audit log (entry numbers given): every receipt, view, edit, face "
+                "choice, search and export of this evidence." + (
+                    f" {data.custody_total} events; the first and last {len(data.custody)} are listed."
+                    if data.custody_total > len(data.custody) else ""))]
+    if data.custody:
+        rows = [[p("Entry"), p("Time"), p("User"), p("Event"), p("Object")]] + [
+            [p(seq), p(at), p(user), p(event), p(obj)] for seq, at, user, event, obj in data.custody]
+        story.append(Table(rows, colWidths=[15 * mm, 38 * mm, 32 * mm, 65 * mm, 30 * mm], repeatRows=1,
+                           style=TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                                             ("VALIGN", (0, 0), (-1, -1), "TOP")])))  # fmt: skip
+    story += [Spacer(1, 4 * mm), Paragraph("Checking this report", styles["Heading2"]),
+              p(f"faceleads records the SHA-256 of this file when it is generated (report {data.report_ref}) and "
+                "gives it with the file: on the page the report is downloaded from and in the detached file "
+                f"lead-report-{data.report_ref}.pdf.sha256. A file cannot contain its own hash, so it is not printed "
+                "here. To check a copy, compute its SHA-256 and compare: 'sha256sum -c "
+                f"lead-report-{data.report_ref}.pdf.sha256' (Linux), 'shasum -a 256 FILE' (macOS), 'Get-FileHash "
+                "FILE -Algorithm SHA256' (Windows PowerShell), or upload it on faceleads' Check a lead report "
+                "page, which looks the hash up among the reports recorded."),
+              Spacer(1, 4 * mm), Paragraph(escape(DISCLAIMER), warn)]
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()
 

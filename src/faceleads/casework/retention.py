@@ -25,6 +25,7 @@ from faceleads.casework.models import (
     Evidence,
     Lead,
     LeadOutcome,
+    LeadReport,
     Probe,
     RetentionRun,
 )
@@ -83,10 +84,11 @@ def run_retention(
                 continue
             evidence = list(session.scalars(select(Evidence).where(Evidence.case_id == case.id)))
             probes = list(session.scalars(select(Probe).where(Probe.case_id == case.id)))
+            reports = list(session.scalars(select(LeadReport).where(LeadReport.case_id == case.id)))
             report.cases.append(case.occurrence_number)
             addresses = [e.store_address for e in evidence if e.store_address] + [
                 p.frame_address for p in probes if p.frame_address
-            ]
+            ] + [r.store_address for r in reports if r.store_address]
             report.evidence_purged += sum(1 for e in evidence if e.purged_at is None)
             report.probes_purged += len(probes)
             if dry_run:
@@ -101,6 +103,8 @@ def run_retention(
             for e in evidence:
                 e.store_address = None
                 e.purged_at = moment
+            for r in reports:
+                r.store_address = None  # the hash stays: a copy held elsewhere can still be checked
             for p in probes:
                 p.frame_address = None
                 p.template = None

@@ -113,6 +113,11 @@ def purpose_add(
     requires_authorisation: Annotated[
         bool, typer.Option("--requires-authorisation", help="Searches need a supervisor's recorded authorisation.")
     ] = False,
+    regime: Annotated[
+        str | None,
+        typer.Option("--regime", help="Also put it in this legal regime for your agency: investigative, exigent "
+                     "(threat to life: searched at once, ratified afterwards, handled first) or live_deployment."),
+    ] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -121,7 +126,8 @@ def purpose_add(
 
     with cli_errors():
         rt = runtime()
-        info = admin.add_purpose(rt, cli_actor(rt, agency), code, title, requires_authorisation=requires_authorisation)
+        info = admin.add_purpose(rt, cli_actor(rt, agency), code, title, requires_authorisation=requires_authorisation,
+                                 regime=regime)  # fmt: skip
         _emit(info.to_json(), as_json, lambda: console.print(f"purpose {info.code} added"))
 
 
@@ -229,6 +235,9 @@ def case_request(
     case_id: Annotated[int, typer.Argument(help="Case id.")],
     purpose: Annotated[str, typer.Option("--purpose", help="Purpose code.")],
     justification: Annotated[str, typer.Option("--justification", help="Why this search is necessary.")],
+    priority: Annotated[
+        str, typer.Option("--priority", help="routine, urgent or threat_to_life (the exigent regime: always the last).")
+    ] = "routine",
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -237,7 +246,7 @@ def case_request(
 
     with cli_errors():
         rt = runtime()
-        info = cases.open_request(rt, cli_actor(rt, agency), case_id, purpose, justification)
+        info = cases.open_request(rt, cli_actor(rt, agency), case_id, purpose, justification, priority=priority)
         _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
 
 
@@ -246,15 +255,21 @@ def case_authorise(
     request_id: Annotated[int, typer.Argument(help="Request id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the purpose is authorised (or refused).")],
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead of authorising.")] = False,
+    expires: Annotated[str | None, typer.Option("--expires", help="Expiry (ISO time; default: the agency's "
+                                                "authorisation validity).")] = None,
+    gallery: Annotated[list[int] | None, typer.Option("--gallery", help="Only this gallery id; repeatable.")] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Supervisor: authorise (or refuse) a request whose purpose needs it; who, when and why are recorded."""
+    """Supervisor: authorise (or refuse) a request whose purpose needs it, with its scope (galleries) and expiry;
+    who, when and why are recorded."""
     from faceleads.casework import cases
 
     with cli_errors():
         rt = runtime()
-        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse)
+        until = _parse_time(expires, "--expires") if expires else None
+        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse,
+                                       expires_at=until, galleries=gallery or None)
         _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
 
 
@@ -513,7 +528,10 @@ def adjudicate_mark(
     case_search_id: Annotated[int, typer.Argument(help="Case search id.")],
     rank: Annotated[int, typer.Argument(help="Candidate rank.")],
     conclusion: Annotated[str, typer.Option("--conclusion", help="excluded, possible_lead or inconclusive.")],
-    notes: Annotated[str, typer.Option("--notes", help="Why.")],
+    notes: Annotated[str, typer.Option("--notes", help="Why (needed for a possible lead, reason 'other').")] = "",
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Reason code, e.g. features_differ (see docs/casework.md).")
+    ] = None,
     feature: Annotated[
         list[str] | None,
         typer.Option("--feature", help="Checklist entry FEATURE=similar|dissimilar|not_visible (repeatable)."),
@@ -524,16 +542,37 @@ def adjudicate_mark(
     from faceleads.casework import adjudication
 
     with cli_errors():
-        checklist: dict[str, str] = {}
-        for item in feature or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValidationError(f"--feature expects FEATURE=FINDING, got {item!r}")
-            checklist[key.strip()] = value.strip()
+        checklist = _checklist(feature)
         rt = runtime()
         view = adjudication.adjudicate(rt, cli_actor(rt, agency), case_search_id, rank, conclusion, notes,
-                                       checklist)
+                                       checklist, reason_code=reason)  # fmt: skip
         print_json(view.to_json())
+
+
+def _checklist(feature: list[str] | None) -> dict[str, str]:
+    checklist: dict[str, str] = {}
+    for item in feature or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValidationError(f"--feature expects FEATURE=FINDING, got {item!r}")
+        checklist[key.strip()] = value.strip()
+    return checklist
+
+
+@adjudicate_app.command("exclude-remaining")
+def adjudicate_exclude_remaining(
+    case_search_id: Annotated[int, typer.Argument(help="Case search id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Exclusion reason code, e.g. features_differ.")],
+    notes: Annotated[str, typer.Option("--notes", help="Optional note (needed for reason 'other').")] = "",
+    agency: AgencyOpt = None,
+) -> None:
+    """Mark every candidate not marked yet as excluded, with one reason."""
+    from faceleads.casework import adjudication
+
+    with cli_errors():
+        rt = runtime()
+        ranks = adjudication.exclude_remaining(rt, cli_actor(rt, agency), case_search_id, reason, notes)
+        print_json({"excluded_ranks": ranks})
 
 
 @adjudicate_app.command("submit")
@@ -588,8 +627,15 @@ def verify_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], agency
 @verify_app.command("record")
 def verify_record(
     lead_id: Annotated[int, typer.Argument(help="Lead id.")],
-    result: Annotated[str, typer.Option("--result", help="agree or disagree.")],
+    result: Annotated[
+        str, typer.Option("--result", help="Your conclusion: possible_lead (agrees), inconclusive or excluded "
+                                           "(disagree); or agree / disagree.")
+    ],
     notes: Annotated[str, typer.Option("--notes", help="Why.")],
+    feature: Annotated[
+        list[str] | None,
+        typer.Option("--feature", help="Your checklist entry FEATURE=similar|dissimilar|not_visible (repeatable)."),
+    ] = None,
     agency: AgencyOpt = None,
 ) -> None:
     """Record your blind verification; a disagreement goes to a supervisor."""
@@ -597,7 +643,8 @@ def verify_record(
 
     with cli_errors():
         rt = runtime()
-        print_json(adjudication.verify_lead(rt, cli_actor(rt, agency), lead_id, result, notes).to_json())
+        print_json(adjudication.verify_lead(rt, cli_actor(rt, agency), lead_id, result, notes,
+                                            _checklist(feature)).to_json())  # fmt: skip
 
 
 @lead_app.command("review")

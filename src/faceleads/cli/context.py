@@ -11,11 +11,12 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core.actor import Actor, Role
 from faceleads.core.uow import transaction
 from faceleads.db import Agency
-from faceleads.errors import PermissionDenied, ValidationError
+from faceleads.errors import PermissionDenied
 from faceleads.gallery.runtime import GalleryRuntime
 
 DEV_ROLES: frozenset[Role] = frozenset({Role.RECORDS_OFFICER, Role.ANALYST, Role.ADMINISTRATOR, Role.SUPERVISOR})
@@ -42,14 +43,12 @@ def cli_actor(rt: GalleryRuntime, agency_code: str | None = None, roles: Iterabl
 
     if stored_token(rt.settings) or not rt.settings.is_dev:
         actor = current_actor(rt.settings)
-        if agency_code and agency_code.strip().upper() != actor.agency_code.upper():
+        if agency_code and identifiers.agency_code(agency_code) != actor.agency_code.upper():
             raise PermissionDenied(
                 f"you are signed in for agency {actor.agency_code}; --agency {agency_code} is not yours"
             )
         return actor
-    code = (agency_code or rt.settings.agency).strip().upper()
-    if not code or len(code) > 32 or not code.replace("-", "").replace("_", "").isalnum():
-        raise ValidationError(f"bad agency code {agency_code!r}: use letters, digits, - and _ (at most 32)")
+    code = identifiers.agency_code(agency_code or rt.settings.agency)
     with transaction(rt.session_factory) as session:
         agency = session.scalars(select(Agency).where(Agency.code == code)).first()
         if agency is None:

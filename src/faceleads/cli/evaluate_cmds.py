@@ -69,6 +69,18 @@ SaveResultOpt = Annotated[
         "(published in the transparency report; supervisors and administrators).",
     ),
 ]
+BootstrapOpt = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap",
+        help="Bootstrap replicates (resampling identities) for the per-group intervals; 0 = none.",
+        min=0,
+        max=100_000,
+    ),
+]
+ConfidenceOpt = Annotated[
+    float, typer.Option("--confidence", help="Confidence level of the per-group intervals.", min=0.5, max=0.999)
+]
 
 err = Console(stderr=True)
 
@@ -134,16 +146,21 @@ def verify_cmd(
     group_column: GroupOpt = None,
     threshold: ThresholdOpt = None,
     min_group_trials: MinTrialsOpt = 30,
+    bootstrap: BootstrapOpt = 1000,
+    confidence: ConfidenceOpt = 0.95,
     as_json: JsonOpt = False,
     report_dir: ReportOpt = None,
     no_cache: NoCacheOpt = False,
     save: SaveResultOpt = False,
     agency: AgencyOpt = None,
 ) -> None:
-    """Verification (1:1): accuracy, ROC/DET, EER, TAR at FAR 1e-2/1e-3/1e-4, failures to enrol."""
+    """Verification (1:1): accuracy, ROC/DET, EER, TAR at FAR 1e-2/1e-3/1e-4, failures to enrol; per-group FMR
+    and FNMR with bootstrap intervals."""
     settings = get_settings()
     with cli_errors():
-        result, ps = run_verify(settings, pairs, images, labels, group_column, threshold, no_cache, min_group_trials)
+        result, ps = run_verify(
+            settings, pairs, images, labels, group_column, threshold, no_cache, min_group_trials, bootstrap, confidence
+        )
         if report_dir is not None:
             _verify_report(report_dir, result, ps)
         if save:
@@ -176,6 +193,8 @@ def run_verify(
     threshold: float | None,
     no_cache: bool = False,
     min_group_trials: int = 30,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
 ) -> tuple[dict[str, Any], verification.PairScores]:
     """Score the pairs and compute the verification figures (the ``verify`` command's work)."""
     if pairs is None and labels is None:
@@ -188,7 +207,8 @@ def run_verify(
         pair_set = read_pairs(pairs, root)
         templates = extractor.templates(pair_set.images(), "verify")
         groups = group_lookup(labels, images or labels.parent, group_column) if labels and group_column else None
-        ps = verification.score_pair_set(pair_set, templates, groups)
+        identities = group_lookup(labels, images or labels.parent, "identity") if labels and group_column else None
+        ps = verification.score_pair_set(pair_set, templates, groups, identities)
     else:
         assert labels is not None
         rows = read_labels(labels, images or labels.parent, group_column)
@@ -196,7 +216,11 @@ def run_verify(
         ps = verification.all_pairs_scores(rows, templates, group_column)
     group_t = settings.similarity_threshold if threshold is None else threshold
     result = verification.evaluate_verification(
-        ps, group_threshold=group_t if group_column else None, min_group_trials=min_group_trials
+        ps,
+        group_threshold=group_t if group_column else None,
+        min_group_trials=min_group_trials,
+        replicates=bootstrap,
+        confidence=confidence,
     )
     result["model_version"] = extractor.engine.model_version
     result["templates_computed"] = extractor.computed
@@ -261,17 +285,29 @@ def identify_cmd(
     ] = 0.0,
     threshold: ThresholdOpt = None,
     min_group_trials: MinTrialsOpt = 30,
+    bootstrap: BootstrapOpt = 1000,
+    confidence: ConfidenceOpt = 0.95,
     as_json: JsonOpt = False,
     report_dir: ReportOpt = None,
     no_cache: NoCacheOpt = False,
     save: SaveResultOpt = False,
     agency: AgencyOpt = None,
 ) -> None:
-    """Identification (1:N): CMC rank 1/5/10/20/50, FNIR at FPIR 1e-1/1e-2/1e-3, FNIR at rank 50."""
+    """Identification (1:N): CMC rank 1/5/10/20/50, FNIR at FPIR 1e-1/1e-2/1e-3, FNIR at rank 50; per-group FNIR
+    and FPIR with bootstrap intervals."""
     settings = get_settings()
     with cli_errors():
         result, res = run_identify(
-            settings, labels, images, group_column, holdout, threshold, no_cache, min_group_trials
+            settings,
+            labels,
+            images,
+            group_column,
+            holdout,
+            threshold,
+            no_cache,
+            min_group_trials,
+            bootstrap,
+            confidence,
         )
         if report_dir is not None:
             _identify_report(report_dir, result, res)
@@ -289,6 +325,8 @@ def run_identify(
     threshold: float | None = None,
     no_cache: bool = False,
     min_group_trials: int = 30,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
 ) -> tuple[dict[str, Any], identification.SearchResults]:
     """Split, search and compute the identification figures (the ``identify`` command's work)."""
     rows = read_labels(labels, images or labels.parent, group_column)
@@ -302,6 +340,8 @@ def run_identify(
         settings.candidate_list_length,
         group_threshold=group_t if group_column else None,
         min_group_trials=min_group_trials,
+        replicates=bootstrap,
+        confidence=confidence,
     )
     result["score_fusion"] = settings.score_fusion.value
     result["model_version"] = extractor.engine.model_version

@@ -64,14 +64,31 @@ def _progress(description: str, enabled: bool = True):  # type: ignore[no-untype
         yield update
 
 
+#: Exit codes of ``enroll bulk`` / ``enroll nist`` (docs/gallery.md): scripts must not mistake a failed batch for
+#: a good one. 2 stays "refused before it started" (``cli_errors``: bad manifest, not signed in...).
+EXIT_OK = 0  # no row failed (warnings allowed)
+EXIT_ALL_FAILED = 1  # every row failed: nothing enrolled or already enrolled
+EXIT_PARTIAL = 3  # some rows failed, others enrolled: see the error report
+
+
+def batch_exit_code(report: BatchReport) -> int:
+    """The exit code a bulk run ends with (:data:`EXIT_OK`, :data:`EXIT_PARTIAL` or :data:`EXIT_ALL_FAILED`)."""
+    if report.errors == 0:
+        return EXIT_OK
+    return EXIT_ALL_FAILED if report.enrolled + report.skipped == 0 else EXIT_PARTIAL
+
+
 def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) -> None:
+    """Write the error report, print the summary, and end with :func:`batch_exit_code`."""
     if errors_path is not None:
         write_error_report(report, errors_path)
+    code = batch_exit_code(report)
     if as_json:
         data = report.as_dict()
         data["error_report"] = str(errors_path) if errors_path else None
+        data["exit_code"] = code
         print_json(data)
-        return
+        raise typer.Exit(code)
     err_console.print(
         f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
         f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
@@ -79,6 +96,11 @@ def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) 
     )
     if errors_path is not None and report.error_rows:
         err_console.print(f"error report: {errors_path}")
+    if code == EXIT_ALL_FAILED:
+        err_console.print("[bold red]every row failed:[/] nothing was enrolled (see the error report)")
+    elif code == EXIT_PARTIAL:
+        err_console.print(f"[yellow]{report.errors} row(s) failed[/] (see the error report); exit code {code}")
+    raise typer.Exit(code)
 
 
 @enroll_app.command("record")
@@ -133,6 +155,14 @@ def enroll_record_cmd(
 @enroll_app.command("bulk")
 def enroll_bulk_cmd(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV (columns in docs/gallery.md).")],
+    photos_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--photos-root",
+            help="Folder every photo must lie inside (default: the manifest's folder). Photo paths stay relative "
+            "to the manifest.",
+        ),
+    ] = None,
     workers: WorkersOpt = None,
     errors: ErrorsOpt = None,
     agency: AgencyOpt = None,
@@ -140,15 +170,18 @@ def enroll_bulk_cmd(
 ) -> None:
     """Enrol every row of a manifest CSV; resumable (re-run after an interruption) and idempotent.
 
-    Columns: agency, subject, booking, date, authority, photo (relative to the manifest), and optionally sex,
-    birth_year, group, charge, gallery, capture_date. Row problems go to the error report and never stop the batch.
+    Columns: agency, subject, booking, date, authority, photo (relative to the manifest, inside --photos-root),
+    and optionally sex, birth_year, group, charge, gallery, capture_date. Row problems go to the error report and
+    never stop the batch. Exit code 0: no row failed; 3: some rows failed; 1: every row failed.
     """
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
         errors_path = errors or manifest.with_name(manifest.stem + ".errors.csv")
         with _progress(f"enrolling {manifest.name}", enabled=not as_json) as update:
-            report = enrol_manifest(rt, actor, manifest, workers=workers, progress=update)
+            report = enrol_manifest(
+                rt, actor, manifest, photo_root=photos_root, workers=workers, progress=update
+            )
         _print_report(report, errors_path, as_json)
 
 
@@ -162,7 +195,10 @@ def enroll_nist_cmd(
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details."""
+    """Enrol the facial images (Type-10, IMT FACE) of NIST transactions with their Type-2 record details.
+
+    Exit code 0: no photo or file failed; 3: some failed; 1: every one failed (e.g. no file could be read).
+    """
     from faceleads.gallery.nist import enrol_nist
 
     with cli_errors():
@@ -176,21 +212,39 @@ def enroll_nist_cmd(
         _print_report(report, errors_path, as_json)
 
 
-def reindex_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-embed the agency's templates made by another model version (decrypt original, detect, embed)."""
+def reindex_cmd(
+    agency: AgencyOpt = None,
+    as_json: JsonOpt = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only count the stale templates per model version; change nothing.")
+    ] = False,
+) -> None:
+    """Re-embed the agency's templates made by another model version (flip averaging, an added or upgraded model).
+
+    Per-model templates already held are reused; missing models run on the face re-aligned from the stored
+    landmarks of the decrypted original.
+    """
     from faceleads.gallery.reindex import reindex
 
     with cli_errors():
         rt = runtime()
         actor = cli_actor(rt, agency)
-        with _progress(f"re-embedding for {rt.model_version}", enabled=not as_json) as update:
-            report = reindex(rt, actor, progress=update)
+        with _progress(f"re-embedding for {rt.model_version}", enabled=not (as_json or check)) as update:
+            report = reindex(rt, actor, progress=update, dry_run=check)
         if as_json:
             print_json(report.as_dict())
             return
+        if check:
+            err_console.print(f"running template version: {report.model_version}")
+            for version, count in sorted(report.stale_versions.items()):
+                err_console.print(f"  {count} stale template(s) of {version} (not searched until reindexed)")
+            if not report.stale_versions:
+                err_console.print("  no stale templates")
+            return
         err_console.print(
-            f"{report.reembedded} template(s) re-embedded with {report.model_version}, "
-            f"{report.no_face} without a face now, {report.failed} failed"
+            f"{report.reembedded} template(s) re-embedded with {report.model_version} "
+            f"({report.reused} per-model template(s) reused, computed {report.computed or 'none'}), "
+            f"{report.failed} failed"
         )
         for problem in report.problems:
             err_console.print(f"  [yellow]{problem}[/]")

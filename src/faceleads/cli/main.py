@@ -11,11 +11,13 @@ from faceleads.cli import (
     governance_cmds,
     lawful_cmds,
     live_cmds,
+    regime_cmds,
     security_cmds,
     transparency_cmds,
     vision_cmds,
     web_cmds,
 )
+from faceleads.datadir import private_umask
 
 app = typer.Typer(
     name="faceleads",
@@ -25,6 +27,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _start() -> None:
+    """Runs before every command: files this process creates are private to its owner (umask 0o077)."""
+    private_umask()
+
+
 vision_cmds.register(app)
 evaluate_cmds.register(app)
 security_cmds.register(app)
@@ -32,6 +40,7 @@ gallery_cmds.register(app)
 casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
+regime_cmds.register(app)
 live_cmds.register(app)
 lawful_cmds.register(app)
 transparency_cmds.register(app)

@@ -78,21 +78,22 @@ def transparency_cmd(
     date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (UTC, inclusive).")],
     agency: Annotated[
         str | None,
-        typer.Option("--agency", help="Agency reported on (default: yours; in dev mode without sign-in, the agency "
-                                      "acted for)."),
+        typer.Option("--agency", help="Agency reported on (default: yours; oversight: every agency at once; in dev "
+                                      "mode without sign-in, the agency acted for)."),
     ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the CSV here.")] = None,
     pdf_out: Annotated[Path | None, typer.Option("--pdf", help="Write the PDF here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """The agency's public transparency report for a period, as CSV and PDF (supervisors, auditors). Small counts
-    are suppressed; nothing personal or biometric is in it. Without --csv/--pdf/--json the CSV goes to stdout."""
+    """The agency's public transparency report for a period, as CSV and PDF (supervisors, auditors; oversight for
+    any agency or every agency). Small counts are suppressed; nothing personal or biometric is in it. Without
+    --csv/--pdf/--json the CSV goes to stdout."""
     from faceleads.governance.transparency import transparency_report
 
     with cli_errors():
         rt = runtime()
-        # Signed in, you act as yourself and --agency names the agency reported on (refused unless yours); the dev
-        # system actor acts for --agency.
+        # Signed in, you act as yourself and --agency names the agency reported on (refused unless yours, or you
+        # hold the oversight role); the dev system actor acts for --agency.
         actor = cli_actor(rt, None) if _signed_in(rt) else cli_actor(rt, agency)
         formats = tuple(f for f, wanted in (("csv", csv_out is not None or not (pdf_out or as_json)),
                                             ("pdf", pdf_out is not None)) if wanted)  # fmt: skip

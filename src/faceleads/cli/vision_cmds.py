@@ -13,6 +13,7 @@ from rich.table import Table
 from faceleads import __version__
 from faceleads.cli.common import JsonOpt, cli_errors, console, err_console, print_json
 from faceleads.config import get_settings
+from faceleads.datadir import check_data_dir
 from faceleads.errors import NoFaceError
 from faceleads.vision.annotate import annotate
 from faceleads.vision.engine import FaceEngine
@@ -25,13 +26,16 @@ ImageArg = Annotated[Path, typer.Argument(help="Photo file (JPEG, PNG, BMP, TIFF
 
 def _faces_table(faces: list[Face]) -> Table:
     table = Table(title=f"{len(faces)} face(s), most prominent first")
-    for column in ("#", "box x1,y1,x2,y2", "score", "quality", "eyes px", "yaw/pitch/roll", "sharp", "bright/contr"):
+    columns = ("#", "box x1,y1,x2,y2", "found by", "score", "quality", "eyes px", "yaw/pitch/roll", "sharp",
+               "bright/contr")
+    for column in columns:
         table.add_column(column, justify="right")
     for number, face in enumerate(faces, start=1):
         q = face.quality
         table.add_row(
             str(number),
             ",".join(f"{v:.0f}" for v in face.box),
+            face.found_by,
             f"{face.score:.3f}",
             f"{q.overall:.2f}",
             f"{q.inter_eye_px:.0f}",
@@ -89,15 +93,26 @@ def compare_cmd(image_a: ImageArg, image_b: ImageArg, as_json: JsonOpt = False) 
 
 
 def selfcheck_cmd() -> None:
-    """Check the installation: settings, model files, and a real detection on the wheel's sample photo."""
+    """Check the installation: settings, a private data directory, model files, and a real detection on the wheel's
+    sample photo. Exits 1 when the data directory (or anything in it) is open to other local accounts."""
     with cli_errors():
         settings = get_settings()
         console.print(f"[bold]faceleads {__version__}[/] on Python {platform.python_version()} — mode {settings.mode}")
         console.print(f"data directory : {settings.data_dir}")
+        exposed = check_data_dir(settings)
+        if exposed:
+            console.print(f"[bold red]data directory is not private[/] ({len(exposed)} problem(s)):", highlight=False)
+            for problem in exposed[:20]:
+                console.print(f"  {problem}", highlight=False, soft_wrap=True)
+            console.print("  fix: chmod -R go-rwx on it (any faceleads command also tightens it at start)")
+        else:
+            console.print("data privacy   : directory 0700, files 0600, umask 0077")
         console.print(f"model directory: {model_dir(settings)}")
         started = time.perf_counter()
         engine = FaceEngine(settings)
+        console.print(f"model pack     : {engine.pack.name} ({engine.pack.description})")
         console.print(f"models loaded  : {engine.model_version} in {time.perf_counter() - started:.2f}s")
+        console.print(f"whole-crop     : {'on' if engine.landmarker is not None else 'off'}")
         sample = default_model_dir() / "players.jpg"
         if sample.is_file():
             loaded = load_image(sample, settings)
@@ -105,6 +120,9 @@ def selfcheck_cmd() -> None:
             faces = engine.detect(loaded.pixels, embed=True)
             elapsed = time.perf_counter() - started
             console.print(f"sample photo   : {len(faces)} faces in {sample.name} in {elapsed:.2f}s")
+        if exposed:
+            console.print("[bold red]self-check FAILED[/]: the data directory is readable by other accounts")
+            raise typer.Exit(code=1)
         console.print("[green]self-check passed[/]\n")
         console.print("Try:")
         console.print(f"  faceleads faces {sample} --annotate faces.png")

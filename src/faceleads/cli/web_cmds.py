@@ -8,6 +8,7 @@ import typer
 
 from faceleads.cli.common import cli_errors, console, err_console
 from faceleads.config import get_settings
+from faceleads.errors import ConfigurationError
 
 
 def serve(
@@ -26,10 +27,12 @@ def serve(
 
     from faceleads.gallery.runtime import GalleryRuntime
     from faceleads.web.app import create_app
-    from faceleads.web.demo import ADMIN_USERNAME, ensure_admin, load_demo
+    from faceleads.web.demo import ADMIN_USERNAME, DEMO_REFUSED, ensure_admin, load_demo
 
     settings = get_settings()
     with cli_errors():
+        if demo and not settings.is_dev:
+            raise ConfigurationError(DEMO_REFUSED)  # before anything is created or printed
         rt = GalleryRuntime(settings)
         created = ensure_admin(rt, settings.admin_password)
         if created is not None:

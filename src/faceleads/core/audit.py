@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -25,13 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DDL, DateTime, Integer, String, Text, event, select, update
+from sqlalchemy import DDL, DateTime, Integer, String, Text, event, func, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from faceleads.core.actor import Actor
 from faceleads.core.uow import transaction
 from faceleads.db import Base, utcnow
+
+log = logging.getLogger("faceleads.audit")
 
 GENESIS_HASH = "0" * 64
 MAX_DETAIL_CHARS = 500
@@ -72,6 +75,9 @@ class AuditAction:
     PERMISSION_CHANGE = "permission_change"
     AUDIT_EXPORT = "audit_export"
     AUDIT_VERIFY = "audit_verify"
+    # Written by the system when an append finds the chain head inconsistent with the stored entries (see
+    # _check_head): the chain continues from the last stored entry and the break stays on record for verify.
+    CHAIN_BREAK = "audit_chain_break"
 
 
 class AuditEntry(Base):
@@ -278,7 +284,74 @@ def _lock_head(session: Session) -> AuditChainHead:
     head = session.execute(
         select(AuditChainHead).where(AuditChainHead.id == 1).execution_options(populate_existing=True)
     ).scalar_one()
+    _check_head(session, head, created=bumped.rowcount == 0)  # type: ignore[attr-defined]
     return head
+
+
+def _check_head(session: Session, head: AuditChainHead, *, created: bool) -> None:
+    """The (already bumped) head must continue the last stored entry. If it does not — the head row was deleted,
+    entries were appended beyond it or the tail deleted, the last entry changed — the chain is re-anchored: a
+    ``audit_chain_break`` entry, chained onto the last stored entry, records what was found, the head moves past
+    it, and an operator alert is logged. Appending never collides with a forged sequence number and never stops
+    the service; ``verify`` reports the break for good (docs/audit.md, "When the chain head is broken")."""
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    last_seq, last_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
+    recorded_seq = head.seq - 1
+    if (recorded_seq, head.head_hash) == (last_seq, last_hash):
+        return
+    if created:
+        reason = f"the chain-head row was missing while the log holds entries up to {last_seq}"
+    elif last_seq > recorded_seq:
+        reason = f"entries {recorded_seq + 1}..{last_seq} were written beyond the recorded head {recorded_seq}"
+    elif last_seq < recorded_seq:
+        reason = f"the log ends at entry {last_seq}, before the recorded head {recorded_seq} (tail deleted)"
+    else:
+        reason = f"entry {last_seq} no longer has the hash the chain head recorded (modified)"
+    log.critical("AUDIT CHAIN BROKEN: %s. Re-anchored at entry %d; run 'faceleads audit verify' and contact the "
+                 "auditors (docs/audit.md).", reason, last_seq + 1)  # fmt: skip
+    details: dict[str, DetailValue] = {"reason": reason, "last_seq": last_seq, "last_hash": last_hash}
+    if not created:
+        details.update({"recorded_head_seq": recorded_seq, "recorded_head_hash": head.head_hash})
+    entry = _entry(last_seq + 1, last_hash, None, AuditAction.CHAIN_BREAK, "audit_log", "re-anchored",
+                   details=details, moment=utcnow())  # fmt: skip
+    session.add(entry)
+    session.flush()
+    head.seq, head.head_hash = last_seq + 2, entry.entry_hash
+
+
+def _entry(
+    seq: int,
+    prev_hash: str,
+    actor: Actor | None,
+    action: str,
+    object_ref: str,
+    outcome: str,
+    *,
+    case: str | None = None,
+    purpose: str | None = None,
+    details: dict[str, DetailValue] | None = None,
+    moment: datetime,
+) -> AuditEntry:
+    """A new, hashed entry (not yet added to the session)."""
+    entry = AuditEntry(
+        seq=seq,
+        at=moment,
+        user_id=actor.user_id if actor else None,
+        username=actor.username if actor else "system",
+        agency_id=actor.agency_id if actor else None,
+        agency_code=(actor.agency_code or None) if actor else None,
+        action=action,
+        object_ref=object_ref,
+        case_ref=case,
+        purpose=purpose,
+        outcome=outcome,
+        details_json=_canonical_details(check_details(details)),
+        prev_hash=prev_hash,
+    )
+    entry.entry_hash = compute_hash(entry)
+    return entry
 
 
 def record(
@@ -307,25 +380,11 @@ def record(
             raise ValueError(f"audit {name} is longer than 100 characters")
     if not outcome or len(outcome) > 32:
         raise ValueError("audit outcome must be a non-empty string of at most 32 characters")
-    details_json = _canonical_details(check_details(details))
+    check_details(details)  # refuse bad details before taking the chain's lock
     moment = at or utcnow()
     head = _lock_head(session)
-    entry = AuditEntry(
-        seq=head.seq,
-        at=moment,
-        user_id=actor.user_id if actor else None,
-        username=actor.username if actor else "system",
-        agency_id=actor.agency_id if actor else None,
-        agency_code=(actor.agency_code or None) if actor else None,
-        action=action,
-        object_ref=object_ref,
-        case_ref=case,
-        purpose=purpose,
-        outcome=outcome,
-        details_json=details_json,
-        prev_hash=head.head_hash,
-    )
-    entry.entry_hash = compute_hash(entry)
+    entry = _entry(head.seq, head.head_hash, actor, action, object_ref, outcome, case=case, purpose=purpose,
+                   details=details, moment=moment)  # fmt: skip
     session.add(entry)
     head.head_hash = entry.entry_hash
     session.flush()
@@ -357,7 +416,11 @@ def record_now(
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of a chain walk: ok, or the first bad sequence number and why."""
+    """Outcome of a chain walk: ok, or the first bad sequence number and why.
+
+    ``head_seq``/``head_hash``: the last entry that verified. ``highest_seq``: the highest sequence number stored
+    (read directly, so a forged entry beyond the head shows even when the walk stops earlier).
+    """
 
     ok: bool
     entries: int
@@ -365,6 +428,7 @@ class VerifyResult:
     head_hash: str
     first_bad_seq: int | None = None
     reason: str | None = None
+    highest_seq: int = 0
 
 
 def verify_chain(
@@ -373,24 +437,33 @@ def verify_chain(
     anchors: Iterable[tuple[int, str]] = (),
     progress: Callable[[int], None] | None = None,
     batch: int = 5000,
+    since: tuple[int, str] | None = None,
 ) -> VerifyResult:
     """Walk the whole chain in sequence order and report the first entry that breaks it.
 
     Checks, per entry: no gap in sequence numbers (a deleted entry), its ``prev_hash`` equals the previous entry's
-    hash (an inserted or reordered entry), its hash matches its contents (a modified entry); then that the last entry
-    is the one the chain head records (a truncated tail or appended forgery), and that every external ``anchor``
-    (sequence number, hash) recorded earlier is still in the chain.
+    hash (an inserted or reordered entry), its hash matches its contents (a modified entry), and that it is not a
+    re-anchoring after a broken head (``audit_chain_break``); then that the last entry is the one the chain head
+    records (a truncated tail or appended forgery), and that every external ``anchor`` (sequence number, hash)
+    recorded earlier is still in the chain. ``since`` = (seq, hash) of an entry verified before: only the entries
+    after it are walked (incremental checks), after checking that entry still has that hash.
     """
     anchor_map = dict(anchors)
     expected_seq = 1
     prev_hash = GENESIS_HASH
     count = 0
     last_seq = 0
+    highest = session.scalar(select(func.max(AuditEntry.seq))) or 0
 
     def fail(seq: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, count, last_seq, prev_hash, first_bad_seq=seq, reason=reason)
+        return VerifyResult(False, count, last_seq, prev_hash, first_bad_seq=seq, reason=reason, highest_seq=highest)
 
-    for entry in _iter_entries(session, batch):
+    if since is not None and since[0] > 0:
+        known = session.get(AuditEntry, since[0])
+        if known is None or known.entry_hash != since[1]:
+            return fail(since[0], f"entry {since[0]} is gone or no longer has the hash verified before")
+        expected_seq, prev_hash, last_seq, count = since[0] + 1, since[1], since[0], since[0]
+    for entry in _iter_entries(session, batch, after=expected_seq - 1):
         if entry.seq != expected_seq:
             if entry.seq > expected_seq:
                 missing = f"{expected_seq}" if entry.seq == expected_seq + 1 else f"{expected_seq}..{entry.seq - 1}"
@@ -406,6 +479,15 @@ def verify_chain(
             return fail(entry.seq, "contents modified: the stored hash does not match the entry's fields")
         if entry.seq in anchor_map and anchor_map[entry.seq] != entry.entry_hash:
             return fail(entry.seq, "does not match the external anchor recorded for this sequence number")
+        if entry.action == AuditAction.CHAIN_BREAK:
+            details = entry.details
+            recorded = details.get("recorded_head_seq")
+            first_bad = int(recorded) + 1 if isinstance(recorded, int) and recorded + 1 < entry.seq else entry.seq
+            return fail(
+                first_bad,
+                f"the chain head was found broken and the chain re-anchored by entry {entry.seq} at "
+                f"{iso_utc(entry.at)}: {details.get('reason')}",
+            )
         prev_hash = entry.entry_hash
         last_seq = entry.seq
         count += 1
@@ -415,6 +497,8 @@ def verify_chain(
 
     head = session.get(AuditChainHead, 1)
     head_seq, head_hash = (head.seq, head.head_hash) if head else (0, GENESIS_HASH)
+    if head is None and last_seq > 0:
+        return fail(last_seq, f"the chain-head row is missing while the log holds entries up to {last_seq}")
     if head_seq > last_seq:
         return fail(last_seq + 1, f"entries {last_seq + 1}..{head_seq} missing (the tail of the log was deleted)")
     if head_seq < last_seq:
@@ -424,12 +508,11 @@ def verify_chain(
     missing_anchors = sorted(seq for seq in anchor_map if seq > last_seq)
     if missing_anchors:
         return fail(missing_anchors[0], "an external anchor refers to an entry that is no longer in the chain")
-    return VerifyResult(True, count, last_seq, prev_hash)
+    return VerifyResult(True, count, last_seq, prev_hash, highest_seq=highest)
 
 
-def _iter_entries(session: Session, batch: int) -> Iterator[AuditEntry]:
-    """Entries in sequence order, fetched in batches so that a long log does not fill memory."""
-    after: int | None = None
+def _iter_entries(session: Session, batch: int, after: int | None = None) -> Iterator[AuditEntry]:
+    """Entries in sequence order (after ``after``), fetched in batches so that a long log does not fill memory."""
     while True:
         query = select(AuditEntry).order_by(AuditEntry.seq).limit(batch)
         if after is not None:

@@ -137,6 +137,9 @@ class SearchResults:
     nonmated_groups: npt.NDArray[np.int64]
     group_names: list[str] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    # Identity cluster of each mated / non-mated search (for bootstrap intervals that resample people).
+    mated_clusters: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    nonmated_clusters: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def consolidated_scores(
@@ -197,6 +200,8 @@ def run_searches(
         codes, names = group_codes([s.images[0].columns.get(group_column, "") for s in split.searches])
     else:
         codes, names = np.full(len(split.searches), -1, dtype=np.int64), []
+    cluster_names = {name: i for i, name in enumerate(sorted({s.identity for s in split.searches}))}
+    clusters = np.array([cluster_names[s.identity] for s in split.searches], dtype=np.int64)
     mated_idx = [k for k, s in enumerate(split.searches) if s.mated]
     non_idx = [k for k, s in enumerate(split.searches) if not s.mated]
     mate_scores = np.full(len(mated_idx), -np.inf)
@@ -221,6 +226,8 @@ def run_searches(
         mated_groups=codes[mated_idx] if mated_idx else np.zeros(0, np.int64),
         nonmated_top=top[non_idx] if non_idx else np.zeros(0),
         nonmated_groups=codes[non_idx] if non_idx else np.zeros(0, np.int64),
+        mated_clusters=clusters[mated_idx] if mated_idx else np.zeros(0, np.int64),
+        nonmated_clusters=clusters[non_idx] if non_idx else np.zeros(0, np.int64),
         group_names=names,
         failures={
             "gallery_images": len(split.gallery) - len(enrolled),
@@ -236,8 +243,13 @@ def evaluate_identification(
     group_threshold: float | None = None,
     fpirs: Sequence[float] = DEFAULT_FPIRS,
     min_group_trials: int = 1,
+    replicates: int = 0,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """The identification figures (the ``faceleads evaluate identify --json`` object)."""
+    """The identification figures (the ``faceleads evaluate identify --json`` object).
+
+    ``replicates`` > 0 adds bootstrap intervals (resampling probe identities) to the per-group figures.
+    """
     warnings: list[str] = []
     if res.gallery_identities < MAX_RANK:
         warnings.append(
@@ -281,5 +293,10 @@ def evaluate_identification(
             group_threshold,
             max_rank,
             min_group_trials,
+            mated_clusters=res.mated_clusters,
+            nonmated_clusters=res.nonmated_clusters,
+            replicates=replicates,
+            confidence=confidence,
         )
+        warnings.extend(result["groups"]["warnings"])
     return result

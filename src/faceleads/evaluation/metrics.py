@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceleads.errors import ValidationError
+from faceleads.evaluation import bootstrap
 
 Array = npt.NDArray[np.float64]
 
@@ -416,6 +417,39 @@ def _ratio(values: Sequence[float | None], counts: Sequence[int] | None = None, 
     return float(max(vals) / min(vals))
 
 
+#: Fewer observed errors than this make a rate too uncertain to compare groups on (its relative standard error
+#: is above ~45%); the group is still reported, with a warning and its interval.
+MIN_ERRORS = 5
+
+
+def _trial_warnings(
+    per_group: dict[str, dict[str, Any]], count_key: str, rate_key: str, what: str, min_trials: int
+) -> list[str]:
+    """Warnings for groups with too few trials (left out of the ratios) or too few observed errors."""
+    out = []
+    for g, row in per_group.items():
+        n = int(row[count_key])
+        rate = row[rate_key]
+        label = count_key.replace("_", " ")
+        if n < min_trials:
+            out.append(
+                f"group {g}: {n} {label}, fewer than {min_trials}: too few to judge its {rate_key.upper()} "
+                "(reported, but left out of the ratios)"
+            )
+        elif rate is not None and round(rate * n) == 0:
+            out.append(
+                f"group {g}: 0 {what} in {n} {label}: its {rate_key.upper()} cannot be compared between groups "
+                f"(a bootstrap interval of a zero count is [0, 0]; by the rule of three it is below {3 / n:.2g} "
+                "at 95% confidence)"
+            )
+        elif rate is not None and round(rate * n) < MIN_ERRORS:
+            out.append(
+                f"group {g}: {round(rate * n)} {what} in {n} {label}: its {rate_key.upper()} is too uncertain to "
+                "compare groups on (see its confidence interval)"
+            )
+    return out
+
+
 def _relative(value: float | None, overall: float | None) -> float | None:
     if value is None or overall is None or overall <= 0.0:
         return None
@@ -437,8 +471,19 @@ def verification_differentials(
     names: Sequence[str],
     threshold: float,
     min_trials: int = 1,
+    *,
+    cluster_a: npt.ArrayLike | None = None,
+    cluster_b: npt.ArrayLike | None = None,
+    replicates: int = 0,
+    confidence: float = 0.95,
+    seed: int = bootstrap.DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Per-group FMR and FNMR at one global threshold, NIST-style differentials and cross-group FMR.
+
+    With ``replicates`` > 0 and the cluster (identity) of each pair's two images, every group's FMR and FNMR and
+    the two ratios get ``confidence`` bootstrap intervals (``fmr_ci``, ``fnmr_ci``, ``fmr_ratio_ci``,
+    ``fnmr_ratio_ci``: [low, high], an unbounded end is None), resampling identities
+    (:mod:`faceleads.evaluation.bootstrap`), and ``warnings`` name the groups with too few trials or errors to judge.
 
     ``group_a`` / ``group_b`` are integer codes into ``names`` for the two images of each pair, ``-1``
     meaning unknown. A pair belongs to group ``g`` when both images are in ``g``; an impostor pair whose
@@ -479,6 +524,37 @@ def verification_differentials(
         }
     cross = known & (ga != gb) & ~lab
     n_cross = int(np.count_nonzero(cross))
+    warnings = _trial_warnings(per_group, "impostor_pairs", "fmr", "false matches", min_trials)
+    warnings += _trial_warnings(per_group, "genuine_pairs", "fnmr", "false non-matches", min_trials)
+    ratios_ci: dict[str, Any] = {}
+    if replicates > 0 and cluster_a is not None and cluster_b is not None:
+        ca = np.asarray(cluster_a, dtype=np.int64).reshape(-1)
+        cb = np.asarray(cluster_b, dtype=np.int64).reshape(-1)
+        if not ca.size == cb.size == s.size:
+            raise ValidationError("cluster columns must have one entry per pair")
+        rng = np.random.default_rng(seed)
+        weights = bootstrap.cluster_weights(int(max(ca.max(initial=0), cb.max(initial=0))) + 1, replicates, rng)
+        rates: dict[str, list[npt.NDArray[np.float64]]] = {"fmr": [], "fnmr": []}
+        for code, g in enumerate(names):
+            inside = (ga == code) & (gb == code)
+            for kind, mask, errors, count_key in (
+                ("fmr", inside & ~lab, match, "impostor_pairs"),
+                ("fnmr", inside & lab, ~match, "genuine_pairs"),
+            ):
+                cells = bootstrap.aggregate(ca[mask], cb[mask], errors[mask])
+                reps = bootstrap.replicate_rates(weights, cells)
+                per_group[g][f"{kind}_ci"] = bootstrap.percentile_interval(reps, confidence)
+                if per_group[g][count_key] >= min_trials:
+                    rates[kind].append(reps)
+        for kind in ("fmr", "fnmr"):
+            ratio_reps = bootstrap.replicate_ratios(rates[kind]) if len(rates[kind]) >= 2 else np.full(1, np.nan)
+            ratios_ci[f"{kind}_ratio_ci"] = bootstrap.percentile_interval(ratio_reps, confidence)
+        ratios_ci["bootstrap"] = {
+            "replicates": int(replicates),
+            "confidence": float(confidence),
+            "unit": "identity",
+            "seed": int(seed),
+        }
     return {
         "threshold": float(threshold),
         "overall": {
@@ -494,12 +570,14 @@ def verification_differentials(
         "fnmr_ratio": _ratio(
             [v["fnmr"] for v in per_group.values()], [v["genuine_pairs"] for v in per_group.values()], min_trials
         ),
+        **ratios_ci,
         "min_trials": int(min_trials),
         "cross_group_impostors": {
             "impostor_pairs": n_cross,
             "fmr": None if n_cross == 0 else float(np.count_nonzero(match & cross) / n_cross),
         },
         "unlabelled_pairs": int(np.count_nonzero(~known)),
+        "warnings": warnings,
     }
 
 
@@ -513,12 +591,20 @@ def identification_differentials(
     threshold: float,
     max_rank: int,
     min_trials: int = 1,
+    *,
+    mated_clusters: npt.ArrayLike | None = None,
+    nonmated_clusters: npt.ArrayLike | None = None,
+    replicates: int = 0,
+    confidence: float = 0.95,
+    seed: int = bootstrap.DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Per probe group: FNIR and FPIR at one global threshold, rank-1 and rank-50 hit rates, differentials.
 
     Groups are integer codes into ``names`` (``-1`` unknown: counted only overall). ``fpir_ratio`` /
     ``fnir_ratio`` are highest over lowest group rate (``None`` when undefined); ``*_relative`` is the
     group's rate over the overall one. Ratios use only groups with at least ``min_trials`` searches.
+    With ``replicates`` > 0 and the cluster (identity) of each search, group rates and ratios get bootstrap
+    intervals (``fnir_ci``, ``fpir_ci``, ``fnir_ratio_ci``, ``fpir_ratio_ci``) resampling identities.
     """
     ms = as_scores(mate_scores, "mate scores", allow_neg_inf=True)
     mr = np.asarray(mate_ranks, dtype=np.float64).reshape(-1)
@@ -546,6 +632,38 @@ def identification_differentials(
             "rank1": hits[1],
             "fnir_rank50": None if hits[50] is None else 1.0 - hits[50],
         }
+    warnings = _trial_warnings(per_group, "mated_probes", "fnir", "missed mated searches", min_trials)
+    warnings += _trial_warnings(per_group, "nonmated_probes", "fpir", "false positive searches", min_trials)
+    ratios_ci: dict[str, Any] = {}
+    if replicates > 0 and mated_clusters is not None and nonmated_clusters is not None:
+        mc = np.asarray(mated_clusters, dtype=np.int64).reshape(-1)
+        nc = np.asarray(nonmated_clusters, dtype=np.int64).reshape(-1)
+        if mc.size != ms.size or nc.size != ns.size:
+            raise ValidationError("cluster columns must have one entry per search")
+        miss = (mr > max_rank) | (ms < threshold)
+        false_pos = ns >= threshold
+        n_clusters = int(max(mc.max(initial=0), nc.max(initial=0))) + 1
+        weights = bootstrap.cluster_weights(n_clusters, replicates, np.random.default_rng(seed))
+        rates: dict[str, list[npt.NDArray[np.float64]]] = {"fnir": [], "fpir": []}
+        for code, g in enumerate(names):
+            for kind, clusters, errors, mask, count_key in (
+                ("fnir", mc, miss, mg == code, "mated_probes"),
+                ("fpir", nc, false_pos, ng == code, "nonmated_probes"),
+            ):
+                cells = bootstrap.aggregate(clusters[mask], clusters[mask], errors[mask])
+                reps = bootstrap.replicate_rates(weights, cells)
+                per_group[g][f"{kind}_ci"] = bootstrap.percentile_interval(reps, confidence)
+                if per_group[g][count_key] >= min_trials:
+                    rates[kind].append(reps)
+        for kind in ("fnir", "fpir"):
+            ratio_reps = bootstrap.replicate_ratios(rates[kind]) if len(rates[kind]) >= 2 else np.full(1, np.nan)
+            ratios_ci[f"{kind}_ratio_ci"] = bootstrap.percentile_interval(ratio_reps, confidence)
+        ratios_ci["bootstrap"] = {
+            "replicates": int(replicates),
+            "confidence": float(confidence),
+            "unit": "identity",
+            "seed": int(seed),
+        }
     return {
         "threshold": float(threshold),
         "max_rank": int(max_rank),
@@ -562,5 +680,7 @@ def identification_differentials(
         "fnir_ratio": _ratio(
             [v["fnir"] for v in per_group.values()], [v["mated_probes"] for v in per_group.values()], min_trials
         ),
+        **ratios_ci,
         "min_trials": int(min_trials),
+        "warnings": warnings,
     }

@@ -129,7 +129,15 @@ def plot_differentials(groups: dict[str, Any], rates: Sequence[str], path: Path,
     for i, rate in enumerate(rates):
         vals = [per_group[n].get(rate) for n in names]
         heights = [v if v else np.nan for v in vals]
-        bars = ax.bar(x + i * width, heights, width, label=rate.upper())
+        # Bootstrap intervals (when computed) as error bars; an unbounded or missing end draws no bar.
+        intervals = [per_group[n].get(f"{rate}_ci") for n in names]
+        errors = None
+        if any(intervals):
+            pairs = list(zip(heights, intervals, strict=True))
+            lows = [h - ci[0] if ci and ci[0] is not None and np.isfinite(h) else 0.0 for h, ci in pairs]
+            highs = [ci[1] - h if ci and ci[1] is not None and np.isfinite(h) else 0.0 for h, ci in pairs]
+            errors = np.array([lows, highs])
+        bars = ax.bar(x + i * width, heights, width, label=rate.upper(), yerr=errors, capsize=3)
         for bar, v in zip(bars, vals, strict=True):
             label = "n/a" if v is None else f"{v:.2g}"
             ax.annotate(
@@ -145,7 +153,7 @@ def plot_differentials(groups: dict[str, Any], rates: Sequence[str], path: Path,
     ax.set_xticks(x + width * (len(rates) - 1) / 2, names)
     if any(per_group[n].get(r) for n in names for r in rates):
         ax.set_yscale("log")
-    ax.set_ylabel("rate at the global threshold (dotted: overall)")
+    ax.set_ylabel("rate at the global threshold (dotted: overall; bars: 95% CI)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)

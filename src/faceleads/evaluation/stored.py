@@ -33,6 +33,7 @@ from faceleads.evaluation.models import EvaluationResult, ThresholdCalibration
 
 GRID_LOW, GRID_HIGH, GRID_STEP = -0.2, 1.0, 0.005
 TAIL_SCORES = 2000  # highest impostor scores kept exactly
+MODEL_VERSION_LENGTH = 200  # ThresholdCalibration.model_version
 Z_95_ONE_SIDED = 1.6449
 
 
@@ -192,16 +193,25 @@ def save_calibration(
     target_fmr: float | None = None,
     threshold: float | None = None,
 ) -> StoredCalibration:
-    """Store a calibration for the actor's agency (supervisors, administrators); audited."""
+    """Store a calibration for the actor's agency (supervisors, administrators); audited.
+
+    ``model_version`` is the template version the scores came from (``FaceEngine.model_version``: models, file
+    digests, flip averaging, fusion); live deployments only use a calibration of the version they run.
+    """
     enforce(factory, actor, Action.RECORD_CALIBRATION, "calibration:new", actor.agency_id)
     if source not in {"calibrate", "live_evaluation"}:
         raise ValidationError(f"unknown calibration source {source!r}")
+    if not model_version or len(model_version) > MODEL_VERSION_LENGTH:
+        # Never cut: a shortened version would silently match no pipeline (latest_calibration compares it whole).
+        raise ValidationError(
+            f"model version must have 1 to {MODEL_VERSION_LENGTH} characters, got {len(model_version)}"
+        )
     n, curve, tail = summarise_impostors(impostor_scores)
     with transaction(factory) as session:
         row = ThresholdCalibration(
             agency_id=actor.agency_id,
             source=source,
-            model_version=model_version[:200],
+            model_version=model_version,
             dataset=dataset[:2000],
             impostor_comparisons=n,
             curve=curve,
@@ -215,7 +225,7 @@ def save_calibration(
         session.flush()
         audit.record(session, actor, "calibration_save", f"calibration:{row.id}", audit.Outcome.OK,
                      details={"source": source, "impostor_count": n, "threshold": threshold,
-                              "target_fmr": target_fmr, "model_version": model_version[:200]})  # fmt: skip
+                              "target_fmr": target_fmr, "model_version": model_version})  # fmt: skip
         return _as_stored(row)
 
 

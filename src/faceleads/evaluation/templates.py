@@ -31,7 +31,7 @@ from faceleads.errors import FaceleadsError, ImageError
 from faceleads.vision.engine import FaceEngine
 from faceleads.vision.imaging import load_image
 
-EMBEDDING_DIM = 512
+EMBEDDING_DIM = 512  # the length assumed when no template at all was computed
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,11 @@ class TemplateExtractor:
     def pipeline(self) -> str:
         """The cache key part naming the model and the detector settings."""
         s = self.settings
-        return f"{self.engine.model_version}|{s.detector_file}|{s.det_size}|{s.det_threshold}|{s.nms_threshold}"
+        detector = s.detector_file if s.model_pack == "insightface" else s.model_pack
+        return (
+            f"{self.engine.model_version}|{detector}|{s.det_size}|{s.det_threshold}|{s.nms_threshold}"
+            f"|up{s.det_max_upscale:g}|wc{int(s.whole_crop)}:{s.whole_crop_max_side}"
+        )
 
     def _compute(self, path: Path, sha: str) -> Template:
         try:
@@ -215,9 +219,13 @@ class TemplateExtractor:
 def embedding_matrix(
     templates: Sequence[Template],
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-    """Stack templates as an (n, 512) float32 matrix (zeros for failures) and an ``ok`` mask."""
+    """Stack templates as an (n, dim) float32 matrix (zeros for failures) and an ``ok`` mask.
+
+    ``dim`` is the templates' own length (512 for one ArcFace-size model, more for a fusion of models).
+    """
     ok = np.array([t.ok for t in templates], dtype=bool)
-    mat = np.zeros((len(templates), EMBEDDING_DIM), dtype=np.float32)
+    dim = next((t.embedding.size for t in templates if t.embedding is not None), EMBEDDING_DIM)
+    mat = np.zeros((len(templates), dim), dtype=np.float32)
     for i, t in enumerate(templates):
         if t.embedding is not None:
             mat[i] = t.embedding

@@ -49,6 +49,9 @@ class PairScores:
     group_a: npt.NDArray[np.int64] | None = None
     group_b: npt.NDArray[np.int64] | None = None
     group_names: list[str] = field(default_factory=list)
+    # Cluster (identity, or image when identities are unknown) of each pair's two images, for the bootstrap.
+    cluster_a: npt.NDArray[np.int64] | None = None
+    cluster_b: npt.NDArray[np.int64] | None = None
 
     @property
     def genuine(self) -> npt.NDArray[np.float64]:
@@ -68,10 +71,34 @@ def group_codes(values: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[str]
     return np.array([index.get(v, -1) for v in values], dtype=np.int64), names
 
 
+def cluster_codes(paths_a: Sequence[Path], paths_b: Sequence[Path], identities: dict[Path, str] | None) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Integer cluster ids of both images of each pair: the identity when known (labels file), else the image."""
+    keys: dict[str, int] = {}
+
+    def code(path: Path) -> int:
+        resolved = path.resolve()
+        key = identities.get(resolved) if identities else None
+        name = f"id:{key}" if key else f"img:{resolved}"
+        return keys.setdefault(name, len(keys))
+
+    a = np.array([code(p) for p in paths_a], dtype=np.int64)
+    b = np.array([code(p) for p in paths_b], dtype=np.int64)
+    return a, b
+
+
 def score_pair_set(
-    pair_set: PairSet, templates: dict[Path, Template], groups: dict[Path, str] | None = None
+    pair_set: PairSet,
+    templates: dict[Path, Template],
+    groups: dict[Path, str] | None = None,
+    identities: dict[Path, str] | None = None,
 ) -> PairScores:
-    """Cosine scores of the pairs of a pairs file (failures scored -1), with folds and optional groups."""
+    """Cosine scores of the pairs of a pairs file (failures scored -1), with folds and optional groups.
+
+    ``identities`` (image -> identity, from a labels file) cluster the pairs by person for the bootstrap
+    intervals; images without one are their own cluster.
+    """
     if not pair_set.pairs:
         raise ValidationError(f"{pair_set.source}: no pairs")
     a = [templates[p.a] for p in pair_set.pairs]
@@ -93,6 +120,9 @@ def score_pair_set(
         failed=~ok,
         protocol=protocol,
         failed_images=failed_images,
+    )
+    out.cluster_a, out.cluster_b = cluster_codes(
+        [p.a for p in pair_set.pairs], [p.b for p in pair_set.pairs], identities
     )
     if groups is not None:
         values_a = [groups.get(p.a.resolve(), "") for p in pair_set.pairs]
@@ -151,6 +181,7 @@ def all_pairs_scores(
         protocol="all pairs of the labelled images; 10 folds dealt round-robin (impostor-dominated)",
         failed_images=int(np.count_nonzero(~ok)),
     )
+    out.cluster_a, out.cluster_b = ident[pi], ident[pj]
     if codes is not None and names is not None:
         out.group_a, out.group_b, out.group_names = codes[pi], codes[pj], names
     return out
@@ -161,8 +192,13 @@ def evaluate_verification(
     group_threshold: float | None = None,
     fars: Sequence[float] = DEFAULT_FARS,
     min_group_trials: int = 1,
+    replicates: int = 0,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """The verification figures (the ``faceleads evaluate verify --json`` object)."""
+    """The verification figures (the ``faceleads evaluate verify --json`` object).
+
+    ``replicates`` > 0 adds bootstrap intervals (resampling identities) to the per-group figures.
+    """
     gen, imp = ps.genuine, ps.impostor
     if gen.size == 0 or imp.size == 0:
         raise ValidationError(
@@ -198,6 +234,17 @@ def evaluate_verification(
     }
     if ps.group_a is not None and ps.group_b is not None and group_threshold is not None:
         result["groups"] = metrics.verification_differentials(
-            ps.scores, ps.same, ps.group_a, ps.group_b, ps.group_names, group_threshold, min_group_trials
+            ps.scores,
+            ps.same,
+            ps.group_a,
+            ps.group_b,
+            ps.group_names,
+            group_threshold,
+            min_group_trials,
+            cluster_a=ps.cluster_a,
+            cluster_b=ps.cluster_b,
+            replicates=replicates,
+            confidence=confidence,
         )
+        warnings.extend(result["groups"]["warnings"])
     return result

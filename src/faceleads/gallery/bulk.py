@@ -18,22 +18,25 @@ import hashlib
 import io
 import multiprocessing
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers, safecsv
 from faceleads.config import Settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
+from faceleads.datadir import private_umask
 from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, ImageError, PermissionDenied, ValidationError
 from faceleads.gallery.authorities import listed_authority, require_listed
@@ -53,6 +56,7 @@ from faceleads.gallery.enrolment import (
 )
 from faceleads.gallery.models import EnrolmentBatch, EnrolmentRow, RowStatus
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.vision.imaging import image_format
 
 REQUIRED_COLUMNS = ("agency", "subject", "booking", "date", "authority", "photo")
 OPTIONAL_COLUMNS = ("sex", "birth_year", "group", "charge", "gallery", "capture_date", "disposition",
@@ -79,7 +83,8 @@ class PreparedRow:
     data: bytes | None = field(default=None, repr=False)
     sha256: str = ""
     error: str = ""
-    photo_path: Path | None = None
+    photo_path: Path | None = None  # the photo's real path, inside ``photo_root`` (checked when the row is parsed)
+    photo_root: Path | None = None  # the folder every photo of the batch must be inside
     disposition: DispositionInput | None = None  # a disposition event of the row's booking (manifest columns)
 
 
@@ -115,43 +120,51 @@ class BatchReport:
 # ------------------------------------------------------------------------------------------ manifest parsing
 
 
-def read_manifest(path: Path, default_agency: str) -> tuple[str, list[PreparedRow]]:
+def read_manifest(
+    path: Path, default_agency: str, *, photo_root: Path | None = None, label: str | None = None
+) -> tuple[str, list[PreparedRow]]:
     """Parse a manifest CSV into prepared rows (photos not yet read). Returns (content sha256, rows).
+
+    Photo paths are relative to the manifest's folder and must resolve — symbolic links followed — inside
+    ``photo_root`` (default: the manifest's folder); see :func:`resolve_photo`. ``label`` names the manifest in
+    error messages (default: its path; an uploaded manifest passes a label so no server path is disclosed).
 
     Structural problems (unreadable file, missing columns) refuse the whole manifest with
     :class:`ValidationError`; problems of single rows are recorded on the row.
     """
+    name = label or str(path)
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ValidationError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES // 2**20} MB")
+            raise ValidationError(f"manifest {name} is larger than {MAX_MANIFEST_BYTES // 2**20} MB")
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ValidationError(f"manifest {path} does not exist") from None
+        raise ValidationError(f"manifest {name} does not exist") from None
     except IsADirectoryError:
-        raise ValidationError(f"manifest {path} is a directory") from None
+        raise ValidationError(f"manifest {name} is a directory") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValidationError(f"manifest {path} is not UTF-8 text (byte {exc.start})") from None
+        raise ValidationError(f"manifest {name} is not UTF-8 text (byte {exc.start})") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ValidationError(
-            f"manifest {path} lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"
+            f"manifest {name} lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"
         )
     reader.fieldnames = header
     base = path.resolve().parent
+    root = Path(os.path.realpath(photo_root if photo_root is not None else base))
     rows = []
     try:
         for number, raw_row in enumerate(reader, start=1):
-            rows.append(_prepare_row(number, raw_row, base, default_agency))
+            rows.append(_prepare_row(number, raw_row, base, root, default_agency))
     except csv.Error as exc:
-        raise ValidationError(f"manifest {path} is not valid CSV near data row {len(rows) + 1}: {exc}") from None
+        raise ValidationError(f"manifest {name} is not valid CSV near data row {len(rows) + 1}: {exc}") from None
     return hashlib.sha256(raw).hexdigest(), rows
 
 
-def _prepare_row(number: int, raw: dict[str, Any], base: Path, default_agency: str) -> PreparedRow:
+def _prepare_row(number: int, raw: dict[str, Any], base: Path, root: Path, default_agency: str) -> PreparedRow:
     def get(name: str) -> str:
         value = raw.get(name)
         return value.strip() if isinstance(value, str) else ""
@@ -162,6 +175,7 @@ def _prepare_row(number: int, raw: dict[str, Any], base: Path, default_agency: s
         row.error = "row has more fields than the header"
         return row
     try:
+        row.agency_code = identifiers.agency_code(get("agency") or default_agency)
         if not row.photo:
             raise ValidationError("photo path is empty")
         row.record = RecordInput(
@@ -190,29 +204,96 @@ def _prepare_row(number: int, raw: dict[str, Any], base: Path, default_agency: s
     except ValidationError as exc:
         row.error = str(exc)
         return row
-    photo = Path(row.photo)
-    row.photo_path = photo if photo.is_absolute() else base / photo
+    row.photo_root = root
+    row.photo_path = resolve_photo(base, root, row.photo)
+    if row.photo_path is None:
+        row.error = photo_refused(row.photo)
     return row
 
 
-def read_photo(row: PreparedRow, path: Path, max_bytes: int) -> None:
-    """Read and hash the photo of ``row`` (recording a clear error on the row if it cannot be read)."""
+# ------------------------------------------------------------------------------------------ photo paths
+#
+# A manifest names its photos by path, and whoever writes the manifest is not trusted with the server's files: an
+# uploaded manifest (or one dropped in the import folder) could name /data/master.key, ../../etc/shadow or a
+# symbolic link to them. Every photo must therefore resolve inside one root folder — the uploaded archive, the
+# import folder, or the manifest's own folder on the command line — and anything else gets the same neutral
+# answer as a missing file or a file that is not an image, so the error report cannot be used to probe which
+# server files exist or what they hold.
+
+
+def photo_refused(photo: str) -> str:
+    """The one answer for a photo that is missing, outside the root, not a regular file or not an image."""
+    shown = photo if len(photo) <= 200 else photo[:200] + "..."
+    return (
+        f"photo {shown!r} cannot be used: give the path, relative to the manifest, of an image file (JPEG, PNG, "
+        "BMP, TIFF or WebP) inside the manifest's folder or uploaded archive"
+    )
+
+
+def resolve_photo(base: Path, root: Path, photo: str) -> Path | None:
+    """The real path of ``photo`` (relative to ``base``) if it lies inside ``root`` after resolving every symbolic
+    link; None for an absolute path, a NUL byte, or anything that ends up outside (``..``, a link pointing out)."""
+    if not photo or "\x00" in photo or PurePosixPath(photo).is_absolute() or PureWindowsPath(photo).anchor:
+        return None
     try:
-        if path.is_dir():
-            row.error = f"photo {row.photo} is a directory"
-            return
-        size = path.stat().st_size
-        if size > max_bytes:
-            row.error = f"photo {row.photo} is {size} bytes, over the {max_bytes} byte limit"
-            return
-        row.data = path.read_bytes()
-    except FileNotFoundError:
-        row.error = f"missing file: photo {row.photo} does not exist"
+        real = Path(os.path.realpath(base / photo))
+    except (OSError, ValueError):
+        return None
+    return real if root in real.parents else None
+
+
+def _open_inside(root: Path, real: Path) -> int:
+    """Open ``real`` (inside ``root``) for reading, walking down from ``root`` one component at a time without
+    following any link, so a component swapped for a symbolic link after :func:`resolve_photo` is refused (no race).
+    Raises OSError when anything is off."""
+    parts = real.relative_to(root).parts
+    if not parts:
+        raise IsADirectoryError(str(real))
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        # O_NONBLOCK: a FIFO must not block the batch; it is refused below as not a regular file.
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def read_photo(row: PreparedRow, max_bytes: int) -> None:
+    """Read and hash the photo of ``row`` (recording the neutral refusal, or an over-size error, on the row)."""
+    if row.photo_path is None or row.photo_root is None:
+        row.error = photo_refused(row.photo)
         return
-    except OSError as exc:
-        row.error = f"cannot read photo {row.photo}: {exc.strerror}"
+    try:
+        fd = _open_inside(row.photo_root, row.photo_path)
+    except (OSError, ValueError):
+        row.error = photo_refused(row.photo)
         return
-    row.sha256 = hashlib.sha256(row.data).hexdigest()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # devices (/dev/zero), FIFOs, sockets, directories
+            row.error = photo_refused(row.photo)
+            return
+        if info.st_size > max_bytes:
+            row.error = f"photo {row.photo} is {info.st_size} bytes, over the {max_bytes} byte limit"
+            return
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError:
+        row.error = photo_refused(row.photo)
+        return
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        row.error = f"photo {row.photo} is over the {max_bytes} byte limit"
+        return
+    if image_format(data) is None:  # not an image at all: the same answer as a missing file
+        row.error = photo_refused(row.photo)
+        return
+    row.data = data
+    row.sha256 = hashlib.sha256(data).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ worker processes
@@ -226,6 +307,7 @@ def _init_worker(settings: Settings) -> None:
     global _worker_engine, _worker_settings
     from faceleads.vision.engine import FaceEngine
 
+    private_umask()  # inherited from the parent already; set again in case a worker is started another way
     _worker_settings = settings.model_copy(update={"ort_threads": 1})
     _worker_engine = FaceEngine(_worker_settings)
 
@@ -450,7 +532,7 @@ def run_batch(
                     "records are enrolled by their own agency"
                 )
             if not row.error and row.data is None and row.photo_path is not None:
-                read_photo(row, row.photo_path, rt.settings.max_file_bytes)
+                read_photo(row, rt.settings.max_file_bytes)
             if row.error:
                 _finish_error(rt, batch_id, row)
                 tick()
@@ -627,7 +709,7 @@ def write_error_report(report: BatchReport, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(ERROR_COLUMNS))
+        writer = safecsv.dict_writer(fh, ERROR_COLUMNS)
         writer.writeheader()
         writer.writerows(report.error_rows)
     os.replace(tmp, path)
@@ -638,17 +720,23 @@ def enrol_manifest(
     actor: Actor,
     manifest: Path,
     *,
+    photo_root: Path | None = None,
+    label: str | None = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> BatchReport:
-    """Enrol every row of a manifest CSV (columns in docs/gallery.md); resumable and idempotent."""
+    """Enrol every row of a manifest CSV (columns in docs/gallery.md); resumable and idempotent.
+
+    Photos must lie inside ``photo_root`` (default: the manifest's folder). ``label`` names the manifest in errors
+    and in the batch record instead of its server path (uploads).
+    """
     require(actor, Action.ENROL, actor.agency_id)
-    sha, rows = read_manifest(manifest, actor.agency_code)
+    sha, rows = read_manifest(manifest, actor.agency_code, photo_root=photo_root, label=label)
     return run_batch(
         rt,
         actor,
         kind="manifest",
-        source=str(manifest.resolve()),
+        source=label or str(manifest.resolve()),
         source_sha256=sha,
         rows=rows,
         workers=workers,

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.config import Settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor
@@ -28,6 +29,7 @@ from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import ImageError, NotFound, PermissionDenied, ValidationError
+from faceleads.gallery import geometry
 from faceleads.gallery.authorities import listed_authority, refusal_reason, require_listed
 from faceleads.gallery.models import (
     Encounter,
@@ -40,7 +42,9 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime, image_context, template_context
+from faceleads.gallery.templates import encrypt_members
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
+from faceleads.identifiers import Kind
 from faceleads.storage.crypto import encrypt_embedding
 
 DEFAULT_GALLERY = "bookings"
@@ -69,12 +73,14 @@ class RecordInput:
     population_group: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("subject_number", "booking_number", "legal_authority"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValidationError(f"{name.replace('_', ' ')} is required")
-        if len(self.subject_number) > 64 or len(self.booking_number) > 64:
-            raise ValidationError("subject and booking numbers are limited to 64 characters")
+        if not isinstance(self.legal_authority, str) or not self.legal_authority.strip():
+            raise ValidationError("legal authority is required")
+        # One normal form and alphabet for the numbers people type (look-alikes would be a second record).
+        object.__setattr__(self, "subject_number", identifiers.normalise(Kind.SUBJECT, self.subject_number))
+        object.__setattr__(self, "booking_number", identifiers.normalise(Kind.BOOKING, self.booking_number))
+        object.__setattr__(self, "legal_authority", identifiers.free_text(self.legal_authority, "legal authority"))
+        if self.gallery is not None and self.gallery.strip():
+            object.__setattr__(self, "gallery", identifiers.normalise(Kind.GALLERY, self.gallery))
         if self.sex is not None and self.sex not in SEXES:
             raise ValidationError(f"sex must be one of {', '.join(sorted(SEXES))} or empty, got {self.sex!r}")
         if self.booking_date > utcnow().date():
@@ -127,6 +133,9 @@ class FaceData:
     quality: dict[str, float]
     embedding: np.ndarray
     embedding_norm: float
+    found_by: str = "detector"
+    # Each recognition model's own unit template and raw norm, by model version (several models fused).
+    members: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,8 +177,9 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
     """
     from faceleads.vision.imaging import load_image
 
-    image = load_image(data, settings)
-    faces = engine.detect(image.pixels)
+    # Large photos are decoded reduced (boxes and landmarks still refer to the original, hashed bytes).
+    image = load_image(data, settings, reduce_to=settings.decode_reduce_pixels)
+    faces = engine.detect_loaded(image)
     face: FaceData | None = None
     if faces:
         best = faces[0]  # most prominent first
@@ -182,6 +192,8 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
             quality=best.quality.as_dict(),
             embedding=np.asarray(best.embedding, dtype=np.float32),
             embedding_norm=float(best.embedding_norm),
+            found_by=best.found_by,
+            members=member_templates(best),
         )
     return PhotoAnalysis(
         sha256=image.sha256,
@@ -194,6 +206,15 @@ def analyse_photo(engine: Any, data: bytes, settings: Settings) -> PhotoAnalysis
         model_name=engine.model_name,
         model_version=engine.model_version,
     )
+
+
+def member_templates(face: Any) -> dict[str, tuple[np.ndarray, float]]:
+    """Per-model templates of an embedded face to store beside a fused template ({} for a single model)."""
+    members = face.model_embeddings
+    if len(members) < 2:
+        return {}
+    norms = face.extra.get("member_norms", {})
+    return {v: (np.asarray(vec, dtype=np.float32), float(norms.get(v, 0.0))) for v, vec in members.items()}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -214,7 +235,7 @@ class PhotoOutcome:
 
 def agency_by_code(session: Session, code: str) -> Agency:
     """The agency with ``code`` (NotFound otherwise)."""
-    agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+    agency = session.scalars(select(Agency).where(Agency.code == identifiers.agency_code(code))).first()
     if agency is None:
         raise NotFound(f"unknown agency {code!r}")
     return agency
@@ -222,7 +243,7 @@ def agency_by_code(session: Session, code: str) -> Agency:
 
 def resolve_gallery(session: Session, actor: Actor, agency_id: int, name: str | None, authority: str) -> Gallery:
     """The enrolment gallery: the named one of the agency, or its default gallery (created on first use)."""
-    gallery_name = (name or "").strip() or DEFAULT_GALLERY
+    gallery_name = identifiers.normalise(Kind.GALLERY, name) if name and name.strip() else DEFAULT_GALLERY
     gallery = session.scalars(
         select(Gallery).where(Gallery.agency_id == agency_id, Gallery.name == gallery_name)
     ).first()
@@ -389,21 +410,23 @@ def write_photo(
     if analysis.face is not None:
         face = analysis.face
         key = rt.keystore.get(subject.key_id)
+        context = template_context(subject.key_id, analysis.sha256, analysis.model_version)
         template = FaceTemplate(
             image_id=image.id,
             subject_id=subject.id,
             gallery_id=gallery.id,
-            box=face.box,
-            landmarks=face.landmarks,
+            geometry=geometry.seal(
+                key, face.box, face.landmarks, geometry.geometry_context(subject.key_id, analysis.sha256)
+            ),
             detector_score=face.score,
             quality=face.quality,
             quality_overall=float(face.quality.get("overall", 0.0)),
             model_name=analysis.model_name,
             model_version=analysis.model_version,
-            embedding=encrypt_embedding(
-                key, face.embedding, template_context(subject.key_id, analysis.sha256, analysis.model_version)
-            ),
+            embedding=encrypt_embedding(key, face.embedding, context, dim=face.embedding.size),
             embedding_norm=face.embedding_norm,
+            member_templates=encrypt_members(key, subject.key_id, analysis.sha256, face.members),
+            found_by=face.found_by,
         )
         session.add(template)
         session.flush()

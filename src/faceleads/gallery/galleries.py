@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from faceleads import identifiers
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, require
@@ -15,24 +16,20 @@ from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, ValidationError
 from faceleads.gallery.models import FaceTemplate, Gallery, GalleryShare
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.identifiers import Kind
 
 
 def _clean_purposes(purposes: list[str]) -> list[str]:
-    cleaned = sorted({p.strip() for p in purposes if p and p.strip()})
+    cleaned = sorted({identifiers.normalise(Kind.PURPOSE, p) for p in purposes if p and p.strip()})
     if not cleaned:
         raise ValidationError("at least one purpose is required")
-    for p in cleaned:
-        if len(p) > 64:
-            raise ValidationError(f"purpose {p[:20]!r}... is longer than 64 characters")
     return cleaned
 
 
 def create_gallery(rt: GalleryRuntime, actor: Actor, name: str, authority: str, purposes: list[str]) -> int:
     """Create a gallery of the actor's agency; returns its id."""
     require(actor, Action.MANAGE_GALLERY, actor.agency_id)
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValidationError("gallery name must be 1-100 characters")
+    name = identifiers.normalise(Kind.GALLERY, name)
     if not authority.strip():
         raise ValidationError("a gallery needs the legal authority it is held under (--authority)")
     with transaction(rt.session_factory) as session:
@@ -74,13 +71,15 @@ def share_gallery(
     require(actor, Action.MANAGE_GALLERY, actor.agency_id)
     if ends_on is not None and ends_on <= starts_on:
         raise ValidationError("a share's end date must be after its start date")
+    name = identifiers.normalise(Kind.GALLERY, gallery_name)
     with transaction(rt.session_factory) as session:
         gallery = session.scalars(
-            select(Gallery).where(Gallery.agency_id == actor.agency_id, Gallery.name == gallery_name.strip())
+            select(Gallery).where(Gallery.agency_id == actor.agency_id, Gallery.name == name)
         ).first()
         if gallery is None:
             raise NotFound(f"your agency has no gallery {gallery_name!r}")
-        other = session.scalars(select(Agency).where(Agency.code == agency_code.strip().upper())).first()
+        code = identifiers.agency_code(agency_code)
+        other = session.scalars(select(Agency).where(Agency.code == code)).first()
         if other is None:
             raise NotFound(f"unknown agency {agency_code!r}")
         if other.id == actor.agency_id:

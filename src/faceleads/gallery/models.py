@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -247,16 +248,30 @@ class Image(Base):
 
 
 class FaceTemplate(Base):
-    """The enrolled face of an image: geometry, quality, model version and the encrypted embedding."""
+    """The enrolled face of an image: encrypted geometry (box and landmarks), quality, model version and the
+    encrypted embedding (see :mod:`faceleads.gallery.geometry`)."""
 
     __tablename__ = "face_templates"
+    __table_args__ = (
+        # Empty once every legacy row is sealed: lets the start-up check skip the table without scanning it.
+        Index(
+            "ix_face_templates_clear_geometry",
+            "id",
+            sqlite_where=text("box IS NOT NULL OR landmarks IS NOT NULL"),
+            postgresql_where=text("box IS NOT NULL OR landmarks IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), unique=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id"), index=True)
-    box: Mapped[list[float]] = mapped_column(JSON)
-    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
+    # AES-GCM ciphertext of {"box", "landmarks"} under the subject's key, bound like the embedding.
+    geometry: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Clear-text geometry of rows written before it was encrypted: sealed into ``geometry`` and set to NULL at the
+    # first start after the upgrade (gallery.geometry.seal_legacy_geometry); never written any more.
+    box: Mapped[list[float] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     detector_score: Mapped[float] = mapped_column(Float)
     quality: Mapped[dict[str, float]] = mapped_column(JSON)
     quality_overall: Mapped[float] = mapped_column(Float)
@@ -264,6 +279,13 @@ class FaceTemplate(Base):
     model_version: Mapped[str] = mapped_column(String(200), index=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM ciphertext (see template_context)
     embedding_norm: Mapped[float] = mapped_column(Float)
+    # When model_version is a fusion of several recognition models: each model's own template, keyed by that
+    # model's version, as {"ciphertext": base64 AES-GCM (bound like ``embedding``, with the member's version),
+    # "norm": raw norm}. Kept so that a model can be added to or dropped from the fusion by `reindex` without
+    # recomputing the others. Empty for a single-model template (``embedding`` is that model's template).
+    member_templates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which detection path found the face (detector, upscaled, padded, whole_crop; docs/detection.md).
+    found_by: Mapped[str] = mapped_column(String(16), default="detector")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="template")
@@ -353,3 +375,30 @@ class EnrolmentRow(Base):
     image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class PartnerAccess(Base):
+    """A read of one agency's booking record by a user of another (partner) agency, through a sharing agreement.
+
+    The owning agency sees every such access (``faceleads.gallery.access``): subject records and photos viewed,
+    landmarks read, and its subjects returned as candidates of a partner's search. Written in the transaction of the
+    access itself (beside its audit entry); ids only, nothing biometric. Rows stay after a destruction: they record
+    that an access happened, like the audit log.
+    """
+
+    __tablename__ = "partner_accesses"
+    __table_args__ = (Index("ix_partner_accesses_owner_at", "owner_agency_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_agency_id: Mapped[int] = mapped_column(Integer)
+    accessor_agency_id: Mapped[int] = mapped_column(Integer, index=True)
+    accessor_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    accessor_username: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(64))
+    object_ref: Mapped[str] = mapped_column(String(300))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gallery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    case_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

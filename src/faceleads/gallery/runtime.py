@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads.config import ScoreFusion, Settings, get_settings
+from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
 from faceleads.gallery import lawful
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from faceleads.storage.blobs import BlobStore
     from faceleads.vision.engine import FaceEngine
 
-EMBEDDING_DIM = 512
 
 
 def template_context(subject_key_id: str, image_sha256: str, model_version: str) -> str:
@@ -71,11 +71,17 @@ class GalleryRuntime:
     ) -> None:
         self.settings = settings or get_settings()
         self.settings.check_safe()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private umask, data directory 0700 and its files 0600, interrupted backups removed (docs/security.md).
+        secure_data_dir(self.settings)
         self.db_engine: Engine = make_engine(self.settings.effective_database_url)
         if create:
             create_schema(self.db_engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.db_engine)
+        if create:
+            from faceleads.gallery.geometry import seal_legacy_geometry
+
+            # Templates enrolled before geometry was encrypted: sealed once, on the first start after the upgrade.
+            seal_legacy_geometry(self.session_factory, lambda: self.keystore)
         self._face_engine = face_engine
         self._lock = threading.RLock()
         self._index: TemplateIndex | None = None
@@ -120,6 +126,11 @@ class GalleryRuntime:
         """The embedding model version probes are made with; only templates of this version are searched."""
         return self.face_engine.model_version
 
+    @property
+    def embedding_dim(self) -> int:
+        """Length of the templates of the running model version (512, or more for a fusion of models)."""
+        return self.face_engine.embedding_dim
+
     def close(self) -> None:
         """Release the database connections."""
         self.db_engine.dispose()
@@ -139,7 +150,7 @@ class GalleryRuntime:
     def _new_index(self) -> TemplateIndex:
         from faceleads.gallery.index import TemplateIndex
 
-        return TemplateIndex(dim=EMBEDDING_DIM, dtype=self.settings.index_dtype)
+        return TemplateIndex(dim=self.embedding_dim, dtype=self.settings.index_dtype)
 
     def start(self) -> SyncReport:
         """Build the index now (instead of on the first search) and check it against the database.
@@ -269,7 +280,9 @@ class GalleryRuntime:
                 self._unreadable_ids.add(tid)
                 continue
             try:
-                vector = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
+                vector = decrypt_embedding(
+                    key, blob, template_context(key_id, sha, model_version), dim=self.embedding_dim
+                )
             except IntegrityError:
                 skipped += 1  # tampered or swapped ciphertext: never searchable
                 self._unreadable_ids.add(tid)
@@ -306,7 +319,7 @@ class GalleryRuntime:
             for _tid, subject_id, gallery_id, vector in items:
                 if subject_id in stale:
                     continue
-                zero = np.zeros(EMBEDDING_DIM, np.float32)
+                zero = np.zeros(self.embedding_dim, np.float32)
                 total, n, _ = self._subject_sums.get(subject_id, (zero, 0, gallery_id))
                 self._subject_sums[subject_id] = (total + vector, n + 1, gallery_id)
                 touched.add(subject_id)
@@ -365,8 +378,10 @@ class GalleryRuntime:
                     key = keys[key_id]
                     if key is None:
                         continue
-                    vec = decrypt_embedding(key, blob, template_context(key_id, sha, model_version))
-                    total, n, _ = sums.get(sid, (np.zeros(EMBEDDING_DIM, np.float32), 0, gid))
+                    vec = decrypt_embedding(
+                        key, blob, template_context(key_id, sha, model_version), dim=self.embedding_dim
+                    )
+                    total, n, _ = sums.get(sid, (np.zeros(self.embedding_dim, np.float32), 0, gid))
                     sums[sid] = (total + vec, n + 1, gid)
         gone = [sid for sid in subject_ids if sid not in sums]
         for sid in gone:

@@ -17,6 +17,7 @@ recorded; the probe itself is never enrolled (casework keeps it as encrypted cas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.config import ScoreFusion
 from faceleads.core import audit
 from faceleads.core.actor import Actor
@@ -33,6 +35,7 @@ from faceleads.core.uow import transaction
 from faceleads.db import Agency
 from faceleads.errors import KeyDestroyedError, NotFound, ValidationError
 from faceleads.gallery import lawful
+from faceleads.gallery.access import record_candidate_accesses
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -42,8 +45,9 @@ from faceleads.gallery.models import (
     Subject,
     SubjectStatus,
 )
-from faceleads.gallery.runtime import EMBEDDING_DIM, GalleryRuntime, template_context
+from faceleads.gallery.runtime import GalleryRuntime, template_context
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, visible_gallery_ids
+from faceleads.identifiers import Kind
 from faceleads.storage.crypto import decrypt_embedding
 
 MIN_LENGTH, MAX_LENGTH = 2, 50
@@ -179,7 +183,7 @@ def _decrypt_subject_templates(
         except (KeyDestroyedError, NotFound):
             continue  # destroyed since indexing: dropped by rank_subjects
         out.setdefault(sid, []).append(
-            (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version)))
+            (tid, decrypt_embedding(key, blob, template_context(key_id, sha, model_version), dim=rt.embedding_dim))
         )
     return out
 
@@ -246,20 +250,25 @@ def _check_request(
     purpose: str,
     top: int | None,
     floor: float | None,
-) -> int:
-    """Authorise and validate a search's justification and parameters; returns the candidate list length."""
+) -> tuple[int, str, str, str, str]:
+    """Authorise and validate a search's justification and parameters.
+
+    Returns (candidate list length, case, offence, reason, purpose) in their normal forms
+    (:mod:`faceleads.identifiers`), which is what the search is recorded with.
+    """
     require(actor, Action.SEARCH)
     fields = {"case": case, "offence": offence, "reason": reason, "purpose": purpose}
     for name, value in fields.items():
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(f"a search needs a {name} (--{name})")
-    for name, value, limit in (("case", case, 100), ("offence", offence, 50), ("purpose", purpose, 64)):
-        if len(value.strip()) > limit:
-            raise ValidationError(f"{name} is limited to {limit} characters")
+    case = identifiers.normalise(Kind.OCCURRENCE, case)
+    offence = identifiers.normalise(Kind.OFFENCE, offence)
+    purpose = identifiers.normalise(Kind.PURPOSE, purpose)
+    reason = identifiers.free_text(reason.strip(), "reason")
     k = check_length(top, rt.settings.candidate_list_length)
     if floor is not None and not -1.0 <= floor <= 1.0:
         raise ValidationError(f"score floor must be between -1 and 1, got {floor}")
-    return k
+    return k, case, offence, reason, purpose
 
 
 def search_embedding(
@@ -278,17 +287,25 @@ def search_embedding(
     top: int | None = None,
     floor: float | None = None,
     at: datetime | date | None = None,
+    gallery_scope: Sequence[int] | None = None,
+    regime: str = "investigative",
 ) -> SearchResult:
     """Search an already computed probe template (an edited probe, a drawn box, several fused images) and record
-    the search with its result exactly like :func:`search`. ``vector``: unit-norm embedding of the current model.
+    the search with its result. ``vector``: unit-norm embedding of the current model.
+
+    ``gallery_scope`` (an authorisation's galleries) narrows the galleries the agency may search for the purpose;
+    ``regime`` (the legal regime of the request) is recorded with the search for statistics.
     """
-    k = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
+    k, case, offence, reason, purpose = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
-        raise ValidationError(f"a probe template must be {EMBEDDING_DIM} finite numbers")
+    if vector.shape != (rt.embedding_dim,) or not np.all(np.isfinite(vector)):
+        raise ValidationError(f"a probe template must be {rt.embedding_dim} finite numbers")
     sha256, quality = probe_sha256, probe_quality
     with rt.session_factory() as session:
-        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose.strip(), at)
+        gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose, at)
+    if gallery_scope is not None:
+        allowed_ids = set(gallery_scope)
+        gallery_ids = [g for g in gallery_ids if g in allowed_ids]
     ranked = rank_subjects(rt, vector, gallery_ids, k, floor=floor) if gallery_ids else []
     gallery_size = rt.partition_size(gallery_ids) if gallery_ids else 0
     with transaction(rt.session_factory) as session:
@@ -296,10 +313,10 @@ def search_embedding(
             agency_id=actor.agency_id,
             username=actor.username,
             user_id=actor.user_id,
-            case_number=case.strip(),
-            offence_code=offence.strip(),
-            reason=reason.strip(),
-            purpose=purpose.strip(),
+            case_number=case,
+            offence_code=offence,
+            reason=reason,
+            purpose=purpose,
             probe_sha256=sha256,
             face_index=face_index,
             probe_quality=quality,
@@ -335,11 +352,13 @@ def search_embedding(
             purpose=record.purpose,
             details={
                 "offence": record.offence_code,
+                "regime": regime,
                 "candidate_count": len(candidates),
                 "gallery_count": gallery_size,
                 "k": k,
             },
         )
+        record_candidate_accesses(session, actor, candidates, record.id, record.case_number, record.purpose)
         session.flush()
         return SearchResult(
             search_id=record.id,

@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
 from faceleads.db import Agency
 from faceleads.errors import NotFound, ValidationError
+from faceleads.gallery.access import record_access
+from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE, gallery_shared, visible_gallery_ids
@@ -68,6 +71,69 @@ class SubjectDetail:
     @property
     def image_ids(self) -> list[int]:
         return [i for e in self.encounters for i in e.image_ids]
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    """One held photo of a subject for the comparison filmstrip: its booking, size and face geometry."""
+
+    image_id: int
+    booking_number: str
+    booking_date: date
+    capture_date: date | None
+    width: int
+    height: int
+    box: list[float] | None  # the enrolled face's box in the original's pixels (None: no face enrolled)
+    landmarks: list[list[float]] | None  # five landmarks in comparison-crop coordinates (384 x 384)
+    landmarks_original: list[list[float]] | None  # the same landmarks in the original's pixels
+
+    def to_json(self) -> dict[str, object]:
+        return {"image_id": self.image_id, "booking_number": self.booking_number,
+                "booking_date": self.booking_date.isoformat(),
+                "capture_date": self.capture_date.isoformat() if self.capture_date else None,
+                "width": self.width, "height": self.height, "box": self.box, "landmarks": self.landmarks,
+                "landmarks_original": self.landmarks_original}  # fmt: skip
+
+
+def photo_views(rt: GalleryRuntime, session: Session, subject_id: int) -> list[PhotoView]:
+    """Every photo of a subject still held (destroyed ones have no store address), newest booking first.
+
+    Internal: callers authorise and audit the read (:func:`subject_photos`, or a casework service scoped to a lead).
+    """
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        return []
+    rows = session.execute(
+        select(Image, Encounter.booking_number, Encounter.booking_date, FaceTemplate)
+        .join(Encounter, Encounter.id == Image.encounter_id)
+        .outerjoin(FaceTemplate, FaceTemplate.image_id == Image.id)
+        .where(Image.subject_id == subject_id, Image.store_address.is_not(None))
+        .order_by(Encounter.booking_date.desc(), Image.id)
+    ).all()
+    out = []
+    for image, booking, day, template in rows:
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
+        points = geometry.landmarks if geometry is not None else None
+        out.append(PhotoView(image.id, booking, day, image.capture_date, image.width, image.height,
+                             geometry.box if geometry is not None else None,
+                             crop_landmarks(points) if points else None, points))  # fmt: skip
+    return out
+
+
+def subject_photos(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: str | None = None) -> list[PhotoView]:
+    """Every held photo of a subject with its booking and face geometry (the comparison filmstrip); authorised
+    like the subject's record and audited."""
+    ref, missing, case_ref = f"subject:{subject_id}", f"no subject {subject_id}", _case_ref(case)
+    enforce(rt.session_factory, actor, Action.VIEW_GALLERY_RECORD, ref, case=case_ref)
+    with rt.session_factory() as session:
+        found = session.get(Subject, subject_id)
+        _authorise_item(rt, session, actor, Action.VIEW_GALLERY_RECORD, ref, found,
+                        found.gallery_id if found else None, missing, case_ref)  # fmt: skip
+        photos = photo_views(rt, session, subject_id)
+    audit.record_now(rt.session_factory, actor, "view_landmarks", ref, audit.Outcome.OK, case=case_ref,
+                     details={"photo_count": len(photos), "view": "filmstrip"})  # fmt: skip
+    return photos
 
 
 def _case_ref(case: str | None) -> str | None:
@@ -161,8 +227,12 @@ def subject_detail(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: s
             views.append(EncounterView(enc.id, enc.booking_number, enc.booking_date, enc.charge, list(image_ids)))
         detail = SubjectDetail(subject.id, subject.subject_number, agency.code if agency else "", subject.gallery_id,
                                views)  # fmt: skip
-    audit.record_now(rt.session_factory, actor, "view_gallery_record", ref, audit.Outcome.OK, case=case_ref,
+        owner = subject.agency_id
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, "view_gallery_record", ref, audit.Outcome.OK, case=case_ref,
                      details={"encounter_count": len(views)})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action="view_gallery_record", object_ref=ref,
+                      subject_id=detail.subject_id, gallery_id=detail.gallery_id, case=case_ref)  # fmt: skip
     return detail
 
 
@@ -195,17 +265,24 @@ def photo(
         subject, image = _load_image(rt, session, actor, Action.VIEW_GALLERY_IMAGE, image_id, case_ref)
         data = rt.read_photo(subject, image)
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
-        landmarks = [list(p) for p in template.landmarks] if template is not None else None
-        subject_id = subject.id
+        # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
+        landmarks = template_geometry(rt.keystore, subject, image, template).landmarks if template else None
+        subject_id, owner, gallery_id = subject.id, subject.agency_id, image.gallery_id
     if view == "aligned":
         if landmarks is None:
             raise NotFound(f"image {image_id} has no enrolled face to align")
-        body, _ = compare_crop(load_image(data, rt.settings).pixels, landmarks)
+        # Decoded reduced when large (the crop is 384 pixels); landmarks are in the original photo's pixels.
+        loaded = load_image(data, rt.settings, reduce_to=rt.settings.decode_reduce_pixels)
+        body, _ = compare_crop(loaded.pixels, loaded.to_decoded(landmarks))
         media = "image/jpeg"
     else:
         body, media = data, media_type(data)
-    audit.record_now(rt.session_factory, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image_id}",
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image_id}",
                      audit.Outcome.OK, case=case_ref, details={"subject_id": subject_id, "view": view})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action=audit.AuditAction.VIEW_GALLERY_IMAGE,
+                      object_ref=f"image:{image_id}", subject_id=subject_id, image_id=image_id, gallery_id=gallery_id,
+                      case=case_ref)  # fmt: skip
     return body, media
 
 
@@ -214,10 +291,14 @@ def landmarks(rt: GalleryRuntime, actor: Actor, image_id: int, *, case: str | No
     photo). Landmarks are biometric: the read is authorised like the photo's record and audited."""
     case_ref = _case_ref(case)
     with rt.session_factory() as session:
-        subject, _ = _load_image(rt, session, actor, Action.VIEW_GALLERY_RECORD, image_id, case_ref)
+        subject, image = _load_image(rt, session, actor, Action.VIEW_GALLERY_RECORD, image_id, case_ref)
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
-        points = crop_landmarks(template.landmarks) if template is not None else None
-        subject_id = subject.id
-    audit.record_now(rt.session_factory, actor, "view_landmarks", f"image:{image_id}", audit.Outcome.OK,
+        geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
+        points = crop_landmarks(geometry.landmarks) if geometry is not None else None
+        subject_id, owner, gallery_id = subject.id, subject.agency_id, image.gallery_id
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, "view_landmarks", f"image:{image_id}", audit.Outcome.OK,
                      case=case_ref, details={"subject_id": subject_id, "found": points is not None})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action="view_landmarks", object_ref=f"image:{image_id}",
+                      subject_id=subject_id, image_id=image_id, gallery_id=gallery_id, case=case_ref)  # fmt: skip
     return points

@@ -40,10 +40,12 @@ from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
 from faceleads.core.uow import transaction
+from faceleads.datadir import PARTIAL_MARKER, cleanup_partials, register_partial
 from faceleads.db import make_engine, make_session_factory, utcnow
 from faceleads.errors import ConfigurationError, IntegrityError, NotFound, ValidationError
 from faceleads.gallery.models import Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance.audit_integrity import anchor_file
 from faceleads.governance.destruction import delete_blobs, purge_records, subject_blob_addresses
 from faceleads.governance.models import DestructionRequest, RequestStatus
 from faceleads.storage.blobs import default_store_root
@@ -88,6 +90,7 @@ class RestoreReport:
     reconciled_subjects: list[int] = field(default_factory=list)
     unreadable_subjects: list[int] = field(default_factory=list)  # key neither present nor destroyed
     open_destructions: list[int] = field(default_factory=list)  # requests to resume with `destruction execute`
+    anchors_archived: str | None = None  # the audit anchor file of the replaced log, kept aside as evidence
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -209,7 +212,7 @@ def backup(
     """
     dest = Path(dest).absolute()
     enforce(rt.session_factory, actor, Action.BACKUP, f"backup:{dest.name}")
-    db = sqlite_path(rt.settings)
+    sqlite_path(rt.settings)  # refuses a PostgreSQL deployment before anything is written
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValidationError(f"backup destination {dest} exists and is not an empty directory")
     data_dir = rt.settings.data_dir.absolute()
@@ -220,9 +223,47 @@ def backup(
         if kd == dest or dest in kd.parents:
             raise ValidationError("keep the keys backup apart from the main backup: --keys must not be inside DEST")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(mode=0o700)
+    # Interrupted backups (kill -9, power loss) leave their hidden work folder, which holds a full copy of the
+    # database: every start, and this run, deletes those of dead processes (datadir.register_partial).
+    cleanup_partials(rt.settings)
+    work = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    with register_partial(rt.settings, work):
+        created_at, files, copied, missing, text = _write_backup(rt, work, dest, progress)
+    keys_path = str(backup_keys(rt, Path(keys_dest))) if keys_dest is not None else None
+    report = BackupReport(
+        path=str(dest),
+        created_at=created_at,
+        files=len(files),
+        bytes=sum(int(f["size"]) for f in files.values()),
+        blobs=len(copied),
+        referenced_missing=len(missing),
+        manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        keys_path=keys_path,
+    )
+    audit.record_now(
+        rt.session_factory,
+        actor,
+        "backup",
+        f"backup:{dest.name}",
+        audit.Outcome.OK,
+        details={
+            "manifest_sha256": report.manifest_sha256,
+            "file_count": report.files,
+            "blob_count": report.blobs,
+            "keys_backed_up": keys_path is not None,
+        },
+    )
+    return report
+
+
+def _write_backup(
+    rt: GalleryRuntime, work: Path, dest: Path, progress: ProgressCallback | None
+) -> tuple[str, dict[str, dict[str, Any]], set[str], set[str], str]:
+    """Fill the (registered, empty) work folder and rename it to ``dest``; on any failure delete it.
+
+    Returns (created_at, files, copied blob addresses, referenced-but-missing addresses, manifest text).
+    """
+    db = sqlite_path(rt.settings)
     try:
         files: dict[str, dict[str, Any]] = {}
         # 1. The database: one consistent snapshot through SQLite's online backup API (WAL readers never block).
@@ -271,6 +312,7 @@ def backup(
         (work / MANIFEST).write_text(text, encoding="utf-8")
         for directory in sorted({(work / rel).parent for rel in files}, key=lambda p: len(p.parts), reverse=True):
             fsync_dir(directory)
+        (work / PARTIAL_MARKER).unlink()
         fsync_dir(work)
         if dest.exists():
             dest.rmdir()  # empty (checked above)
@@ -279,31 +321,7 @@ def backup(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    keys_path = str(backup_keys(rt, Path(keys_dest))) if keys_dest is not None else None
-    report = BackupReport(
-        path=str(dest),
-        created_at=created_at,
-        files=len(files),
-        bytes=sum(int(f["size"]) for f in files.values()),
-        blobs=len(copied),
-        referenced_missing=len(missing),
-        manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        keys_path=keys_path,
-    )
-    audit.record_now(
-        rt.session_factory,
-        actor,
-        "backup",
-        f"backup:{dest.name}",
-        audit.Outcome.OK,
-        details={
-            "manifest_sha256": report.manifest_sha256,
-            "file_count": report.files,
-            "blob_count": report.blobs,
-            "keys_backed_up": keys_path is not None,
-        },
-    )
-    return report
+    return created_at, files, copied, missing, text
 
 
 def verify_backup(src: Path, progress: ProgressCallback | None = None) -> dict[str, Any]:
@@ -434,6 +452,13 @@ def restore(
             progress("restoring encrypted blobs", i, len(blobs))
     for directory in sorted({(store / Path(rel).relative_to(STORE_DIR)).parent for rel in blobs}):
         fsync_dir(directory)
+    # The anchors describe the audit log that was just replaced (longer than the restored one): kept aside as
+    # evidence, so that verification starts again from the restored log (docs/backup.md, docs/audit.md).
+    anchors = anchor_file(settings)
+    archived = None
+    if anchors.exists():
+        archived = anchors.with_name(f"{anchors.name}.before-restore-{utcnow():%Y%m%dT%H%M%S%fZ}")
+        os.replace(anchors, archived)
     rt = GalleryRuntime(settings)
     try:
         report = RestoreReport(
@@ -441,6 +466,7 @@ def restore(
             backup_created_at=str(manifest.get("created_at")),
             blobs_copied=copied,
             keys_restored=keys_src is not None,
+            anchors_archived=str(archived) if archived else None,
         )
         reconcile(rt, actor, report)
         with transaction(rt.session_factory) as session:
@@ -461,6 +487,7 @@ def restore(
                     "keys_restored": report.keys_restored,
                     "reconciled_count": len(report.reconciled_subjects),
                     "unreadable_count": len(report.unreadable_subjects),
+                    "anchors_archived": archived is not None,
                 },
             )
     finally:

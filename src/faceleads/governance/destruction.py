@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from faceleads import identifiers
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
@@ -57,6 +58,7 @@ from faceleads.governance.criteria import (
     subject_facts,
 )
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
+from faceleads.identifiers import Kind
 
 #: The default eligibility checklist (an agency may administer its own: :mod:`faceleads.governance.criteria`).
 CHECKLIST_ITEMS: dict[str, str] = {c.code: c.text for c in DEFAULT_CRITERIA}
@@ -217,11 +219,10 @@ def _text(value: str, name: str, limit: int, minimum: int = 1) -> str:
 
 def find_subject_id(rt: GalleryRuntime, actor: Actor, subject_number: str) -> int:
     """The id of subject ``subject_number`` of the actor's agency (NotFound otherwise)."""
+    number = identifiers.normalise(Kind.SUBJECT, subject_number)
     with rt.session_factory() as session:
         sid = session.execute(
-            select(Subject.id).where(
-                Subject.agency_id == actor.agency_id, Subject.subject_number == subject_number.strip()
-            )
+            select(Subject.id).where(Subject.agency_id == actor.agency_id, Subject.subject_number == number)
         ).scalar_one_or_none()
     if sid is None:
         raise NotFound(f"agency {actor.agency_code or actor.agency_id} has no subject {subject_number!r}")
@@ -442,6 +443,20 @@ def list_requests(rt: GalleryRuntime, actor: Actor, status: str | None = None) -
             query = query.where(DestructionRequest.status == status)
         rows = session.scalars(query.order_by(DestructionRequest.id.desc())).all()
         return [_view(session, r) for r in rows]
+
+
+def certificate_pdf(rt: GalleryRuntime, actor: Actor, request_id: int) -> tuple[bytes, str]:
+    """The certificate as a readable PDF and the recorded SHA-256 of the certificate document it restates (the
+    document is checked against that hash first; the download is audited)."""
+    from faceleads.governance.certificate_pdf import render_certificate
+
+    document = certificate(rt, actor, request_id)
+    with rt.session_factory() as session:
+        digest = str(_load(session, request_id).certificate_sha256)
+    pdf = render_certificate(document, digest, CHECKLIST_ITEMS)
+    audit.record_now(rt.session_factory, actor, "destruction_certificate", f"destruction_request:{request_id}",
+                     audit.Outcome.OK, details={"format": "pdf", "certificate_sha256": digest})  # fmt: skip
+    return pdf, digest
 
 
 def certificate(rt: GalleryRuntime, actor: Actor, request_id: int) -> dict[str, Any]:
@@ -729,6 +744,7 @@ __all__ = [
     "CHECKLIST_ITEMS",
     "RequestView",
     "certificate",
+    "certificate_pdf",
     "checklist_complete",
     "decide",
     "delete_blobs",

@@ -3,22 +3,29 @@ biometric data, with small counts suppressed (docs/transparency.md).
 
 :func:`transparency_report` is the one service (CLI ``faceleads report transparency``, ``GET
 /api/v1/reports/transparency``, the web page ``/transparency``): it authorises (supervisors and auditors of the
-agency), gathers the figures from the records (:func:`gather`), suppresses small counts (:func:`suppress`), renders
-CSV and/or PDF and audits the production.
+agency; the oversight role for any agency, or every agency at once), gathers the figures from the records
+(:func:`gather`), suppresses small counts (:func:`suppress`), renders CSV and/or PDF and audits the production.
 
 What it holds, for ``[from, to]`` (whole UTC days):
 
-- searches: total, by legal regime (:func:`search_regime`), by purpose, by offence category;
+- searches: total, by legal regime (the regime each search recorded, ``casework.regimes``), by purpose, by offence
+  category; supervisors' prior authorisations granted and refused;
 - casework: candidates reviewed (adjudications, by conclusion), leads proposed, verified, disputed, rejected, released;
 - outcomes of the leads released in the period (their latest signed-off outcome at the end of the period);
 - refusals (audited denials of the agency's users, by action);
-- exigent authorisations: granted (ratified), refused, lapsed (:func:`exigent_figures`);
+- exigent searches and their supervisor's ratification, from the ratification records, as they stood at the end of
+  the period: ratified in time, ratified late, refused, lapsed (unratified past the agency's window), still within
+  the window (:func:`exigent_figures`);
 - destruction requests received / approved / denied / executed, and those opened by the disposition policy;
 - the lawful gallery: bookings held under a listed legal authority and bookings awaiting review, and the listed
   authorities themselves (at production time);
 - live watch-list deployments (:func:`faceleads.live.reports.deployment_statistics`);
 - the last measured accuracy and demographic differentials (stored calibration and verify/identify summaries made
   before the end of the period).
+
+The oversight role (a privacy commissioner, an external auditor) may produce it for any agency, or — with no agency
+named — for every agency at once: the same counts summed over the agencies (each agency's accuracy measurements
+stay in that agency's own report).
 
 Nothing in it names a person: no user, case, occurrence, subject or booking number, no image or template. Counts of
 1 to ``k-1`` (``Settings.transparency_min_count``, default 5) are shown as ``<k``; when one cell of a breakdown that
@@ -43,18 +50,17 @@ from faceleads.casework.models import (
     Adjudication,
     Authorisation,
     Case,
-    CaseRequest,
     CaseSearch,
     Lead,
     LeadOutcome,
     Offence,
-    Purpose,
 )
-from faceleads.casework.models import RequestStatus as CaseRequestStatus
+from faceleads.casework.regimes import ratification_state_at
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.audit import AuditEntry
-from faceleads.core.policy import Action, enforce
+from faceleads.core.policy import Action, enforce, reads_every_agency
+from faceleads.core.regime import DEFAULT_REGIME, Regime
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, ValidationError
 from faceleads.evaluation.stored import latest_calibration, latest_result
@@ -179,38 +185,35 @@ def suppress(rows: list[Row], min_count: int) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------- legal regimes
-# The one place the report decides regimes. On this base a purpose's "needs a supervisor's authorisation" flag is the
-# only regime mechanism (exigent purposes carry it); the integrator repoints these two functions when the legal
-# regimes (investigative / exigent with ratification / live) land.
+# The regime of a search is the one it recorded (``CaseSearch.regime``: the request's regime for the agency when it
+# was searched, ``casework.regimes``); exigent figures come from the ratification records. Live deployments are their
+# own section.
 
-EXIGENT_LAPSE_HOURS = 48
-
-
-def search_regime(purpose_code: str, requires_authorisation: bool) -> str:
-    """The legal regime a search ran under: ``exigent`` when its purpose needs a supervisor's authorisation,
-    otherwise ``investigative``. (Live deployments are their own section.)"""
-    return "exigent" if requires_authorisation else "investigative"
+EXIGENT_STATES = ("ratified", "ratified_late", "refused", "lapsed", "pending")
 
 
-def exigent_figures(session: Session, agency_id: int, start: datetime, end: datetime) -> dict[str, int]:
-    """Authorisations of purposes that need one, in the period: ``ratified`` (granted), ``refused``, and ``lapsed``
-    (requests still awaiting a decision more than :data:`EXIGENT_LAPSE_HOURS` hours after they were made, by the end
-    of the period)."""
-    decided = session.execute(
-        select(Authorisation.granted, func.count(Authorisation.id))
-        .join(Case, Case.id == Authorisation.case_id)
-        .where(Case.agency_id == agency_id, Authorisation.kind == "purpose", Authorisation.at >= start,
-               Authorisation.at < end)
-        .group_by(Authorisation.granted)
-    )  # fmt: skip
-    counts = {bool(granted): int(n) for granted, n in decided}
-    lapsed = session.scalar(
-        select(func.count(CaseRequest.id))
-        .join(Case, Case.id == CaseRequest.case_id)
-        .where(Case.agency_id == agency_id, CaseRequest.status == CaseRequestStatus.AWAITING_AUTHORISATION.value,
-               CaseRequest.requested_at >= start, CaseRequest.requested_at < end - timedelta(hours=EXIGENT_LAPSE_HOURS))
-    )  # fmt: skip
-    return {"ratified": counts.get(True, 0), "refused": counts.get(False, 0), "lapsed": int(lapsed or 0)}
+def exigent_figures(
+    session: Session, agency_ids: list[int], start: datetime, end: datetime, as_of: datetime
+) -> dict[str, int]:
+    """The exigent searches made in ``[start, end)`` by where their ratification stood at ``as_of`` (the end of the
+    period, or now if sooner): ``ratified`` (in the window), ``ratified_late``, ``refused``, ``lapsed`` (unratified
+    past the window) and ``pending`` (unratified, still within it). A decision taken after ``as_of`` is not counted,
+    so that a report of a past period reads the same whenever it is produced."""
+    counts: Counter[str] = Counter({state: 0 for state in EXIGENT_STATES})
+    for ratify_by, decided_at, granted in session.execute(
+        select(CaseSearch.ratify_by, Authorisation.at, Authorisation.granted)
+        .join(Case, Case.id == CaseSearch.case_id)
+        .outerjoin(Authorisation, Authorisation.id == CaseSearch.ratification_id)
+        .where(Case.agency_id.in_(agency_ids), CaseSearch.regime == Regime.EXIGENT.value,
+               CaseSearch.created_at >= start, CaseSearch.created_at < end)
+    ):  # fmt: skip
+        decided = decided_at is not None and _utc(decided_at) < as_of
+        counts[ratification_state_at(ratify_by, (decided_at, bool(granted)) if decided else None, as_of)] += 1
+    return dict(counts)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 # --------------------------------------------------------------------------------------------- gathering
@@ -223,28 +226,39 @@ def _breakdown(section: str, measure: str, counter: Counter[str], keys: list[str
     return rows
 
 
-def _searches(session: Session, agency_id: int, start: datetime, end: datetime) -> list[Row]:
-    purposes = {p.code: p for p in session.scalars(select(Purpose))}
-    categories = {o.code: o.category for o in session.scalars(select(Offence).where(Offence.agency_id == agency_id))}
+def _searches(session: Session, agency_ids: list[int], start: datetime, end: datetime) -> list[Row]:
+    categories = {(o.agency_id, o.code): o.category
+                  for o in session.scalars(select(Offence).where(Offence.agency_id.in_(agency_ids)))}  # fmt: skip
     regime: Counter[str] = Counter()
     purpose: Counter[str] = Counter()
     category: Counter[str] = Counter()
-    for code, offence in session.execute(
-        select(SearchRecord.purpose, SearchRecord.offence_code)
-        .where(SearchRecord.agency_id == agency_id, SearchRecord.created_at >= start, SearchRecord.created_at < end)
+    for agency_id, code, offence, recorded in session.execute(
+        select(SearchRecord.agency_id, SearchRecord.purpose, SearchRecord.offence_code, CaseSearch.regime)
+        .outerjoin(CaseSearch, CaseSearch.search_id == SearchRecord.id)
+        .where(SearchRecord.agency_id.in_(agency_ids), SearchRecord.created_at >= start,
+               SearchRecord.created_at < end)
     ):  # fmt: skip
-        known = purposes.get(code)
-        regime[search_regime(code, bool(known and known.requires_authorisation))] += 1
+        regime[recorded or DEFAULT_REGIME.value] += 1
         purpose[code] += 1
-        category[categories.get(offence, "(unlisted offence)")] += 1
+        category[categories.get((agency_id, offence), "(unlisted offence)")] += 1
+    prior = Counter({bool(granted): int(n) for granted, n in session.execute(
+        select(Authorisation.granted, func.count(Authorisation.id))
+        .join(Case, Case.id == Authorisation.case_id)
+        .where(Case.agency_id.in_(agency_ids), Authorisation.kind == "purpose", Authorisation.at >= start,
+               Authorisation.at < end)
+        .group_by(Authorisation.granted)
+    )})  # fmt: skip
+    retrospective = [Regime.INVESTIGATIVE.value, Regime.EXIGENT.value]
     return [
-        *_breakdown("searches", "by_regime", regime, sorted({"investigative", "exigent"} | set(regime))),
+        *_breakdown("searches", "by_regime", regime, sorted(set(retrospective) | set(regime))),
         *_breakdown("searches", "by_purpose", purpose),
         *_breakdown("searches", "by_offence_category", category),
+        Row("searches", "prior_authorisations", "granted", prior.get(True, 0)),
+        Row("searches", "prior_authorisations", "refused", prior.get(False, 0)),
     ]
 
 
-def _casework(session: Session, agency_id: int, start: datetime, end: datetime) -> list[Row]:
+def _casework(session: Session, agency_ids: list[int], start: datetime, end: datetime) -> list[Row]:
     def window(column: Any) -> Any:
         return (column >= start) & (column < end)
 
@@ -252,13 +266,13 @@ def _casework(session: Session, agency_id: int, start: datetime, end: datetime) 
         select(Adjudication.conclusion, func.count(Adjudication.id))
         .join(CaseSearch, CaseSearch.id == Adjudication.case_search_id)
         .join(Case, Case.id == CaseSearch.case_id)
-        .where(Case.agency_id == agency_id, window(Adjudication.at))
+        .where(Case.agency_id.in_(agency_ids), window(Adjudication.at))
         .group_by(Adjudication.conclusion)
     ).all()))  # fmt: skip
 
     def leads(*conditions: Any) -> int:
-        query = select(func.count(Lead.id)).join(Case, Case.id == Lead.case_id).where(Case.agency_id == agency_id)
-        return int(session.scalar(query.where(*conditions)) or 0)
+        query = select(func.count(Lead.id)).join(Case, Case.id == Lead.case_id)
+        return int(session.scalar(query.where(Case.agency_id.in_(agency_ids), *conditions)) or 0)
 
     verified = leads(or_((Lead.verification == "agree") & window(Lead.verified_at),
                          (Lead.supervisor_decision == "verified") & window(Lead.decided_at)))  # fmt: skip
@@ -274,12 +288,12 @@ def _casework(session: Session, agency_id: int, start: datetime, end: datetime) 
     ]  # fmt: skip
 
 
-def _outcomes(session: Session, agency_id: int, start: datetime, end: datetime) -> list[Row]:
+def _outcomes(session: Session, agency_ids: list[int], start: datetime, end: datetime) -> list[Row]:
     from faceleads.casework.outcomes import OUTCOMES
 
     released = list(session.scalars(
         select(Lead.id).join(Case, Case.id == Lead.case_id)
-        .where(Case.agency_id == agency_id, Lead.released_at >= start, Lead.released_at < end)
+        .where(Case.agency_id.in_(agency_ids), Lead.released_at >= start, Lead.released_at < end)
     ))  # fmt: skip
     latest: dict[int, str] = {}
     if released:
@@ -293,28 +307,28 @@ def _outcomes(session: Session, agency_id: int, start: datetime, end: datetime) 
     return _breakdown("outcomes", "of_leads_released", counter, [*OUTCOMES, "awaiting_outcome"])
 
 
-def _refusals(session: Session, agency_id: int, start: datetime, end: datetime) -> list[Row]:
+def _refusals(session: Session, agency_ids: list[int], start: datetime, end: datetime) -> list[Row]:
     counter = Counter(dict(session.execute(
         select(AuditEntry.action, func.count(AuditEntry.seq))
-        .where(AuditEntry.agency_id == agency_id, AuditEntry.outcome == audit.Outcome.DENIED, AuditEntry.at >= start,
-               AuditEntry.at < end)
+        .where(AuditEntry.agency_id.in_(agency_ids), AuditEntry.outcome == audit.Outcome.DENIED,
+               AuditEntry.at >= start, AuditEntry.at < end)
         .group_by(AuditEntry.action)
     ).all()))  # fmt: skip
     return _breakdown("refusals", "by_action", counter)
 
 
-def _destruction(session: Session, agency_id: int, start: datetime, end: datetime) -> list[Row]:
+def _destruction(session: Session, agency_ids: list[int], start: datetime, end: datetime) -> list[Row]:
     def count(*conditions: Any) -> int:
-        query = select(func.count(DestructionRequest.id)).where(DestructionRequest.agency_id == agency_id, *conditions)
-        return int(session.scalar(query) or 0)
+        query = select(func.count(DestructionRequest.id))
+        return int(session.scalar(query.where(DestructionRequest.agency_id.in_(agency_ids), *conditions)) or 0)
 
     def window(column: Any) -> Any:
         return (column >= start) & (column < end)
 
     events = session.scalar(
-        select(func.count(AuditEntry.seq)).where(AuditEntry.agency_id == agency_id, AuditEntry.action == "disposition",
-                                                 AuditEntry.outcome == audit.Outcome.OK, AuditEntry.at >= start,
-                                                 AuditEntry.at < end)
+        select(func.count(AuditEntry.seq)).where(
+            AuditEntry.agency_id.in_(agency_ids), AuditEntry.action == "disposition",
+            AuditEntry.outcome == audit.Outcome.OK, AuditEntry.at >= start, AuditEntry.at < end)
     )  # fmt: skip
     return [
         Row("destruction", "requests", "received", count(window(DestructionRequest.recorded_at))),
@@ -329,28 +343,31 @@ def _destruction(session: Session, agency_id: int, start: datetime, end: datetim
     ]  # fmt: skip
 
 
-def _gallery(session: Session, agency_id: int) -> list[Row]:
+def _gallery(session: Session, agencies: dict[int, str]) -> list[Row]:
+    ids = list(agencies)
     active = select(LegalAuthority.id).where(LegalAuthority.active.is_(True))
-    listed = session.scalar(select(func.count(Encounter.id)).where(Encounter.agency_id == agency_id,
+    listed = session.scalar(select(func.count(Encounter.id)).where(Encounter.agency_id.in_(ids),
                                                                    Encounter.authority_id.in_(active)))  # fmt: skip
-    total = session.scalar(select(func.count(Encounter.id)).where(Encounter.agency_id == agency_id))
-    authorities = session.scalar(
-        select(func.count(LegalAuthority.id)).where(LegalAuthority.agency_id == agency_id,
-                                                    LegalAuthority.active.is_(True))
-    )  # fmt: skip
+    total = session.scalar(select(func.count(Encounter.id)).where(Encounter.agency_id.in_(ids)))
     # The authorities themselves are public law, not personal data: the public sees what photos are held under.
     listed_now = session.execute(
-        select(LegalAuthority.code, LegalAuthority.title)
-        .where(LegalAuthority.agency_id == agency_id, LegalAuthority.active.is_(True))
-        .order_by(LegalAuthority.code)
+        select(LegalAuthority.agency_id, LegalAuthority.code, LegalAuthority.title)
+        .where(LegalAuthority.agency_id.in_(ids), LegalAuthority.active.is_(True))
+        .order_by(LegalAuthority.agency_id, LegalAuthority.code)
     ).all()
+    several = len(agencies) > 1
+
+    def named(agency_id: int, code: str) -> str:
+        return f"{agencies.get(agency_id, agency_id)}/{code}" if several else code
+
     return [
         Row("gallery", "bookings_now", "held_under_a_listed_authority", int(listed or 0)),
         Row("gallery", "bookings_now", "awaiting_authority_review", int(total or 0) - int(listed or 0)),
         Row("gallery", "bookings_now", TOTAL, int(total or 0)),
-        Row("gallery", "listed_legal_authorities", TOTAL, int(authorities or 0), FIGURE),
-        *[Row("gallery", "legal_authority", code, title, TEXT) for code, title in listed_now],
-    ]
+        Row("gallery", "listed_legal_authorities", TOTAL, len(listed_now), FIGURE),
+        *[Row("gallery", "legal_authority", named(agency_id, code), title, TEXT)
+          for agency_id, code, title in listed_now],
+    ]  # fmt: skip
 
 
 def _dataset_name(text: str) -> str:
@@ -401,33 +418,39 @@ def _accuracy(session: Session, agency_id: int, end: datetime) -> list[Row]:
     return rows
 
 
-def _live(rt: GalleryRuntime, actor: Actor, code: str, start: datetime, end: datetime) -> list[Row]:
+def _live(rt: GalleryRuntime, actor: Actor, codes: list[str], start: datetime, end: datetime) -> list[Row]:
     from faceleads.live.reports import deployment_statistics
 
-    stats = [s for s in deployment_statistics(rt, actor, start, end, agency_code=code) if s.agency == code]
-    data = stats[0].to_json() if stats else {}
+    stats = [s.to_json() for s in deployment_statistics(rt, actor, start, end) if s.agency in codes]
     counts = ("deployments", "watchlist_entries", "faces_passing", "alerts", "confirmed", "false_alerts",
               "not_actioned", "pending")  # fmt: skip
-    rows = [Row("live", "deployments", key, int(data.get(key, 0))) for key in counts]
-    rows.append(Row("live", "deployments", "hours", float(data.get("hours", 0.0)), FIGURE))
+    rows = [Row("live", "deployments", key, sum(int(data.get(key, 0)) for data in stats)) for key in counts]
+    rows.append(Row("live", "deployments", "hours", sum(float(data.get("hours", 0.0)) for data in stats), FIGURE))
     return rows
 
 
 def gather(
-    rt: GalleryRuntime, actor: Actor, session: Session, agency_id: int, code: str, start: datetime, end: datetime
+    rt: GalleryRuntime, actor: Actor, session: Session, agencies: dict[int, str], start: datetime, end: datetime,
+    as_of: datetime | None = None,
 ) -> list[Row]:
-    """Every row of the report for ``[start, end)`` (raw values; :func:`suppress` publishes them)."""
-    exigent = exigent_figures(session, agency_id, start, end)
+    """Every row of the report for ``[start, end)`` over ``agencies`` (id -> code; one agency, or every agency for
+    oversight), as raw values (:func:`suppress` publishes them). ``as_of``: when the ratification states are read
+    (default: the end of the period, or now if sooner)."""
+    ids = list(agencies)
+    cutoff = as_of or min(end, utcnow())
+    exigent = exigent_figures(session, ids, start, end, cutoff)
+    per_agency = [Row("accuracy", "measurement", "", "per agency: see each agency's own report", TEXT)]
+    accuracy = _accuracy(session, ids[0], end) if len(ids) == 1 else per_agency
     return [
-        *_searches(session, agency_id, start, end),
-        *_casework(session, agency_id, start, end),
-        *_outcomes(session, agency_id, start, end),
-        *_refusals(session, agency_id, start, end),
-        *[Row("exigent", "authorisations", key, value) for key, value in exigent.items()],
-        *_destruction(session, agency_id, start, end),
-        *_gallery(session, agency_id),
-        *_live(rt, actor, code, start, end),
-        *_accuracy(session, agency_id, end),
+        *_searches(session, ids, start, end),
+        *_casework(session, ids, start, end),
+        *_outcomes(session, ids, start, end),
+        *_refusals(session, ids, start, end),
+        *_breakdown("exigent", "searches_by_ratification", Counter(exigent), list(EXIGENT_STATES)),
+        *_destruction(session, ids, start, end),
+        *_gallery(session, agencies),
+        *_live(rt, actor, list(agencies.values()), start, end),
+        *accuracy,
     ]
 
 
@@ -456,6 +479,9 @@ def period(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     return start, datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+ALL_AGENCIES = "ALL"  # the report's agency when oversight produces it for every agency at once
+
+
 def transparency_report(
     rt: GalleryRuntime,
     actor: Actor,
@@ -465,25 +491,39 @@ def transparency_report(
     agency_code: str | None = None,
     formats: tuple[str, ...] = ("csv", "pdf"),
 ) -> TransparencyOutput:
-    """Produce the public report of ``agency_code`` (default: the actor's agency) for ``[date_from, date_to]``
-    (supervisors and auditors of that agency); the production is audited (``transparency_report``)."""
+    """Produce the public report of ``agency_code`` for ``[date_from, date_to]``; the production is audited
+    (``transparency_report``).
+
+    Supervisors and auditors produce their own agency's. The oversight role produces any agency's, and with no
+    agency named, every agency's figures summed (agency ``ALL``); anyone else without an agency named gets their own
+    agency's.
+    """
     for fmt in formats:
         if fmt not in FORMATS:
             raise ValidationError(f"unknown report format {fmt!r}: use {', '.join(FORMATS)}")
     start, end = period(date_from, date_to)
-    code = (agency_code or actor.agency_code or "").strip().upper()
-    ref = f"transparency_report:{code or actor.agency_id}"[:300]
+    code = (agency_code or "").strip().upper()
+    every = not code and reads_every_agency(actor, Action.TRANSPARENCY_REPORT)
+    code = code or ("" if every else (actor.agency_code or "").upper())
+    ref = f"transparency_report:{ALL_AGENCIES if every else (code or actor.agency_id)}"[:300]
     enforce(rt.session_factory, actor, Action.TRANSPARENCY_REPORT, ref)
     with rt.session_factory() as session:
-        agency = (session.scalars(select(Agency).where(Agency.code == code)).first() if code
-                  else session.get(Agency, actor.agency_id))  # fmt: skip
-    if agency is None:
-        raise NotFound(f"unknown agency {code!r}")
-    enforce(rt.session_factory, actor, Action.TRANSPARENCY_REPORT, ref, agency.id)
+        if every:
+            agencies = {a.id: a.code for a in session.scalars(select(Agency).order_by(Agency.code))}
+            name = f"every agency ({len(agencies)}: {', '.join(agencies.values())})"
+        else:
+            agency = (session.scalars(select(Agency).where(Agency.code == code)).first() if code
+                      else session.get(Agency, actor.agency_id))  # fmt: skip
+            if agency is None:
+                raise NotFound(f"unknown agency {code!r}")
+            agencies, name = {agency.id: agency.code}, agency.name
+    if not every:
+        enforce(rt.session_factory, actor, Action.TRANSPARENCY_REPORT, ref, next(iter(agencies)))
     min_count = rt.settings.transparency_min_count
     with rt.session_factory() as session:
-        rows = gather(rt, actor, session, agency.id, agency.code, start, end)
-    report = TransparencyReport(agency.code, agency.name, date_from, date_to, utcnow(), min_count,
+        rows = gather(rt, actor, session, agencies, start, end) if agencies else []
+    label = ALL_AGENCIES if every else next(iter(agencies.values()))
+    report = TransparencyReport(label, name, date_from, date_to, utcnow(), min_count,
                                 suppress(rows, min_count))  # fmt: skip
     csv_text = report.to_csv() if "csv" in formats else None
     pdf = None
@@ -492,13 +532,14 @@ def transparency_report(
 
         pdf = render_pdf(report)
     audit.record_now(rt.session_factory, actor, "transparency_report", ref, audit.Outcome.OK,
-                     details={"agency": agency.code, "period_from": date_from.isoformat(),
+                     details={"agency": label, "agencies": len(agencies), "period_from": date_from.isoformat(),
                               "period_to": date_to.isoformat(), "formats": ",".join(formats),
                               "min_count": min_count, "row_count": len(rows)})  # fmt: skip
     return TransparencyOutput(report, csv_text, pdf)
 
 
 __all__ = [
+    "ALL_AGENCIES",
     "NOT_PUBLISHED",
     "Row",
     "TransparencyOutput",
@@ -506,7 +547,6 @@ __all__ = [
     "exigent_figures",
     "gather",
     "period",
-    "search_regime",
     "suppress",
     "transparency_report",
 ]

@@ -11,14 +11,19 @@ if TYPE_CHECKING:
     from faceleads.governance.transparency import Row, TransparencyReport
 
 SECTIONS: dict[str, tuple[str, str]] = {
-    "searches": ("Searches", "Every 1:N search of the gallery made for one of the agency's cases."),
+    "searches": ("Searches", "Every 1:N search of the gallery made for one of the agency's cases, by the legal regime "
+                 "it was made under (investigative: a case, an approved offence, a justification; exigent: threat to "
+                 "life or victim identification, searched at once and ratified by a supervisor afterwards), and "
+                 "supervisors' prior authorisations of purposes that need one."),
     "casework": ("Candidates and leads", "Candidates reviewed by analysts (each candidate of a list is marked), and "
                  "leads through blind verification, supervisor decisions and release to the investigator."),
     "outcomes": ("Outcomes of released leads", "The latest outcome signed off by an investigator, at the end of the "
                  "period, for each lead released in the period. A lead is never an identification."),
     "refusals": ("Refusals", "Actions the system refused to the agency's users (audited denials), by action."),
-    "exigent": ("Exigent authorisations", "Requests under a purpose that needs a supervisor's authorisation: granted "
-                "(ratified), refused, and lapsed (no decision within 48 hours)."),
+    "exigent": ("Exigent searches and their ratification", "Each exigent search made in the period, by where its "
+                "supervisor's ratification stood at the end of the period: ratified within the agency's window, "
+                "ratified late, refused, lapsed (not ratified within the window: its candidates are locked), or "
+                "pending (still within the window)."),
     "destruction": ("Destruction of booking records", "Requests to destroy a person's booking photos, including those "
                     "opened by the agency's policy after a disposition (withdrawn, dismissed, acquitted, pardoned)."),
     "gallery": ("The gallery", "Bookings held under a legal authority on the agency's list, and bookings awaiting "

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,9 @@ def alert_retention_days(rt: GalleryRuntime, agency_code: str) -> int:
 
 
 def load_watchlist(rt: GalleryRuntime, deployment_id: int) -> WatchListMatrix:
-    """The deployment's frozen entries that still count, with every template of the current model, in memory."""
+    """The deployment's frozen entries that still count, with every template of the running template version (the
+    engine's ``model_version``: a template made with another model, fusion or without flip averaging is not
+    comparable and is left out), in memory."""
     model = rt.model_version
     people: list[ListedPerson] = []
     with rt.session_factory() as session:
@@ -67,15 +70,14 @@ def load_watchlist(rt: GalleryRuntime, deployment_id: int) -> WatchListMatrix:
             vectors, refs = [], []
             for blob, image_id, sha in rows:
                 try:
-                    vectors.append(decrypt_embedding(key, blob, template_context(subject.key_id, sha, model)))
+                    context = template_context(subject.key_id, sha, model)
+                    vectors.append(decrypt_embedding(key, blob, context, dim=rt.embedding_dim))
                 except IntegrityError:
                     continue  # a tampered template is never compared
                 refs.append(int(image_id))
             if vectors:
-                import numpy as np
-
                 people.append(ListedPerson(entry.id, subject.subject_number, np.stack(vectors), tuple(refs)))
-    return WatchListMatrix(people)
+    return WatchListMatrix(people, model_version=model, dim=rt.embedding_dim)
 
 
 def check_entries(rt: GalleryRuntime, deployment_id: int, now: datetime | None = None) -> list[int]:

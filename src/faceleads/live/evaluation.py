@@ -98,7 +98,9 @@ def build_watchlist(engine: Any, rows: list[tuple[str, Path]], settings: Setting
         vectors.setdefault(identity, []).append(faces[0].embedding)
         refs.setdefault(identity, []).append(index)
     return WatchListMatrix(
-        ListedPerson(identity, identity, np.stack(vectors[identity]), tuple(refs[identity])) for identity in vectors
+        (ListedPerson(identity, identity, np.stack(vectors[identity]), tuple(refs[identity])) for identity in vectors),
+        model_version=engine.model_version,
+        dim=engine.embedding_dim,
     )
 
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from faceleads.errors import ModelError
 from faceleads.live.matching import Match, WatchListMatrix
 from faceleads.live.sources import VideoFrame
 from faceleads.live.tracking import IouTracker, TrackerConfig
 from faceleads.vision.align import align_face
-from faceleads.vision.detector import ScrfdDetector
 from faceleads.vision.quality import assess
 from faceleads.vision.types import Detection, ImageArray
 
@@ -129,15 +129,19 @@ class LivePipeline:
         self.engine = engine
         self.watchlist = watchlist
         self.config = config
-        # A detector of its own over the engine's ONNX session: one pass at the live size, a lower score floor
-        # for the tracker's second association stage.
-        self.detector = ScrfdDetector(
-            engine.detector.runner,
-            det_size=config.detect_side,
-            score_threshold=config.det_low,
-            nms_threshold=config.nms,
-            max_upscale=1.0,
-        )
+        if watchlist.model_version is not None and watchlist.model_version != engine.model_version:
+            # Scores of templates of different versions (another model, flip averaging on or off, another fusion)
+            # mean nothing against each other or against the threshold's calibration.
+            raise ModelError(
+                f"the watch list holds templates of {watchlist.model_version}, the engine makes {engine.model_version}"
+            )
+        if watchlist.templates and watchlist.dim != engine.embedding_dim:
+            raise ModelError(f"the watch list holds {watchlist.dim}-value templates, the engine makes "
+                             f"{engine.embedding_dim}")  # fmt: skip
+        # One pass over the engine's detector session at the live size, with a lower score floor for the tracker's
+        # second association stage; never the tiles or the fallback ladder of photo detection, whose cost per
+        # face-less frame would be many passes.
+        self.detect = engine.frame_detector(config.detect_side, config.det_low, config.nms)
         self.tracker = IouTracker(config.tracker)
         self.counters = Counters()
         self._states: dict[int, _TrackState] = {}
@@ -163,7 +167,7 @@ class LivePipeline:
     def process(self, frame: VideoFrame) -> list[AlertEvent]:
         """Process one frame; returns the alerts it raised (usually none)."""
         self.counters.frames += 1
-        detections = self.detector.detect_single_pass(frame.pixels)
+        detections = self.detect(frame.pixels)
         self.counters.faces += len(detections)
         boxes = np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4)
         scores = np.array([d.score for d in detections], dtype=np.float32)

@@ -9,7 +9,6 @@ the only faces in the video are the ones listed in the truth file.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceleads import safecsv
 from faceleads.errors import NoFaceError, ValidationError
 from faceleads.vision.types import ImageArray
 
@@ -213,7 +213,7 @@ def write_scene(
 def write_truth(path: Path, truth: Sequence[tuple[float, float, str]]) -> None:
     """The truth file of ``faceleads evaluate live``: ``start_s,end_s,identity``."""
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = safecsv.writer(fh)
         writer.writerow(["start_s", "end_s", "identity"])
         for start, end, identity in truth:
             writer.writerow([f"{start:.3f}", f"{end:.3f}", identity])
@@ -222,7 +222,7 @@ def write_truth(path: Path, truth: Sequence[tuple[float, float, str]]) -> None:
 def write_watchlist(path: Path, rows: Sequence[tuple[str, str]]) -> None:
     """The watch-list file of ``faceleads evaluate live``: ``path,identity`` (paths relative to --images)."""
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = safecsv.writer(fh)
         writer.writerow(["path", "identity"])
         for photo, identity in rows:
             writer.writerow([photo, identity])

@@ -32,8 +32,34 @@ def crop_landmarks(landmarks: Any, size: int = COMPARE_SIZE) -> list[list[float]
     return [[round(float(x), 1), round(float(y), 1)] for x, y in points]
 
 
-def compare_crop(pixels: np.ndarray, landmarks: Any, size: int = COMPARE_SIZE) -> tuple[bytes, list[list[float]]]:
-    """(JPEG of the aligned comparison crop of an HxWx3 uint8 image, landmarks in crop coordinates)."""
+def compare_crop_pixels(pixels: np.ndarray, landmarks: Any, size: int = COMPARE_SIZE) -> np.ndarray:
+    """The aligned comparison crop of an HxWx3 uint8 image: (size, size, 3) uint8."""
     matrix = compare_matrix(landmarks, size)
     crop = cv2.warpAffine(pixels, matrix, (size, size), flags=cv2.INTER_CUBIC, borderValue=(24, 24, 24))
-    return encode_jpeg(np.ascontiguousarray(crop, dtype=np.uint8), quality=92), crop_landmarks(landmarks, size)
+    return np.ascontiguousarray(crop, dtype=np.uint8)
+
+
+def compare_crop(pixels: np.ndarray, landmarks: Any, size: int = COMPARE_SIZE) -> tuple[bytes, list[list[float]]]:
+    """(JPEG of the aligned comparison crop of an HxWx3 uint8 image, landmarks in crop coordinates)."""
+    crop = compare_crop_pixels(pixels, landmarks, size)
+    return encode_jpeg(crop, quality=92), crop_landmarks(landmarks, size)
+
+
+def draw_points(pixels: np.ndarray, points: Any, radius: int = 4) -> np.ndarray:
+    """A copy of an HxWx3 uint8 image with each (x, y) point marked by a red dot ringed in white."""
+    out = np.ascontiguousarray(pixels.copy(), dtype=np.uint8)
+    for x, y in np.asarray(points, dtype=np.float32).reshape(-1, 2):
+        centre = (round(float(x)), round(float(y)))
+        cv2.circle(out, centre, radius + 1, (255, 255, 255), -1, lineType=cv2.LINE_AA)
+        cv2.circle(out, centre, radius, (220, 38, 38), -1, lineType=cv2.LINE_AA)
+    return out
+
+
+def draw_box(pixels: np.ndarray, box: Any, thickness: int | None = None) -> np.ndarray:
+    """A copy of an HxWx3 uint8 image with the box (x1, y1, x2, y2) outlined (thickness scales with the image)."""
+    out = np.ascontiguousarray(pixels.copy(), dtype=np.uint8)
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    width = thickness or max(2, round(max(out.shape[:2]) / 250))
+    cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), width + 2, lineType=cv2.LINE_AA)
+    cv2.rectangle(out, (x1, y1), (x2, y2), (37, 99, 235), width, lineType=cv2.LINE_AA)
+    return out

@@ -7,20 +7,31 @@ Every photo (probe, gallery enrolment, CLI argument) goes through :func:`load_im
 3. checks the declared dimensions from the header against ``max_pixels`` before any pixel is decoded,
 4. checks the container structure (JPEG markers up to end-of-image, PNG chunk CRCs up to ``IEND``)
    so truncated or corrupt files are refused instead of "loading what it can",
-5. decodes, applies the EXIF orientation and converts every mode to 8-bit RGB,
+5. decodes, applies the EXIF orientation and converts every mode to 8-bit RGB — reduced, when the caller allows
+   it (``reduce_to``), for pictures above that many pixels: JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg
+   itself (``draft``), other formats are reduced right after decoding, before any further copy,
 6. returns the pixels together with the SHA-256 of the original bytes (evidence integrity).
+
+Decoding is bounded per process by a weighted semaphore over pixels (``Settings.decode_budget_pixels``): a few
+pictures that are small on disk but huge when decoded (a 143 KB PNG of 7000x7000) wait for each other instead of
+exhausting memory together.
 
 See ``docs/imaging.md`` for what is accepted and refused and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import math
 import re
 import stat
 import struct
+import threading
+import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -361,6 +372,87 @@ def _to_rgb(img: Image.Image) -> ImageArray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+# --------------------------------------------------------------------------- decode budget
+
+
+class DecodeBudget:
+    """A weighted semaphore over pixels being decoded at once in this process.
+
+    A decode holds its picture's pixel count (capped at the capacity, so one picture up to the limit always gets
+    through on its own) from the moment pixels are decoded until they are converted to RGB.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("decode budget capacity must be at least 1 pixel")
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, timeout: float) -> Iterator[None]:
+        """Hold ``pixels`` of the budget for the block; :class:`ImageError` after ``timeout`` seconds of waiting."""
+        weight = min(max(int(pixels), 1), self.capacity)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.in_use + weight > self.capacity:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ImageError(
+                        "too many large pictures are being decoded at this moment; try again in a minute"
+                    )
+                self._cond.wait(left)
+            self.in_use += weight
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= weight
+                self._cond.notify_all()
+
+
+_budgets: dict[int, DecodeBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def decode_budget(capacity: int) -> DecodeBudget:
+    """The process-wide budget of this capacity (one per distinct setting; normally exactly one)."""
+    with _budgets_lock:
+        budget = _budgets.get(capacity)
+        if budget is None:
+            budget = _budgets[capacity] = DecodeBudget(capacity)
+        return budget
+
+
+def reduction_factor(width: int, height: int, target_pixels: int) -> int:
+    """The smallest integer factor that brings ``width`` x ``height`` to at most ``target_pixels`` (1 = none)."""
+    if width * height <= target_pixels:
+        return 1
+    factor = max(2, math.ceil(math.sqrt(width * height / target_pixels)))
+    while math.ceil(width / factor) * math.ceil(height / factor) > target_pixels:
+        factor += 1
+    return factor
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` reduced by an integer ``factor`` (box filter: every source pixel counts, no aliasing)."""
+    if factor <= 1:
+        return img
+    info = dict(img.info)
+    if img.mode in ("P", "PA"):
+        # Palette indexes cannot be averaged: expand first (alpha kept for the white compositing).
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")  # same 0..65535 values, a mode reduce() averages
+    reduced = img.reduce(factor)
+    reduced.info = info  # keeps the EXIF orientation for exif_transpose
+    return reduced
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -386,21 +478,24 @@ def load_image(
     *,
     max_bytes: int | None = None,
     max_pixels: int | None = None,
+    reduce_to: int | None = None,
 ) -> LoadedImage:
     """Load an image safely and return its RGB pixels with the SHA-256 of the original bytes.
 
     ``source`` is a file path or the raw file bytes. Limits default to ``settings.max_file_bytes``
     and ``settings.max_pixels``; ``max_bytes``/``max_pixels`` override them for one call.
+    ``reduce_to``: a picture above this many pixels is decoded reduced by an integer factor (``scale`` of the
+    result); ``width``/``height`` and the SHA-256 stay those of the original. Use it where the purpose allows
+    (detection, display crops), never where pixel coordinates of the original are edited (evidence edits).
 
     Raises :class:`faceleads.errors.ImageError` naming the problem for every refused input
     (missing file, directory, over a limit, unsupported or unrecognised format, animated or
     multi-page image, truncated or corrupt data). A ``source`` of the wrong Python type raises
     ``TypeError``.
     """
-    if max_bytes is None or max_pixels is None:
-        settings = settings if settings is not None else get_settings()
-        max_bytes = max_bytes if max_bytes is not None else settings.max_file_bytes
-        max_pixels = max_pixels if max_pixels is not None else settings.max_pixels
+    settings = settings if settings is not None else get_settings()
+    max_bytes = max_bytes if max_bytes is not None else settings.max_file_bytes
+    max_pixels = max_pixels if max_pixels is not None else settings.max_pixels
     byte_limit = _positive_limit("max_bytes", max_bytes)
     pixel_limit = _positive_limit("max_pixels", max_pixels)
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -468,10 +563,26 @@ def load_image(
             raise ImageError(
                 f"{label}: {kind} ({frames} {unit}) is not accepted: extract the single picture you mean"
             )
+        factor = reduction_factor(width, height, reduce_to) if reduce_to else 1
+        decoded_pixels = width * height
         try:
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            pixels = np.ascontiguousarray(_to_rgb(upright), dtype=np.uint8)
+            if factor > 1 and fmt == "JPEG":
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly: the full picture is never in memory.
+                img.draft("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
+                decoded_pixels = img.size[0] * img.size[1]
+                factor = reduction_factor(img.size[0], img.size[1], reduce_to) if reduce_to else 1
+            with decode_budget(settings.decode_budget_pixels).hold(decoded_pixels, settings.decode_wait_seconds):
+                img.load()
+                reduced = factor > 1 or img.size != (width, height)
+                small = _reduce(img, factor)  # the full-size buffer is freed as soon as the reduced one exists
+                upright = ImageOps.exif_transpose(small)
+                turned = upright.size != small.size or (
+                    reduced and int(small.getexif().get(0x0112, 1)) in (5, 6, 7, 8)  # quarter turns
+                )
+                pixels = np.ascontiguousarray(_to_rgb(upright), dtype=np.uint8)
+                del small, upright
+        except ImageError:
+            raise
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{label}: image is over the pixel limit ({exc})") from None
         except MemoryError:
@@ -482,8 +593,13 @@ def load_image(
     if pixels.ndim != 3 or pixels.shape[2] != 3:  # defensive: never hand out a wrong shape
         raise ImageError(f"{label}: could not convert the {fmt} image to RGB (got shape {pixels.shape})")
     out_h, out_w = pixels.shape[:2]
+    # The original's size with the EXIF orientation applied (a quarter turn swaps the sides).
+    orig_w, orig_h = (height, width) if turned else (width, height)
+    if not reduced:
+        orig_w, orig_h = out_w, out_h
     return LoadedImage(
-        pixels=pixels, sha256=digest, format=fmt, size_bytes=len(data), width=out_w, height=out_h
+        pixels=pixels, sha256=digest, format=fmt, size_bytes=len(data), width=orig_w, height=orig_h,
+        scale=orig_w / out_w,
     )
 
 

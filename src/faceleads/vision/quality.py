@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from faceleads.vision.align import ARCFACE_TEMPLATE
-from faceleads.vision.types import FloatArray, ImageArray, Quality
+from faceleads.vision.types import FloatArray, FoundBy, ImageArray, Quality
 
 # Frontal proportions of the template: where the nose sits between the eye line and the mouth line.
 _TEMPLATE_EYE_Y = float(ARCFACE_TEMPLATE[:2, 1].mean())
@@ -31,6 +31,16 @@ SIZE_MIN_PX, SIZE_GOOD_PX = 8.0, 48.0  # inter-eye distance where the size facto
 SHARPNESS_HALF = 150.0  # Laplacian variance at which the sharpness factor is 0.5
 CONTRAST_HALF = 12.0  # luminance standard deviation at which the contrast factor is 0.5
 YAW_LIMIT, PITCH_LIMIT = 75.0, 60.0  # degrees at which the pose factor reaches 0
+#: Multiplier of the overall score for each detection path: a face the plain detector found is taken as it is; one
+#: found only after padding or enlarging the photo is a little less certain; one placed by the landmark model on a
+#: crop the detector never accepted (whole_crop) is the least certain localisation (docs/quality.md).
+PATH_FACTORS: dict[str, float] = {
+    "detector": 1.0,
+    "upscaled": 0.9,
+    "padded": 0.9,
+    "enhanced": 0.85,
+    "whole_crop": 0.7,
+}
 
 
 def pose_from_landmarks(landmarks: FloatArray) -> tuple[float, float, float]:
@@ -113,8 +123,13 @@ def overall_score(factors: dict[str, float]) -> float:
     return float(min(1.0, max(0.0, math.exp(log_sum))))
 
 
-def assess(landmarks: FloatArray, aligned: ImageArray, detector_score: float) -> Quality:
-    """All quality measures of one face from its landmarks (image pixels) and its aligned 112x112 crop."""
+def assess(
+    landmarks: FloatArray, aligned: ImageArray, detector_score: float, found_by: FoundBy = "detector"
+) -> Quality:
+    """All quality measures of one face from its landmarks (image pixels) and its aligned 112x112 crop.
+
+    ``found_by``: the detection path, whose :data:`PATH_FACTORS` entry multiplies the overall score.
+    """
     pts = np.asarray(landmarks, dtype=np.float64)
     inter_eye = float(np.linalg.norm(pts[1] - pts[0]))
     yaw, pitch, roll = pose_from_landmarks(landmarks)
@@ -130,5 +145,6 @@ def assess(landmarks: FloatArray, aligned: ImageArray, detector_score: float) ->
         brightness=brightness,
         contrast=contrast,
         detector_score=float(detector_score),
-        overall=overall_score(factors),
+        overall=overall_score(factors) * PATH_FACTORS[found_by],
+        path_factor=PATH_FACTORS[found_by],
     )

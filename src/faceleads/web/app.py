@@ -12,21 +12,26 @@ in-memory probe workspaces.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 
 from faceleads import __version__
 from faceleads.config import Settings, get_settings
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance.audit_integrity import periodic_anchor
+from faceleads.security.auth import totp_required_roles
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
+from faceleads.web.forms import FetchRedirectMiddleware
 from faceleads.web.jobs import JobRunner
-from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from faceleads.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware, csrf_protect
 
 log = logging.getLogger("faceleads.web")
 
@@ -36,7 +41,9 @@ API_PREFIX = "/api/v1"
 
 def api_routers() -> list[APIRouter]:
     """The REST API's routers (imported here, not at module level: they import the app's dependencies)."""
+    import faceleads.web.api.account
     import faceleads.web.api.admin
+    import faceleads.web.api.approvals
     import faceleads.web.api.audit_routes
     import faceleads.web.api.auth_routes
     import faceleads.web.api.casework
@@ -46,25 +53,51 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.jobs
     import faceleads.web.api.lawful
     import faceleads.web.api.live
+    import faceleads.web.api.oversight
+    import faceleads.web.api.regimes
     import faceleads.web.api.search
     import faceleads.web.api.transparency
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router, api.live.router, api.lawful.router, api.transparency.router]  # fmt: skip
+            api.destruction.router, api.live.router, api.account.router, api.approvals.router, api.regimes.router,
+            api.oversight.router, api.lawful.router, api.transparency.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
-    """The web pages' routers."""
-    import faceleads.web.case_pages
-    import faceleads.web.lawful_pages
-    import faceleads.web.live_pages
+    """The web pages' routers (every one is included with the CSRF dependency, see :func:`create_app`)."""
     import faceleads.web.pages
-    import faceleads.web.transparency_pages
 
-    return [faceleads.web.pages.router, faceleads.web.case_pages.router, faceleads.web.live_pages.router,
-            faceleads.web.lawful_pages.router, faceleads.web.transparency_pages.router]  # fmt: skip
+    return faceleads.web.pages.routers()
+
+
+class AnchorTimer:
+    """The server's periodic audit anchor (``Settings.audit_anchor_minutes``; 0 = off): at start, then every period,
+    the entries since the last anchor are verified and a signed anchor of the head is appended to the anchor file
+    outside the database; a broken chain is logged as a critical operator alert instead (docs/audit.md)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.minutes = settings.audit_anchor_minutes
+        if self.minutes:
+            self._thread = threading.Thread(target=self._loop, args=(session_factory, settings),
+                                            name="faceleads-audit-anchor", daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _loop(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
+        while not self._stop.is_set():
+            try:
+                periodic_anchor(session_factory, settings)
+            except Exception:  # never let the timer die: the next period tries again
+                log.exception("periodic audit anchor failed")
+            self._stop.wait(self.minutes * 60)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def create_app(
@@ -81,17 +114,20 @@ def create_app(
     """
     settings = settings or (runtime.settings if runtime else get_settings())
     settings.check_safe()
+    totp_required_roles(settings)  # a misspelt FACELEADS_TOTP_REQUIRED_ROLES stops the start, not a sign-in
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or GalleryRuntime(settings)
         app.state.rt = rt
         app.state.jobs = JobRunner(rt)
+        anchors = AnchorTimer(rt.session_factory, rt.settings)
         if warm:
             await anyio.to_thread.run_sync(rt.template_index)
         try:
             yield
         finally:
+            anchors.close()
             app.state.jobs.close()
             if getattr(app.state, "live_runner", None) is not None:
                 app.state.live_runner.close()  # camera processes of live deployments started here
@@ -117,12 +153,15 @@ def create_app(
     app.state.sign_in_limiter = SignInLimiter()
 
     errors.install(app)
+    app.add_middleware(FetchRedirectMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.web_max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.is_dev)
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
+    # CSRF is a router-level dependency of every page router: no page route can forget it (tests/web/test_csrf.py
+    # enumerates every state-changing route of the app). The API needs none: it takes only bearer tokens.
     for router in pages_routers():
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app

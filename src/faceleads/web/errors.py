@@ -91,12 +91,25 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _page_error(request: Request, status: int, title: str, detail: str) -> Response:
+def _page_error(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+    from faceleads.web.forms import is_fetch
+
+    if is_fetch(request):
+        # The page script keeps the form as typed and shows the problem beside it.
+        if status == 401:
+            extra["redirect"] = "/sign-in"
+        return problem(status, title, _sentence(detail), request, **extra)
     if status == 401:
         return RedirectResponse("/sign-in?next=" + _safe_next(request), status_code=303)
     from faceleads.web.render import render_error
 
-    return render_error(request, status, title, detail)
+    return render_error(request, status, title, _sentence(detail))
+
+
+def _sentence(detail: str) -> str:
+    """Service messages start in lower case (they are also log lines); on a page they start a sentence."""
+    text = detail.strip()
+    return text[:1].upper() + text[1:] if text else text
 
 
 def _safe_next(request: Request) -> str:
@@ -129,7 +142,11 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{'.'.join(e['loc'][1:]) or e['loc'][0] if e['loc'] else '?'}: {e['msg']}" for e in errors)
         if is_api(request):
             return problem(422, "Invalid input", detail or "invalid request", request, errors=errors)
-        return _page_error(request, 422, "Invalid input", detail)
+        from faceleads.web.forms import field_errors
+
+        fields = field_errors(errors)
+        return _page_error(request, 422, "Please check the form", "; ".join(f["message"] for f in fields),
+                           fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

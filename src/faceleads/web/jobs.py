@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import queue
 import secrets
 import shutil
@@ -72,14 +73,19 @@ class Job:
 def unpack_bulk_upload(manifest: bytes, photos_zip: bytes | None, target: Path, max_total: int) -> Path:
     """Write ``manifest`` and the zip's files into ``target`` safely; returns the manifest path.
 
-    Refuses absolute paths, ``..`` components, links, too many members and more than ``max_total`` bytes
-    uncompressed (a zip bomb), each with a :class:`ValidationError` naming the problem.
+    Refuses absolute paths, ``..`` components, NUL bytes, links, device files and other special entries, too many
+    members and more than ``max_total`` bytes uncompressed (a zip bomb), each with a :class:`ValidationError`
+    naming the problem. The manifest is written last, so no zip entry can replace it.
     """
     target.mkdir(parents=True, exist_ok=True)
     path = target / "manifest.csv"
+    if photos_zip is not None:
+        _unpack_zip(photos_zip, target, max_total)
     path.write_bytes(manifest)
-    if photos_zip is None:
-        return path
+    return path
+
+
+def _unpack_zip(photos_zip: bytes, target: Path, max_total: int) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(photos_zip))
     except zipfile.BadZipFile:
@@ -96,22 +102,29 @@ def unpack_bulk_upload(manifest: bytes, photos_zip: bytes | None, target: Path, 
             name = PurePosixPath(member.filename)
             if member.is_dir():
                 continue
-            if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
+            if name.is_absolute() or ".." in name.parts or "\\" in member.filename or "\x00" in member.filename:
                 raise ValidationError(f"zip entry {member.filename!r} has an unsafe path")
-            if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            kind = (member.external_attr >> 16) & 0o170000
+            if kind == 0o120000:
                 raise ValidationError(f"zip entry {member.filename!r} is a symbolic link")
+            if kind not in (0, 0o100000):  # devices, FIFOs, sockets: only plain files are unpacked
+                raise ValidationError(f"zip entry {member.filename!r} is not a regular file")
             dest = (target / Path(*name.parts)).resolve()
             if root not in dest.parents:
                 raise ValidationError(f"zip entry {member.filename!r} points outside the upload")
-            dest.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with archive.open(member) as src, dest.open("wb") as out:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                # O_EXCL + O_NOFOLLOW: never write through a link or over an entry already unpacked.
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                raise ValidationError(f"zip entry {member.filename!r} clashes with another entry") from None
+            with archive.open(member) as src, os.fdopen(fd, "wb") as out:
                 while chunk := src.read(1024 * 1024):
                     written += len(chunk)
                     if written > member.file_size or written > max_total:
                         raise ValidationError(f"zip entry {member.filename!r} is larger than it declares")
                     out.write(chunk)
-    return path
 
 
 class JobRunner:
@@ -163,8 +176,11 @@ class JobRunner:
             jobs = [j for j in self._jobs.values() if j.agency_id == actor.agency_id]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
-    def submit_manifest(self, actor: Actor, manifest: Path, workdir: Path | None = None) -> Job:
-        """Queue a bulk enrolment of ``manifest``; ``workdir`` (uploaded input) is deleted when the job ends."""
+    def submit_manifest(
+        self, actor: Actor, manifest: Path, workdir: Path | None = None, *, photo_root: Path, label: str
+    ) -> Job:
+        """Queue a bulk enrolment of ``manifest`` whose photos must lie inside ``photo_root``; ``workdir`` (uploaded
+        input) is deleted when the job ends. ``label`` names the manifest in errors (never a server path)."""
         job = Job(secrets.token_hex(8), "bulk_enrolment", actor.agency_id, actor.username, actor.user_id)
         job_dir = self.root / job.job_id
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +190,9 @@ class JobRunner:
 
         def work(job: Job) -> None:
             try:
-                report: BatchReport = enrol_manifest(self.rt, actor, manifest, workers=0, progress=progress)
+                report: BatchReport = enrol_manifest(
+                    self.rt, actor, manifest, photo_root=photo_root, label=label, workers=0, progress=progress
+                )
             finally:
                 if workdir is not None:
                     shutil.rmtree(workdir, ignore_errors=True)

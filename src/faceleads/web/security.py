@@ -209,6 +209,27 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise PermissionDenied("the form's security token is missing or stale: reload the page and try again")
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def csrf_protect(request: Request) -> None:
+    """Router-level dependency of every page router: a state-changing request must carry the browser's CSRF token,
+    in the ``X-CSRF-Token`` header (scripts) or the ``csrf`` form field (forms). Safe methods pass.
+
+    It runs before the route's own dependencies (who is signed in, what the route does), so a forged request is
+    refused before anything is read or changed. FastAPI has already parsed a form body by then; Starlette caches
+    it, so reading it here costs nothing.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    submitted = request.headers.get(CSRF_HEADER)
+    if not submitted and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        value = (await request.form()).get(CSRF_FIELD)
+        submitted = value if isinstance(value, str) else None
+    check_csrf(request, submitted)
+
+
 def client_address(request: Request) -> str:
     """The client's address (the direct peer: no proxy headers are trusted by default)."""
     return request.client.host if request.client else "unknown"

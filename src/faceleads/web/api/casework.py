@@ -37,11 +37,14 @@ class ReasonIn(BaseModel):
 class RequestIn(BaseModel):
     purpose: str = Field(min_length=1, max_length=64)
     justification: str = Field(min_length=1, max_length=4000)
+    priority: str = Field(default="routine", pattern="^(routine|urgent|threat_to_life)$")
 
 
 class AuthoriseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     grant: bool = True
+    expires_at: datetime | None = Field(default=None, description="default: the agency's authorisation validity")
+    galleries: list[int] | None = Field(default=None, max_length=100, description="gallery ids; default: all")
 
 
 class EditsIn(BaseModel):
@@ -64,13 +67,21 @@ class SearchIn(BaseModel):
 
 class ConclusionIn(BaseModel):
     conclusion: str = Field(pattern="^(excluded|possible_lead|inconclusive)$")
-    notes: str = Field(min_length=1, max_length=4000)
+    reason_code: str | None = Field(default=None, max_length=32, description="see adjudication.REASON_CODES")
+    notes: str = Field(default="", max_length=4000, description="required for a possible lead and reason 'other'")
     checklist: dict[str, str] = Field(default_factory=dict)
 
 
+class ExclusionIn(BaseModel):
+    reason_code: str = Field(min_length=1, max_length=32, description="an exclusion reason code")
+    notes: str = Field(default="", max_length=4000)
+
+
 class VerificationIn(BaseModel):
-    result: str = Field(pattern="^(agree|disagree)$")
+    result: str = Field(pattern="^(agree|disagree|possible_lead|inconclusive|excluded)$",
+                        description="your own conclusion (possible_lead agrees; inconclusive/excluded disagree)")
     notes: str = Field(min_length=1, max_length=4000)
+    checklist: dict[str, str] = Field(default_factory=dict)
 
 
 class DecisionIn(BaseModel):
@@ -88,6 +99,9 @@ class PurposeIn(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=200)
     requires_authorisation: bool = False
+    regime: str | None = Field(default=None, max_length=32,
+                               description="also put it in this legal regime for your agency: investigative, exigent "
+                                           "or live_deployment (docs/regimes.md)")
 
 
 # --- cases and requests ----------------------------------------------------------------------------------------
@@ -128,13 +142,15 @@ def close_case(case_id: Id, body: ReasonIn, scope: ApiScope) -> dict[str, Any]:
 @router.post("/cases/{case_id}/requests", status_code=201)
 def open_request(case_id: Id, body: RequestIn, scope: ApiScope) -> dict[str, Any]:
     """Request facial recognition for a purpose (some purposes need a supervisor's authorisation first)."""
-    return cases.open_request(scope.rt, scope.actor, case_id, body.purpose, body.justification).to_json()
+    return cases.open_request(scope.rt, scope.actor, case_id, body.purpose, body.justification,
+                              priority=body.priority).to_json()  # fmt: skip
 
 
 @router.post("/requests/{request_id}/authorisation")
 def authorise_request(request_id: Id, body: AuthoriseIn, scope: ApiScope) -> dict[str, Any]:
     """A supervisor authorises (or refuses) a request's purpose; who, when and why are recorded."""
-    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant).to_json()
+    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant,
+                                   expires_at=body.expires_at, galleries=body.galleries).to_json()
 
 
 # --- probes ----------------------------------------------------------------------------------------------------
@@ -272,9 +288,17 @@ def candidates(case_search_id: Id, scope: ApiScope) -> list[dict[str, Any]]:
 
 @router.put("/case-searches/{case_search_id}/candidates/{rank}/conclusion")
 def conclude(case_search_id: Id, rank: Id, body: ConclusionIn, scope: ApiScope) -> dict[str, Any]:
-    """Mark a candidate excluded / possible_lead / inconclusive with notes and the feature checklist."""
+    """Mark a candidate excluded / possible_lead / inconclusive with a reason code and/or notes and the feature
+    checklist."""
     return adjudication.adjudicate(scope.rt, scope.actor, case_search_id, rank, body.conclusion, body.notes,
-                                   body.checklist).to_json()  # fmt: skip
+                                   body.checklist, reason_code=body.reason_code).to_json()  # fmt: skip
+
+
+@router.post("/case-searches/{case_search_id}/exclusions")
+def exclude_remaining(case_search_id: Id, body: ExclusionIn, scope: ApiScope) -> dict[str, Any]:
+    """Mark every candidate not yet marked as excluded with one reason code (and optional notes)."""
+    ranks = adjudication.exclude_remaining(scope.rt, scope.actor, case_search_id, body.reason_code, body.notes)
+    return {"excluded_ranks": ranks}
 
 
 @router.post("/case-searches/{case_search_id}/submission")
@@ -299,6 +323,12 @@ def verification_queue(scope: ApiScope) -> list[int]:
     return adjudication.verification_queue(scope.rt, scope.actor)
 
 
+@router.get("/leads/queue/items")
+def verification_items(scope: ApiScope) -> list[dict[str, Any]]:
+    """The same queue with each lead's case, offence, priority and waiting time (most urgent first)."""
+    return [i.to_json() for i in adjudication.verification_items(scope.rt, scope.actor)]
+
+
 @router.get("/leads/{lead_id}")
 def show_lead(lead_id: Id, scope: ApiScope) -> dict[str, Any]:
     """A lead's state."""
@@ -313,8 +343,28 @@ def verification_task(lead_id: Id, scope: ApiScope) -> dict[str, Any]:
 
 @router.post("/leads/{lead_id}/verification")
 def verify(lead_id: Id, body: VerificationIn, scope: ApiScope) -> dict[str, Any]:
-    """Record agree / disagree; disagreement goes to a supervisor."""
-    return adjudication.verify_lead(scope.rt, scope.actor, lead_id, body.result, body.notes).to_json()
+    """Record your own conclusion (possible_lead agrees; inconclusive or excluded disagree and go to a supervisor)
+    with notes and your feature checklist."""
+    return adjudication.verify_lead(scope.rt, scope.actor, lead_id, body.result, body.notes,
+                                    body.checklist).to_json()  # fmt: skip
+
+
+@router.get("/leads/{lead_id}/dispute")
+def dispute(lead_id: Id, scope: ApiScope) -> dict[str, Any]:
+    """A supervisor's view of a disputed lead: both examiners' conclusions, reasons, checklists and notes."""
+    return adjudication.disagreement_view(scope.rt, scope.actor, lead_id)
+
+
+@router.get("/leads/{lead_id}/photos/{image_id}", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "Candidate photo (never cached)"}})
+async def lead_photo(
+    lead_id: Id, image_id: Id, request: Request, scope: ApiScope,
+    view: Annotated[str, Query(pattern="^(aligned|original)$")] = "aligned",
+) -> Response:
+    """A photo of the lead's candidate for its blind verifier or the supervisor deciding its dispute (audited)."""
+    body, media = await run_blocking(request, adjudication.lead_photo, scope.rt, scope.actor, lead_id, image_id,
+                                     view=view)  # fmt: skip
+    return Response(body, media_type=media, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/leads/{lead_id}/decision")
@@ -346,8 +396,8 @@ def add_offence(body: OffenceIn, scope: ApiScope) -> dict[str, Any]:
 
 @router.get("/purposes")
 def purposes(scope: ApiScope) -> list[dict[str, Any]]:
-    """The search purposes."""
-    return [p.to_json() for p in admin.list_purposes(scope.rt)]
+    """The search purposes, each with its legal regime for your agency."""
+    return [p.to_json() for p in admin.list_purposes(scope.rt, scope.actor.agency_id)]
 
 
 @router.post("/purposes", status_code=201)
@@ -356,4 +406,5 @@ def add_purpose(body: PurposeIn, scope: ApiScope) -> dict[str, Any]:
     if not body.code.strip():
         raise ValidationError("purpose code is required")
     return admin.add_purpose(scope.rt, scope.actor, body.code, body.title,
-                             requires_authorisation=body.requires_authorisation).to_json()  # fmt: skip
+                             requires_authorisation=body.requires_authorisation,
+                             regime=body.regime).to_json()  # fmt: skip

@@ -14,8 +14,9 @@ router = APIRouter(prefix="/faces", tags=["faces"], responses=ERRORS)
 
 @router.post("/detect", response_model=DetectResponse)
 async def detect(request: Request, scope: ApiScope, image: UploadFile = File(...)) -> DetectResponse:
-    """Detect faces in an uploaded image: boxes, landmarks, detector score and quality (most prominent first, at
-    most 50). The image is not kept; the request is authorised and audited by the casework service."""
+    """Detect faces in an uploaded image: boxes, landmarks, detector score, quality and the detection path that
+    found each face (``found_by``), most prominent first, at most 50. The image is not kept; the request is
+    authorised and audited by the casework service."""
     data = await read_upload(image, scope.rt.settings.max_file_bytes, "image")
     found = await run_blocking(request, probes.detect_upload, scope.rt, scope.actor, data)
     return DetectResponse(sha256=found.sha256, width=found.width, height=found.height, format=found.format,

@@ -28,12 +28,12 @@ def import_root(scope: Scope) -> Path:
 
 
 def resolve_server_manifest(scope: Scope, server_path: str) -> Path:
-    """A manifest path inside the import folder (anything else is refused)."""
+    """A manifest path inside the import folder (anything else is refused, without naming server paths)."""
     root = import_root(scope)
-    candidate = (root / server_path).resolve()
-    if root not in candidate.parents or not candidate.is_file():
+    candidate = None if "\x00" in server_path else (root / server_path).resolve()
+    if candidate is None or root not in candidate.parents or not candidate.is_file():
         raise ValidationError(
-            f"server_path must name a manifest file inside the import folder {root} (relative path)"
+            "server_path must name a manifest file inside the import folder <data_dir>/imports (relative path)"
         )
     return candidate
 
@@ -59,7 +59,9 @@ async def start_bulk_job(
     if (manifest is None) == (not server_path):
         raise ValidationError("give either an uploaded manifest (with an optional photos zip) or a server_path")
     if server_path:
-        return runner.submit_manifest(scope.actor, resolve_server_manifest(scope, server_path))
+        manifest_path = resolve_server_manifest(scope, server_path)
+        label = f"imports/{manifest_path.relative_to(import_root(scope)).as_posix()}"
+        return runner.submit_manifest(scope.actor, manifest_path, photo_root=import_root(scope), label=label)
     assert manifest is not None
     settings = scope.rt.settings
     manifest_bytes = await read_upload(manifest, MAX_MANIFEST_UPLOAD, "manifest")
@@ -72,7 +74,8 @@ async def start_bulk_job(
 
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return runner.submit_manifest(scope.actor, path, workdir)
+    name = (manifest.filename or "manifest.csv")[:100]
+    return runner.submit_manifest(scope.actor, path, workdir, photo_root=workdir, label=f"uploaded {name!r}")
 
 
 @router.get("")

@@ -78,6 +78,8 @@ class FaceOut(BaseModel):
     landmarks: list[list[float]]
     score: float
     quality: dict[str, float]
+    # Which detection path found the face: detector, upscaled, padded or whole_crop (docs/detection.md).
+    found_by: str = "detector"
 
 
 class DetectResponse(BaseModel):

@@ -49,10 +49,12 @@ async def transparency(
     scope: ApiScope,
     date_from: Annotated[date, Query(alias="from", description="First day (UTC)")],
     date_to: Annotated[date, Query(alias="to", description="Last day (UTC, inclusive)")],
-    agency: Annotated[str | None, Query(max_length=32, description="Agency reported on (default: yours)")] = None,
+    agency: Annotated[str | None, Query(max_length=32, description="Agency reported on (default: yours; "
+                                                                    "oversight: every agency at once)")] = None,
     fmt: Annotated[str, Query(alias="format", pattern="^(csv|pdf|json)$")] = "json",
 ) -> Response | dict[str, Any]:
-    """The agency's public transparency report for a period (supervisors, auditors); the production is audited."""
+    """The agency's public transparency report for a period (supervisors, auditors; oversight for any agency, or every
+    agency at once); the production is audited."""
     output = await run_blocking(request, transparency_report, scope.rt, scope.actor, date_from, date_to,
                                 agency_code=agency, formats=(fmt,))  # fmt: skip
     name = f"transparency-{output.report.agency}-{date_from.isoformat()}-{date_to.isoformat()}"

@@ -1,14 +1,15 @@
-"""Web pages of live watch-list deployments: watch lists, preparing and authorising a deployment (with the expected
-false alert rate), starting and stopping it, the live alert review (server-sent events, our own script), and the
-report. Same services and policy as the API (:mod:`faceleads.web.api.live`)."""
+"""Live watch-list deployments: watch lists, preparing and authorising a deployment (with the expected false alert
+rate), starting and stopping it, the live alert review (server-sent events, our own script), and the report. Same
+services and policy as the API (:mod:`faceleads.web.api.live`); CSRF is the router-level dependency of every page
+router (:mod:`faceleads.web.pages`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
@@ -19,16 +20,10 @@ from faceleads.vision.imaging import media_type
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import PageScope, page_token, run_blocking
 from faceleads.web.live_stream import alert_stream, last_event_id, start_cameras, stop_cameras
+from faceleads.web.pages.common import NO_STORE, done, page_router
 from faceleads.web.render import render
-from faceleads.web.security import check_csrf
 
-router = APIRouter(include_in_schema=False)
-Csrf = Annotated[str, Form(max_length=200)]
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+router = page_router()
 
 
 def _when(text: str, what: str) -> datetime:
@@ -51,13 +46,12 @@ def live_home(request: Request, scope: PageScope) -> Response:
 
 @router.post("/live/watchlists")
 def create_watchlist_page(
-    request: Request, scope: PageScope, csrf: Csrf, name: Annotated[str, Form(max_length=100)],
+    request: Request, scope: PageScope, name: Annotated[str, Form(max_length=100)],
     description: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:  # fmt: skip
     """Create a watch list."""
-    check_csrf(request, csrf)
     info = watchlists.create_watchlist(scope.rt, scope.actor, name, description)
-    return _redirect(f"/live/watchlists/{info.id}")
+    return done(request, f"/live/watchlists/{info.id}", f"Watch list {info.name} created.")
 
 
 @router.get("/live/watchlists/{watchlist_id}", response_class=HTMLResponse)
@@ -71,25 +65,23 @@ def watchlist_page(request: Request, watchlist_id: Id, scope: PageScope) -> Resp
 
 @router.post("/live/watchlists/{watchlist_id}/entries")
 def add_entry_page(
-    request: Request, watchlist_id: Id, scope: PageScope, csrf: Csrf,
+    request: Request, watchlist_id: Id, scope: PageScope,
     subject_number: Annotated[str, Form(max_length=64)], reason: Annotated[str, Form(max_length=200)],
     expires_at: Annotated[str, Form(max_length=40)], owner_agency: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:  # fmt: skip
     """Add an entry (subject number, reason, expiry)."""
-    check_csrf(request, csrf)
-    watchlists.add_entry(scope.rt, scope.actor, watchlist_id, subject_number, reason, _when(expires_at, "expiry"),
-                         agency_code=owner_agency or None)  # fmt: skip
-    return _redirect(f"/live/watchlists/{watchlist_id}")
+    entry = watchlists.add_entry(scope.rt, scope.actor, watchlist_id, subject_number, reason,
+                                 _when(expires_at, "expiry"), agency_code=owner_agency or None)  # fmt: skip
+    return done(request, f"/live/watchlists/{watchlist_id}", f"Subject {entry.subject_number} added to the list.")
 
 
 @router.post("/live/watchlist-entries/{entry_id}/remove")
 def remove_entry_page(
-    request: Request, entry_id: Id, scope: PageScope, csrf: Csrf, watchlist_id: Annotated[int, Form(ge=1)]
+    request: Request, entry_id: Id, scope: PageScope, watchlist_id: Annotated[int, Form(ge=1)]
 ) -> Response:
     """Remove an entry."""
-    check_csrf(request, csrf)
     watchlists.remove_entry(scope.rt, scope.actor, entry_id)
-    return _redirect(f"/live/watchlists/{watchlist_id}")
+    return done(request, f"/live/watchlists/{watchlist_id}", "Entry taken off the list.")
 
 
 @router.get("/live/deployments/new", response_class=HTMLResponse)
@@ -107,7 +99,6 @@ def new_deployment_page(request: Request, scope: PageScope) -> Response:
 async def create_deployment_page(request: Request, scope: PageScope) -> Response:
     """Prepare a deployment from the form (repeated officer fields, one camera per line)."""
     form = await request.form()
-    check_csrf(request, str(form.get("csrf", "")))
 
     def field(name: str, limit: int = 4000) -> str:
         value = form.get(name, "")
@@ -133,7 +124,8 @@ async def create_deployment_page(request: Request, scope: PageScope) -> Response
         signage_confirmed=form.get("signage_confirmed") == "yes", signage_note=field("signage_note", 2000),
     )  # fmt: skip
     info = await run_blocking(request, deployments.create_deployment, scope.rt, scope.actor, inp)
-    return _redirect(f"/live/deployments/{info.id}")
+    return done(request, f"/live/deployments/{info.id}",
+                f"Deployment {info.id} prepared: a supervisor other than you authorises it.")
 
 
 @router.get("/live/deployments/{deployment_id}", response_class=HTMLResponse)
@@ -149,27 +141,32 @@ async def deployment_page(request: Request, deployment_id: Id, scope: PageScope)
 
 @router.post("/live/deployments/{deployment_id}/{action}")
 async def deployment_action_page(
-    request: Request, deployment_id: Id, action: str, scope: PageScope, csrf: Csrf,
+    request: Request, deployment_id: Id, action: str, scope: PageScope,
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     """authorise / refuse / signage / cancel / start / stop."""
-    check_csrf(request, csrf)
     rt, actor = scope.rt, scope.actor
     if action == "authorise":
         await run_blocking(request, deployments.authorise_deployment, rt, actor, deployment_id, note)
+        message = f"Deployment {deployment_id} authorised."
     elif action == "refuse":
         deployments.refuse_deployment(rt, actor, deployment_id, note)
+        message = f"Deployment {deployment_id} refused."
     elif action == "signage":
         deployments.confirm_signage(rt, actor, deployment_id, note)
+        message = "Signage confirmed."
     elif action == "cancel":
         deployments.cancel_deployment(rt, actor, deployment_id)
+        message = f"Deployment {deployment_id} cancelled."
     elif action == "start":
         await run_blocking(request, start_cameras, request, rt, actor, deployment_id)
+        message = f"Deployment {deployment_id} running: its cameras are started."
     elif action == "stop":
         stop_cameras(request, rt, actor, deployment_id, note)
+        message = f"Deployment {deployment_id} stopped."
     else:
         raise ValidationError(f"unknown action {action[:30]!r}")
-    return _redirect(f"/live/deployments/{deployment_id}")
+    return done(request, f"/live/deployments/{deployment_id}", message)
 
 
 @router.get("/live/deployments/{deployment_id}/alerts", response_class=HTMLResponse)
@@ -211,18 +208,16 @@ def watchlist_photo_page(alert_id: Id, scope: PageScope) -> Response:
 
 @router.post("/live/alerts/{alert_id}/decision")
 def decide_page(
-    request: Request, alert_id: Id, scope: PageScope, csrf: Csrf,
+    request: Request, alert_id: Id, scope: PageScope,
     decision: Annotated[str, Form(max_length=20)], note: Annotated[str, Form(max_length=2000)] = "",
     deployment_id: Annotated[int, Form(ge=1)] = 0,
 ) -> Response:  # fmt: skip
     """Record the decision on an alert (from the review page's form or script)."""
-    check_csrf(request, csrf)
     info = alerts.decide_alert(scope.rt, scope.actor, alert_id, decision, note)
     if request.headers.get("accept", "").startswith("application/json"):
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(info.to_json(), headers=NO_STORE)
-    return _redirect(f"/live/deployments/{deployment_id or info.deployment_id}/alerts")
+    return done(request, f"/live/deployments/{deployment_id or info.deployment_id}/alerts",
+                f"Decision on alert {alert_id} recorded.")
 
 
 @router.get("/live/deployments/{deployment_id}/report", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 lead outcomes, stored evaluation results
 
 Revision ID: transparency_1
-Revises: live_1
+Revises: regimes_1
 Create Date: 2026-12-01 15:20:26.399825
 
 Existing encounters get no ``authority_id``: they were enrolled with free-text authorities before the administered
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "transparency_1"
-down_revision = "live_1"
+down_revision = "regimes_1"
 branch_labels = None
 depends_on = None
 

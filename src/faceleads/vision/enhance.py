@@ -1,0 +1,36 @@
+"""Contrast enhancement of dark, flat CCTV crops, used only to help the detector find a face in them.
+
+The enhanced pixels are never embedded or stored: the face found on them is aligned on the original photo.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from faceleads.vision.types import ImageArray
+
+STRETCH_PERCENTILES = (1.0, 99.0)
+CLAHE_CLIP = 2.0
+CLAHE_TILES = (4, 4)
+
+
+def autolevel(image: ImageArray) -> ImageArray:
+    """Stretch the luminance range between its 1st and 99th percentile to 0..255 (all channels alike)."""
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    low, high = np.percentile(luma, STRETCH_PERCENTILES)
+    if high - low < 1.0:
+        return image
+    stretched = (image.astype(np.float32) - low) * (255.0 / (high - low))
+    return np.clip(stretched, 0, 255).astype(np.uint8)
+
+
+def local_contrast(image: ImageArray) -> ImageArray:
+    """Contrast-limited adaptive histogram equalisation (CLAHE) of the lightness channel."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=CLAHE_TILES)
+    lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+    return np.ascontiguousarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), dtype=np.uint8)
+
+
+ENHANCEMENTS = (autolevel, local_contrast)
