@@ -23,6 +23,7 @@ from faceleads.gallery.models import Disposition
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import criteria, destruction, dispositions
 from faceleads.governance.criteria import Criterion, Facts, assess
+from tests.conftest import FACES_DIR
 from tests.gallery.conftest import lfw_identities, write_manifest
 from tests.lawful import PACE, list_authorities
 
@@ -168,7 +169,8 @@ def test_manifest_disposition_columns(rt: GalleryRuntime, tmp_path: Path) -> Non
         ["MET", NAMES[2], "M-3", "2020-01-01", PACE[0], str(PEOPLE[NAMES[2]][0]), "convicted", "2024-01-01", "x"],
         ["MET", NAMES[3], "M-4", "2020-01-01", PACE[0], str(PEOPLE[NAMES[3]][0]), "withdrawn", "", "CPS"],
     ]
-    report = enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows, header), workers=0)
+    report = enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows, header), workers=0,
+                            photo_root=FACES_DIR)  # fmt: skip
     assert (report.enrolled, report.errors, report.dispositions) == (3, 2, 1)
     reasons = {r["row"]: r["reason"] for r in report.error_rows}
     assert reasons[4].startswith("bad disposition 'convicted'") and "missing disposition_date" in reasons[5]
@@ -177,7 +179,9 @@ def test_manifest_disposition_columns(rt: GalleryRuntime, tmp_path: Path) -> Non
     assert (row.state, row.subject_number) == ("due", NAMES[0])
     assert dispositions.run(rt, officer, today=TODAY).opened == 1
     # A re-run of the same manifest changes nothing.
-    assert enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows, header), workers=0).dispositions == 1
+    again = enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows, header), workers=0,
+                           photo_root=FACES_DIR)  # fmt: skip
+    assert again.dispositions == 1
     with rt.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Disposition)) == 1
 
