@@ -21,6 +21,7 @@ from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.models import Encounter, Image, LegalAuthority, Subject
 from faceleads.gallery.nist import enrol_nist
 from faceleads.gallery.runtime import GalleryRuntime
+from tests.conftest import FACES_DIR
 from tests.gallery.conftest import lfw_identities, record, write_manifest
 from tests.gallery.test_nist import make_transaction
 from tests.lawful import quick
@@ -104,7 +105,7 @@ def test_enrolment_under_an_unlisted_authority_is_refused_everywhere(rt: Gallery
     rows = [["LAW", "S3", "B3", "2020-06-01", "PACE-64A", str(PEOPLE["Adam_Sandler"][0]), ""],
             ["LAW", "S4", "B4", "2020-06-01", SCRAPED, str(PEOPLE["Abdullah_Gul"][0]), ""],
             ["LAW", "S5", "B5", "2020-06-01", SCRAPED, str(PEOPLE["Ai_Sugiyama"][0]), ""]]  # fmt: skip
-    report = enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows), workers=0)
+    report = enrol_manifest(rt, officer, write_manifest(tmp_path / "m.csv", rows), workers=0, photo_root=FACES_DIR)
     assert (report.enrolled, report.errors) == (1, 2)
     assert {r["row"] for r in report.error_rows} == {2, 3}
     assert all("not on LAW's list of legal authorities" in r["reason"] for r in report.error_rows)

@@ -293,8 +293,8 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     assert shown[("report", "suppression", "")].startswith("counts from 1 to 4 are shown as <5")
     text = _pdf_text(public.pdf)
     for needle in ("Transparency report", "MET", "no personal or biometric data", "Searches", "Outcomes of released",
-                   "Exigent searches and their ratification", "Destruction of booking records", "Live watch-list deployments",
-                   "demographic differentials", "<5"):  # fmt: skip
+                   "Exigent searches and their ratification", "Destruction of booking records",
+                   "Live watch-list deployments", "demographic differentials", "<5"):  # fmt: skip
         assert needle in text, needle
 
     # --- nothing personal or biometric in either rendering
