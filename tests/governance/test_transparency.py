@@ -82,6 +82,17 @@ def test_small_counts_and_complementary_suppression() -> None:
     assert _published(suppress(_rows(a=1, total=1), 1)) == {"a": "1", "total": "1"}
 
 
+def test_the_csv_neutralises_formula_cells() -> None:
+    """An authority title is an administrator's text: a cell a spreadsheet would evaluate is published as text."""
+    from faceleads.governance.transparency import TransparencyReport
+
+    hostile = '=HYPERLINK("http://evil.example/","open")'
+    rows = suppress([Row("gallery", "legal_authority", "X", hostile, "text"), Row("s", "m", "total", 7)], 5)
+    report = TransparencyReport("AGA", "A", TODAY, TODAY, datetime.now(UTC), 5, rows)
+    parsed = list(csv.reader(io.StringIO(report.to_csv())))
+    assert ["gallery", "legal_authority", "X", "'" + hostile] in parsed and ["s", "m", "total", "7"] in parsed
+
+
 # --------------------------------------------------------------------------------------------- the flow
 
 

@@ -35,7 +35,6 @@ suppressed one cannot be worked out by subtraction.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +45,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from faceleads import safecsv
+from faceleads.casework.common import as_utc
 from faceleads.casework.models import (
     Adjudication,
     Authorisation,
@@ -116,7 +117,7 @@ class TransparencyReport:
     def to_csv(self) -> str:
         """``section,measure,breakdown,value`` — one line per published value, the report's description first."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = safecsv.writer(buffer, lineterminator="\n")  # an authority title is an administrator's text
         writer.writerow(["section", "measure", "breakdown", "value"])
         for row in [*self.header(), *self.rows]:
             writer.writerow([row.section, row.measure, row.breakdown, row.published])
@@ -207,13 +208,9 @@ def exigent_figures(
         .where(Case.agency_id.in_(agency_ids), CaseSearch.regime == Regime.EXIGENT.value,
                CaseSearch.created_at >= start, CaseSearch.created_at < end)
     ):  # fmt: skip
-        decided = decided_at is not None and _utc(decided_at) < as_of
+        decided = decided_at is not None and as_utc(decided_at) < as_of
         counts[ratification_state_at(ratify_by, (decided_at, bool(granted)) if decided else None, as_of)] += 1
     return dict(counts)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 # --------------------------------------------------------------------------------------------- gathering
