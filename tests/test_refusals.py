@@ -36,7 +36,9 @@ from tests.web.test_security import browser_sign_in, csrf_of
 
 PROBE: Path = PEOPLE["Abdullah_Gul"][1]
 EXIGENT, LIVE = "exigent-threat-to-life", "live-watchlist"
-IDS: dict[str, int] = {}  # approval and case-search ids made by the fixture
+IDS: dict[str, int] = {}  # approval, case-search and destruction request ids made by the fixture
+SCRAPED = "scraped from public social media profiles"
+PERIOD = {"from": "2026-01-01", "to": "2026-06-30"}
 
 
 def _actor(web: WebEnv, username: str) -> Actor:
@@ -47,8 +49,10 @@ def _actor(web: WebEnv, username: str) -> Actor:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[WebEnv]:
     """The web test environment (AGA with one user per role and a small gallery, AGB with an analyst), plus an
-    AGA analyst whose certification has expired, a pending approval, an exigent purpose with two exigent searches
-    (one past its ratification window) and a purpose of the live deployment regime."""
+    AGA analyst whose certification has expired, an open destruction request of AGA, a pending approval, an exigent
+    purpose with two exigent searches (one past its ratification window) and a purpose of the live deployment regime."""
+    from faceleads.governance import destruction
+
     for web in build_env(tmp_path_factory.mktemp("refusals"), engine):
         rt = web.rt
         with rt.session_factory() as session:
@@ -56,6 +60,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[WebEn
         add_user(rt.session_factory, aga, "analyst-expired", {Role.ANALYST},
                  certified_until=utcnow() - timedelta(days=1))  # fmt: skip
         web.tokens["analyst-expired"] = web.sign_in("analyst-expired")
+        IDS["destruction"] = destruction.request_destruction(
+            rt, _actor(web, "records"), web.subject_ids["Adam_Sandler"], requester="the subject",
+            grounds="Acquitted at trial on 2026-01-12").id  # fmt: skip
         # Separation of duties: a supervisor-administrator creates an account; the administrator requests a
         # biometric role for it; its creator may not approve it.
         add_user(rt.session_factory, aga, "sup-admin", {Role.SUPERVISOR, Role.ADMINISTRATOR})
@@ -82,6 +89,15 @@ def env(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[WebEn
             assert lapsed is not None
             lapsed.ratify_by = utcnow() - timedelta(hours=1)
         yield web
+
+
+def _enrol_form() -> dict[str, str]:
+    return {"subject_number": "S-SCRAPED", "booking_number": "B-SCRAPED", "booking_date": "2024-03-01",
+            "legal_authority": SCRAPED}  # fmt: skip
+
+
+def _photos() -> dict[str, tuple[str, bytes, str]]:
+    return {"photos": ("p.jpg", PROBE.read_bytes(), "image/jpeg")}
 
 
 @dataclass(frozen=True)
@@ -162,6 +178,85 @@ REFUSALS = [
         403,
         lambda env: "may not view gallery image",
         lambda env: ("view_gallery_image", f"image:{env.image_ids['Ai_Sugiyama']}"),
+    ),
+    # --- the lawful gallery (docs/gallery.md "Lawful gallery") and transparency (docs/transparency.md)
+    Refusal(
+        "enrolment under a legal authority that is not on the agency's list",
+        "records",
+        lambda env, tmp: ["enroll", "record", str(PROBE), "--subject", "S-SCRAPED", "--booking", "B-SCRAPED",
+                          "--date", "2024-03-01", "--authority", SCRAPED],
+        lambda env: ("POST", "/api/v1/gallery/records", {"data": _enrol_form(), "files": _photos()}),
+        lambda env: ("POST", "/enrol/record", {"data": _enrol_form(), "files": _photos()}),
+        403,
+        lambda env: f"'{SCRAPED}' is not on AGA's list of legal authorities",
+        lambda env: ("enrol", "booking:B-SCRAPED"),
+    ),
+    Refusal(
+        "the list of legal authorities changed by a records officer",
+        "records",
+        lambda env, tmp: ["authority", "add", "MINE", "--title", "An authority of my own"],
+        lambda env: ("POST", "/api/v1/authorities", {"json": {"code": "MINE", "title": "An authority of my own"}}),
+        lambda env: ("POST", "/lawful/authorities", {"data": {"code": "MINE", "title": "An authority of my own"}}),
+        403,
+        lambda env: "may not admin records policy",
+        lambda env: ("admin_records_policy", "legal_authorities"),
+    ),
+    Refusal(
+        "a disposition recorded on another agency's booking",
+        "records-b",
+        lambda env, tmp: ["disposition", "record", "--booking", "AGA-000", "--kind", "acquitted", "--date",
+                          "2025-01-02", "--reference", "CC 1"],
+        lambda env: ("POST", "/api/v1/dispositions", {"json": {"booking_number": "AGA-000", "kind": "acquitted",
+                                                               "occurred_on": "2025-01-02", "reference": "CC 1"}}),
+        lambda env: ("POST", "/lawful/dispositions", {"data": {"booking_number": "AGA-000", "kind": "acquitted",
+                                                              "occurred_on": "2025-01-02", "reference": "CC 1"}}),
+        404,
+        lambda env: "no booking 'AGA-000' in AGB",
+        lambda env: ("disposition", "booking:AGA-000"),
+    ),
+    Refusal(
+        "a destruction request denied without a written reason",
+        "supervisor",
+        lambda env, tmp: ["destruction", "decide", str(IDS["destruction"]), "--deny", "--reason", " "],
+        lambda env: ("POST", f"/api/v1/destruction/requests/{IDS['destruction']}/decision",
+                     {"json": {"approve": False, "reason": " "}}),
+        lambda env: ("POST", f"/destruction/{IDS['destruction']}/decision", {"data": {"decision": "deny",
+                                                                                      "reason": " "}}),
+        422,
+        lambda env: "a denial needs a written reason",
+        lambda env: ("destruction", f"destruction_request:{IDS['destruction']}"),
+    ),
+    Refusal(
+        "a lead outcome signed off by someone who is not an investigator",
+        "analyst",
+        lambda env, tmp: ["lead", "outcome", "1", "--outcome", "charged", "--notes", "charged with robbery"],
+        lambda env: ("POST", "/api/v1/leads/1/outcome", {"json": {"outcome": "charged",
+                                                                  "notes": "charged with robbery"}}),
+        lambda env: ("POST", "/outcomes/1", {"data": {"outcome": "charged", "notes": "charged with robbery"}}),
+        403,
+        lambda env: "may not record outcome",
+        lambda env: ("record_outcome", "lead:1"),
+    ),
+    Refusal(
+        "the transparency report produced by an analyst",
+        "analyst",
+        lambda env, tmp: ["report", "transparency", "--from", PERIOD["from"], "--to", PERIOD["to"]],
+        lambda env: ("GET", "/api/v1/reports/transparency", {"params": PERIOD}),
+        lambda env: ("GET", "/transparency", {"params": PERIOD}),
+        403,
+        lambda env: "may not transparency report",
+        lambda env: ("transparency_report", "transparency_report:AGA"),
+    ),
+    Refusal(
+        "the transparency report of another agency",
+        "auditor",
+        lambda env, tmp: ["report", "transparency", "--agency", "AGB", "--from", PERIOD["from"], "--to",
+                          PERIOD["to"]],
+        lambda env: ("GET", "/api/v1/reports/transparency", {"params": {**PERIOD, "agency": "AGB"}}),
+        lambda env: ("GET", "/transparency", {"params": {**PERIOD, "agency": "AGB"}}),
+        403,
+        lambda env: "(own agency only)",
+        lambda env: ("transparency_report", "transparency_report:AGB"),
     ),
     Refusal(
         "oversight viewing a face image",

@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     live_min_face_px: int = Field(default=24, ge=8, le=1024)  # narrower faces are tracked, never compared
     live_stream_poll_seconds: float = Field(default=1.0, ge=0.1, le=30.0)  # alert stream's database poll
 
+    # Public transparency report (docs/transparency.md): counts from 1 to N-1 are published as "<N".
+    transparency_min_count: int = Field(default=5, ge=1, le=1000)
+
     # Agency code the dev-mode CLI acts for when no --agency is given.
     agency: str = Field(default="DEV", min_length=1, max_length=32)
 
@@ -204,6 +207,11 @@ class Settings(BaseSettings):
             )
         if self.database_url is None:
             raise ConfigurationError("production mode needs FACELEADS_DATABASE_URL to be set explicitly")
+        if self.transparency_min_count < 3:
+            raise ConfigurationError(
+                "FACELEADS_TRANSPARENCY_MIN_COUNT below 3 would publish counts of one or two people; "
+                "production mode needs 3 or more (5 is the usual)"
+            )
 
 
 @lru_cache(maxsize=1)

@@ -60,13 +60,26 @@ LIVE_EXPECTED: dict[Role, set[str]] = {
 for _role, _live in LIVE_EXPECTED.items():
     EXPECTED[_role] = EXPECTED[_role] | _live
 
+# Lawful gallery and transparency (docs/gallery.md, docs/transparency.md), independently of RECORDS_ROLE_ACTIONS.
+RECORDS_EXPECTED: dict[Role, set[str]] = {
+    Role.ADMINISTRATOR: {"admin_records_policy", "view_records_policy"},
+    Role.RECORDS_OFFICER: {"view_records_policy", "review_records"},
+    Role.SUPERVISOR: {"view_records_policy", "transparency_report"},
+    Role.AUDITOR: {"view_records_policy", "transparency_report"},
+    Role.OVERSIGHT: {"transparency_report"},
+    Role.INVESTIGATOR: {"record_outcome"},
+}
+for _role, _records in RECORDS_EXPECTED.items():
+    EXPECTED[_role] = EXPECTED[_role] | _records
+
 # No owning agency: allowed whatever the resource's agency.
 SYSTEM_WIDE = {
     "admin_agencies", "admin_offences", "admin_settings", "backup", "restore", "audit_verify", "view_statistics",
     "admin_system_roles", "approve_access_bootstrap",
 }  # fmt: skip
 # Read-only actions a role holds over every agency (oversight).
-CROSS_AGENCY = {Role.OVERSIGHT: {"audit_read", "audit_export", "view_ratifications", "view_partner_access"}}
+CROSS_AGENCY = {Role.OVERSIGHT: {"audit_read", "audit_export", "view_ratifications", "view_partner_access",
+                                 "transparency_report"}}
 # Reaches another agency's records only through a sharing agreement.
 SHAREABLE = {"view_gallery_image", "view_gallery_record"}
 SELF_SERVICE = {"manage_own_account"}
@@ -74,7 +87,7 @@ SELF_SERVICE = {"manage_own_account"}
 BIOMETRIC = {"search", "view_gallery_image", "view_gallery_record", "view_probe_image", "edit_probe", "adjudicate",
              "verify", "enrol", "live_prepare", "live_review_alert"}  # fmt: skip
 READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view",
-             "view_ratifications", "view_partner_access"}  # fmt: skip
+             "view_records_policy", "transparency_report", "view_ratifications", "view_partner_access"}  # fmt: skip
 
 CASES = [(action, role) for action in Action for role in Role]
 
@@ -172,10 +185,12 @@ def test_biometric_roles_are_the_ones_needing_a_second_person() -> None:
 
 def test_oversight_reads_every_agency_but_an_auditor_only_its_own() -> None:
     oversight, auditor = actor_with(Role.OVERSIGHT), actor_with(Role.AUDITOR)
-    for action in (Action.AUDIT_READ, Action.AUDIT_EXPORT, Action.VIEW_RATIFICATIONS, Action.VIEW_PARTNER_ACCESS):
+    for action in (Action.AUDIT_READ, Action.AUDIT_EXPORT, Action.VIEW_RATIFICATIONS, Action.VIEW_PARTNER_ACCESS,
+                   Action.TRANSPARENCY_REPORT):
         assert allowed(oversight, action, OTHER) and allowed(oversight, action, OWN)
         assert allowed(auditor, action, OWN) and not allowed(auditor, action, OTHER)
     assert not allowed(oversight, Action.VIEW_DESTRUCTION, OWN)  # nothing beyond its reads
+    assert not allowed(oversight, Action.VIEW_RECORDS_POLICY, OWN)
 
 
 def test_explain_names_the_problem() -> None:

@@ -15,6 +15,10 @@ from faceleads.config import Settings
 from faceleads.gallery.enrolment import RecordInput
 from faceleads.gallery.runtime import GalleryRuntime
 from tests.conftest import LFW_DIR
+from tests.lawful import list_authorities
+
+# The agencies gallery tests act for; each holds its photos under the test authorities (tests/lawful.py).
+TEST_AGENCIES = ("MET", "NYPD", "DEV", "AGA", "AGB")
 
 MANIFEST_HEADER = ["agency", "subject", "booking", "date", "authority", "photo", "sex"]
 
@@ -57,5 +61,7 @@ def record(subject: str, booking: str, day: date = date(2021, 5, 4), **kw: objec
 def rt(settings: Settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-untyped-def]
     """A gallery runtime in a fresh data directory, reusing the session's face engine."""
     runtime = GalleryRuntime(settings, face_engine=engine)
+    for code in TEST_AGENCIES:
+        list_authorities(runtime, code)
     yield runtime
     runtime.close()

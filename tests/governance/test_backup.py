@@ -26,7 +26,7 @@ from faceleads.governance import backup, destruction
 from faceleads.storage.blobs import BlobStore
 from faceleads.storage.crypto import decrypt_embedding
 from tests.gallery.conftest import lfw_identities, record
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:2]
@@ -36,6 +36,8 @@ SEARCH = {"case": "OCC-2025-0099", "offence": "ROB", "reason": "armed robbery, s
 @pytest.fixture
 def rt(settings: Settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-untyped-def]
     runtime = GalleryRuntime(settings, face_engine=engine)
+    for code in ("MET", "NYPD"):
+        list_authorities(runtime, code)
     yield runtime
     runtime.close()
 

@@ -25,6 +25,7 @@ from faceleads.security.models import User
 from faceleads.web.app import create_app
 from faceleads.web.demo import seed_lists
 from tests.conftest import LFW_DIR
+from tests.lawful import list_authorities
 from tests.security.identity_helpers import PASSWORD, add_agency, add_user
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
@@ -98,6 +99,9 @@ def build_env(tmp: Path, engine: Any, *, users: bool = True) -> Iterator[WebEnv]
             admin_actor = actor_for_user(session, admin_user)
         seed_lists(rt, admin_actor)  # the offence list and purposes casework needs
         seed_lists(rt, Actor("admin-b", agb, frozenset({Role.ADMINISTRATOR}), None, "AGB"))
+        # The legal authorities each agency holds its booking photos under (only these may be enrolled).
+        for code in ("AGA", "AGB"):
+            list_authorities(rt, code)
         # Every search runs on a registered, open case of the searching agency.
         for agency_id, code, number in ((aga, "AGA", OPEN_CASE), (agb, "AGB", OPEN_CASE_B)):
             investigator = Actor(f"investigator-{code}", agency_id, frozenset({Role.INVESTIGATOR}), None, code)

@@ -48,6 +48,7 @@ from faceleads.vision.models import default_model_dir
 from faceleads.web.app import create_app
 from faceleads.web.demo import ensure_admin, load_demo
 from tests.conftest import REPO_ROOT
+from tests.lawful import list_authorities
 from tests.web.conftest import PEOPLE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -99,6 +100,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     rt = GalleryRuntime(settings, face_engine=engine)
     ensure_admin(rt, ADMIN_PASSWORD)
     report = load_demo(rt)
+    list_authorities(rt, "DEV")  # the authorities the test records are held under (tests/lawful.py)
     passwords = {"admin": ADMIN_PASSWORD, **report.passwords}
     port = free_port()
     app = create_app(settings, runtime=rt)
@@ -534,6 +536,17 @@ def test_roles_walk_the_case_through_blind_verification_and_a_dispute(browser: A
         {"name": "changed.pdf", "mimeType": "application/pdf", "buffer": received + b"\n"}])  # fmt: skip
     submit(page, lambda: page.click("#check-form button[type=submit]"))
     assert "No match" in page.locator("#check-result").inner_text()
+    # The investigator signs off what the investigation made of the released lead (docs/transparency.md).
+    page.goto(server.url + "/outcomes?awaiting=true")
+    row = page.locator(f"#lead-{ids['leads'][0]}")
+    assert "awaiting" in row.inner_text()
+    check(page)
+    row.locator("select[name=outcome]").select_option("corroborated")
+    row.locator("textarea[name=notes]").fill("Phone records place him at the petrol station")
+    submit(page, lambda: row.locator("button[type=submit]").click())
+    assert "corroborated signed off" in flash(page)
+    assert "Phone records place him" in page.locator(f"#lead-{ids['leads'][0]}").inner_text()
+    check(page, "investigator-outcomes")
     assert not page.errors, page.errors
     page.context.close()
 
@@ -596,6 +609,58 @@ def test_compare_is_usable_at_390_px(browser: Any, server: Server) -> None:
     assert width >= 300, f"the probe face is {width} px wide at 390 px"
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     check(page, "analyst-compare-390")
+    page.context.close()
+
+
+def test_lawful_gallery_and_the_transparency_report(browser: Any, server: Server, tmp_path: Path) -> None:
+    """The lawful gallery (docs/gallery.md): a records officer's enrolment under an authority that is not on the
+    list is refused on the page; an administrator adds an authority. The transparency report
+    (docs/transparency.md): an auditor produces it and downloads its PDF."""
+    from pypdf import PdfReader
+
+    scraped = "scraped from public social media profiles"
+    page = sign_in(browser, server, "records")
+    page.goto(server.url + "/enrol")
+    page.fill("input[name=subject_number]", "WEB-SCRAPED")
+    page.fill("input[name=booking_number]", "WEB-BS")
+    page.fill("input[name=booking_date]", "2024-03-01")
+    page.fill("input[name=legal_authority]", scraped)
+    page.set_input_files("#enrol-form input[name=photos]", str(PEOPLE["Abdullah_Gul"][0]))
+    page.click("#enrol-form button[type=submit]")
+    sync_api.expect(page.locator("#enrol-form .form-error")).to_contain_text(
+        f"'{scraped}' is not on DEV's list of legal authorities")
+    shot(page, "records-enrol-refused-unlisted-authority")
+    page.goto(server.url + "/lawful")
+    assert "Records awaiting review" in page.locator("#compliance").inner_text()
+    check(page)
+    page.context.close()
+
+    page = sign_in(browser, server, "admin")
+    page.goto(server.url + "/lawful")
+    page.fill("#authority-form input[name=code]", "IMM-141")
+    page.fill("#authority-form input[name=title]", "Immigration Act 1999 s.141")
+    submit(page, lambda: page.click("#authority-form button[type=submit]"))
+    assert "Added IMM-141" in flash(page)
+    assert "Immigration Act 1999 s.141" in page.locator("#authorities").inner_text()
+    check(page, "admin-lawful-gallery")
+    page.context.close()
+
+    page = sign_in(browser, server, "auditor")
+    page.goto(server.url + "/transparency")
+    check(page)
+    page.fill("#transparency-form input[name=from]", "2020-01-01")
+    submit(page, lambda: page.click("#transparency-form button[type=submit]"))
+    sync_api.expect(page.locator("#section-searches")).to_be_visible()
+    main = page.locator("main").inner_text()
+    assert "counts from 1 to 4 are shown as <5" in main and "Exigent" in main
+    check(page, "auditor-transparency-report")
+    with page.expect_download() as download:
+        page.click("#downloads a:has-text('Download PDF')")
+    path = tmp_path / "report.pdf"
+    download.value.save_as(path)
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(str(path)).pages)
+    assert "Transparency report" in text and "no personal or biometric data" in text
+    assert not page.errors, page.errors
     page.context.close()
 
 

@@ -381,6 +381,30 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LeadOutcomeKind(StrEnum):
+    """What became of a released lead, as the investigator signs it off."""
+
+    CORROBORATED = "corroborated"  # independent evidence supports the lead
+    ELIMINATED = "eliminated"  # the person was eliminated from the inquiry
+    NO_FURTHER_ACTION = "no_further_action"
+    CHARGED = "charged"
+
+
+class LeadOutcome(Base):
+    """The investigator's signed-off outcome of a released lead. A later entry supersedes an earlier one (the
+    inquiry moved on); every entry is kept."""
+
+    __tablename__ = "lead_outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    notes: Mapped[str] = mapped_column(Text)
+    signed_off_by: Mapped[str] = mapped_column(String(150))
+    signed_off_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signed_off_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class LeadReport(Base):
     """An exported lead report: its SHA-256 and the encrypted PDF (every export and download is audited)."""
 

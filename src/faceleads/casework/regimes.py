@@ -208,18 +208,33 @@ def set_windows(
 # --- exigent searches: state, lock, ratification ---------------------------------------------------------------
 
 
+def ratification_state_at(ratify_by: datetime | None, decision: tuple[datetime, bool] | None, now: datetime) -> str:
+    """Where an exigent search due by ``ratify_by`` stands at ``now``: ``pending`` / ``lapsed`` while undecided
+    (``decision`` None), then ``ratified`` / ``ratified_late`` / ``refused`` from its decision (when, granted).
+
+    Pure: the transparency report asks it as of the end of a past period, passing None for a decision taken after.
+    """
+    due = as_utc(ratify_by) if ratify_by else None
+    if decision is None:
+        return "lapsed" if due is not None and now >= due else "pending"
+    decided_at, granted = decision
+    if not granted:
+        return "refused"
+    return "ratified_late" if due is not None and as_utc(decided_at) > due else "ratified"
+
+
 def ratification_state(cs: CaseSearch, session: Session, now: datetime) -> str:
     """``not_required`` / ``pending`` / ``lapsed`` / ``ratified`` / ``ratified_late`` / ``refused``."""
     if cs.regime != Regime.EXIGENT.value or cs.ratification is None:
         return "not_required"
-    due = as_utc(cs.ratify_by) if cs.ratify_by else None
     if cs.ratification == Ratification.PENDING.value:
-        return "lapsed" if due is not None and now >= due else "pending"
+        return ratification_state_at(cs.ratify_by, None, now)
     if cs.ratification == Ratification.REFUSED.value:
         return "refused"
     decision = session.get(Authorisation, cs.ratification_id) if cs.ratification_id else None
-    late = decision is not None and due is not None and as_utc(decision.at) > due
-    return "ratified_late" if late else "ratified"
+    if decision is None:
+        return "ratified"  # no decision record to tell whether it came late
+    return ratification_state_at(cs.ratify_by, (decision.at, True), now)
 
 
 LOCKED_STATES = ("lapsed", "refused")

@@ -9,9 +9,11 @@ from faceleads.cli import (
     evaluate_cmds,
     gallery_cmds,
     governance_cmds,
+    lawful_cmds,
     live_cmds,
     regime_cmds,
     security_cmds,
+    transparency_cmds,
     vision_cmds,
     web_cmds,
 )
@@ -40,6 +42,8 @@ web_cmds.register(app)
 governance_cmds.register(app)
 regime_cmds.register(app)
 live_cmds.register(app)
+lawful_cmds.register(app)
+transparency_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

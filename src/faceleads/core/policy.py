@@ -116,6 +116,14 @@ class Action(StrEnum):
     LIVE_REVIEW_ALERT = "live_review_alert"  # see alerts and record decisions, only when named on the deployment
     RECORD_CALIBRATION = "record_calibration"  # store an agency's threshold calibration (no biometric content)
 
+    # Lawful gallery and transparency (docs/gallery.md "Lawful gallery", docs/transparency.md); see
+    # RECORDS_ROLE_ACTIONS below.
+    ADMIN_RECORDS_POLICY = "admin_records_policy"  # legal authority list, destruction criteria, disposition rules
+    VIEW_RECORDS_POLICY = "view_records_policy"  # read those lists and the compliance summary (counts only)
+    REVIEW_RECORDS = "review_records"  # compliance details, re-attribute records, record dispositions
+    RECORD_OUTCOME = "record_outcome"  # sign off the outcome of a released lead
+    TRANSPARENCY_REPORT = "transparency_report"  # produce the agency's public transparency report
+
 
 _A = Action
 
@@ -218,10 +226,11 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 }
 
 # Read-only actions a role holds over *every* agency's resources: oversight reads the audit log, statistics,
-# ratifications and partner accesses of all agencies (never anything biometric: see BIOMETRIC_ACTIONS).
+# ratifications, partner accesses and transparency reports of all agencies (never anything biometric: see
+# BIOMETRIC_ACTIONS).
 CROSS_AGENCY_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OVERSIGHT: frozenset(
-        {_A.AUDIT_READ, _A.AUDIT_EXPORT, _A.VIEW_RATIFICATIONS, _A.VIEW_PARTNER_ACCESS}
+        {_A.AUDIT_READ, _A.AUDIT_EXPORT, _A.VIEW_RATIFICATIONS, _A.VIEW_PARTNER_ACCESS, _A.TRANSPARENCY_REPORT}
     ),
 }
 
@@ -242,6 +251,22 @@ LIVE_ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 for _role, _extra in LIVE_ROLE_ACTIONS.items():
     ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | _extra
 LIVE_BIOMETRIC_ACTIONS: frozenset[Action] = frozenset({_A.LIVE_PREPARE, _A.LIVE_REVIEW_ALERT})
+
+# --- Lawful gallery and transparency --------------------------------------------------------------------------
+# None of these shows biometric content. The records policy (which legal authorities the agency holds photos under,
+# when a disposition leads to destruction, what makes a record eligible for destruction) is administered; records
+# officers apply it; the transparency report (aggregate counts, never an image) is produced by supervisors and
+# auditors of the agency, and by oversight for any agency or all of them at once (CROSS_AGENCY_ACTIONS above).
+RECORDS_ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.ADMINISTRATOR: frozenset({_A.ADMIN_RECORDS_POLICY, _A.VIEW_RECORDS_POLICY}),
+    Role.RECORDS_OFFICER: frozenset({_A.VIEW_RECORDS_POLICY, _A.REVIEW_RECORDS}),
+    Role.SUPERVISOR: frozenset({_A.VIEW_RECORDS_POLICY, _A.TRANSPARENCY_REPORT}),
+    Role.AUDITOR: frozenset({_A.VIEW_RECORDS_POLICY, _A.TRANSPARENCY_REPORT}),
+    Role.OVERSIGHT: frozenset({_A.TRANSPARENCY_REPORT}),
+    Role.INVESTIGATOR: frozenset({_A.RECORD_OUTCOME}),
+}
+for _role, _extra in RECORDS_ROLE_ACTIONS.items():
+    ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | _extra
 
 # Read-only gallery actions that may reach another agency's records, but only those shared with the actor's agency.
 SHAREABLE_ACTIONS: frozenset[Action] = frozenset({_A.VIEW_GALLERY_IMAGE, _A.VIEW_GALLERY_RECORD})

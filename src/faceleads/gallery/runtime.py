@@ -24,6 +24,7 @@ from faceleads.config import ScoreFusion, Settings, get_settings
 from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
+from faceleads.gallery import lawful
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.storage.crypto import decrypt_embedding
 from faceleads.storage.keystore import KeyStore
@@ -94,7 +95,7 @@ class GalleryRuntime:
         # Templates that could not be decrypted (destroyed key, tampered or swapped ciphertext): never indexed.
         self._unreadable_ids: set[int] = set()
         self._indexed_model: str | None = None
-        self._db_marker: tuple[int, int] | None = None
+        self._db_marker: tuple[int, int, int] | None = None
 
     # -- resources ------------------------------------------------------------------------------------------
 
@@ -178,13 +179,14 @@ class GalleryRuntime:
                 self._refresh_sums({int(s) for s in np.unique(self._subject_of[self._subject_of >= 0])})
             return self._subject_index
 
-    def _marker(self, session: Session) -> tuple[int, int]:
+    def _marker(self, session: Session) -> tuple[int, int, int]:
         count, max_id = session.execute(select(func.count(FaceTemplate.id), func.max(FaceTemplate.id))).one()
-        return int(count or 0), int(max_id or 0)
+        return int(count or 0), int(max_id or 0), lawful.generation(session)
 
     @staticmethod
     def _searchable(model: str) -> Select[int]:
-        return (
+        # Active subjects' templates of the model, whose booking is held under an active listed legal authority.
+        return lawful.only_lawful(
             select(FaceTemplate.id)
             .join(Subject, Subject.id == FaceTemplate.subject_id)
             .where(FaceTemplate.model_version == model, Subject.status == SubjectStatus.ACTIVE.value)
@@ -202,10 +204,12 @@ class GalleryRuntime:
     def sync_index(self, *, force: bool = False) -> SyncReport | None:
         """Bring the index in step with the database; returns None when nothing changed since the last sync.
 
-        A cheap marker (template count and highest id) decides whether anything changed. New templates (ids above
-        the highest seen) are decrypted and added; only when the searchable count then still disagrees (a
-        deletion, a destruction, a reindex) is the full id set compared. Templates of another model version, of
-        destroyed subjects, or that cannot be decrypted are never indexed.
+        A cheap marker (template count, highest id and the lawfulness generation, see
+        :mod:`faceleads.gallery.lawful`) decides whether anything changed. New templates (ids above the highest
+        seen) are decrypted and added; only when the searchable count then still disagrees (a deletion, a
+        destruction, a reindex) or lawfulness changed is the full id set compared. Templates of another model
+        version, of destroyed subjects, of bookings not held under an active listed legal authority, or that cannot
+        be decrypted are never indexed.
         """
         with self._lock:
             model = self.model_version
@@ -229,7 +233,10 @@ class GalleryRuntime:
                 searchable = session.execute(
                     select(func.count()).select_from(self._searchable(model).subquery())
                 ).scalar_one()
-                if force or searchable != len(index) + len(self._unreadable_ids):
+                # Lawfulness changed (an authority withdrawn, records re-attributed): the set may differ at an
+                # equal count, so compare the ids.
+                relawed = self._db_marker is not None and marker[2] != self._db_marker[2]
+                if force or relawed or searchable != len(index) + len(self._unreadable_ids):
                     wanted = set(session.execute(self._searchable(model)).scalars())
                     have = {int(i) for i in index.ids()}
                     removed = self.remove_templates(sorted(have - wanted))

@@ -34,6 +34,7 @@ from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.db import Agency
 from faceleads.errors import KeyDestroyedError, NotFound, ValidationError
+from faceleads.gallery import lawful
 from faceleads.gallery.access import record_candidate_accesses
 from faceleads.gallery.models import (
     Encounter,
@@ -218,7 +219,8 @@ def rank_subjects(
     """The top ``k`` subjects for a unit-norm probe embedding within ``gallery_ids`` (no authorisation, no
     recording: callers are :func:`search_embedding` and the measurement tools).
 
-    Subjects destroyed since the index was last synchronised are dropped from the index on the way.
+    Subjects destroyed, and templates whose booking stopped being lawful (docs/gallery.md, "Lawful gallery"), since
+    the index was last synchronised are dropped from the index on the way.
     """
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
     method = fusion or rt.fusion
@@ -226,10 +228,13 @@ def rank_subjects(
         ranked = (_fused if method is ScoreFusion.MEAN_TEMPLATE else _best_per_subject)(rt, vector, gallery_ids, k)
         with rt.session_factory() as session:
             gone = _destroyed_subjects(rt, session, [r.subject_id for r in ranked])
-        if not gone:
+            # A record whose legal authority was withdrawn since the index was synchronised never reaches a list.
+            unlawful = lawful.unlawful_template_ids(session, [r.template_id for r in ranked])
+        if not gone and not unlawful:
             break
         for sid in gone:
             rt.remove_subject(sid)
+        rt.remove_templates(unlawful)
     ranked.sort(key=lambda r: (-r.score, r.subject_id))
     if floor is not None:
         ranked = [r for r in ranked if r.score >= floor]

@@ -51,16 +51,18 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.lawful
     import faceleads.web.api.live
     import faceleads.web.api.oversight
     import faceleads.web.api.regimes
     import faceleads.web.api.search
+    import faceleads.web.api.transparency
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
             api.destruction.router, api.live.router, api.account.router, api.approvals.router, api.regimes.router,
-            api.oversight.router]  # fmt: skip
+            api.oversight.router, api.lawful.router, api.transparency.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:

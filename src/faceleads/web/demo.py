@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from faceleads.core.actor import Actor
 from faceleads.errors import ConfigurationError
+from faceleads.gallery import authorities
 from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
@@ -31,6 +32,7 @@ from faceleads.vision.models import default_model_dir
 
 ADMIN_USERNAME = "admin"
 DEMO_AUTHORITY = "Demonstration data (sample photos shipped with the face models)"
+DEMO_AUTHORITY_CODE = "DEMO"
 DEMO_USERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("analyst", ("analyst",), "Demo analyst"),
     ("reviewer", ("analyst", "reviewer"), "Demo second analyst (blind verification)"),
@@ -150,6 +152,10 @@ def load_demo(rt: GalleryRuntime) -> DemoReport:
     with rt.session_factory() as session:
         records_user = session.scalars(select(User).where(User.username == "records")).one()
         officer = auth.actor_for_user(session, records_user)
+    # The gallery holds only records under a listed legal authority: the demo data's is put on the list first.
+    if not any(a.code == DEMO_AUTHORITY_CODE for a in authorities.list_authorities(rt, admin)):
+        authorities.add_authority(rt, admin, DEMO_AUTHORITY_CODE, DEMO_AUTHORITY,
+                                  "Sample photos shipped with the face models; not real booking records.")  # fmt: skip
     number = 0
     for filename, most, lowest in SAMPLES:
         image = load_image(default_model_dir() / filename, rt.settings)

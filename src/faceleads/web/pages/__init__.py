@@ -17,6 +17,8 @@
 | ``regimes`` | legal regimes per agency, exigent searches and their ratification |
 | ``agencies`` | the system operator's agencies and system roles; partner accesses to the agency's records |
 | ``destruction`` | destruction requests, certificates (JSON and PDF) |
+| ``lawful`` | the lawful gallery: legal authorities, records awaiting review, dispositions, policy, criteria |
+| ``transparency`` | outcomes of released leads; the public transparency report (page, CSV, PDF) |
 | ``live`` | live watch-list deployments: watch lists, preparation, authorisation, cameras, alert review, report |
 | ``compare`` | (no routes) the data of the comparison view, shared by analysts, verifiers and supervisors |
 
@@ -44,14 +46,17 @@ def routers() -> list[APIRouter]:
         enrolment,
         gallery,
         home,
+        lawful,
         live,
         probes,
         qa,
         regimes,
         searches,
+        transparency,
         verification,
     )
 
     return [home.router, account.router, cases.router, probes.router, searches.router, verification.router,
             gallery.router, enrolment.router, audit.router, qa.router, administration.router, approvals.router,
-            regimes.router, agencies.router, destruction.router, live.router]  # fmt: skip
+            regimes.router, agencies.router, destruction.router, lawful.router, transparency.router,
+            live.router]  # fmt: skip
