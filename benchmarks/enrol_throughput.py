@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(data_dir=tmp_dir / "data")
         rt = GalleryRuntime(settings)
         actor = cli_actor(rt, "BENCH")
+        # Only records held under a listed legal authority are enrolled (docs/gallery.md, "Lawful gallery").
+        from faceleads.gallery.authorities import add_authority
+
+        add_authority(rt, actor, "benchmark", "Benchmark data (LFW), not booking records")
         workers = settings.effective_workers if args.workers is None else args.workers
         with TreeRssSampler() as sampler:
             started = time.perf_counter()

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                         n += 1
         rt = GalleryRuntime(settings)
         actor = cli_actor(rt, "BENCH")
+        # Only records held under a listed legal authority are enrolled (docs/gallery.md, "Lawful gallery").
+        from faceleads.gallery.authorities import add_authority
+
+        add_authority(rt, actor, "benchmark", "Benchmark data (LFW), not booking records")
         started = time.perf_counter()
         report = enrol_manifest(rt, actor, manifest, workers=args.workers, photo_root=args.lfw.resolve())
         enrol_s = time.perf_counter() - started

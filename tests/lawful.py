@@ -79,3 +79,43 @@ def quick(
 def search_on_case(rt: GalleryRuntime, actor: Actor, probe: Path | bytes, **kwargs: object) -> SearchResult:
     """:func:`quick`, returning the gallery's search result."""
     return quick(rt, actor, probe, **kwargs).search  # type: ignore[arg-type]
+
+
+# --- the lawful gallery: the authorities test agencies hold their booking photos under ------------------------------
+
+PACE = ("PACE-64A", "Police and Criminal Evidence Act 1984 s.64A")
+# Other authorities the test data is enrolled under (each a listed entry of the agencies under test).
+TEST_AUTHORITIES: tuple[tuple[str, str], ...] = (
+    PACE,
+    ("PACE", "PACE s.64A"),
+    ("PACE-1984", "PACE 1984 s.64A"),
+    ("CRA-12", "Custody Records Act s.12"),
+    ("BA-3", "Booking Act s.3"),
+    ("ACT", "Booking Act"),
+    ("LFW", "LFW evaluation (test data)"),
+)
+
+
+def list_authorities(
+    rt: GalleryRuntime, agency_code: str, entries: tuple[tuple[str, str], ...] = TEST_AUTHORITIES
+) -> int:
+    """Put ``entries`` (code, title) on the list of agency ``agency_code`` (created if missing) through the service,
+    as an administrator of that agency would; returns the agency id. Idempotent."""
+    from faceleads.db import Agency
+    from faceleads.gallery.authorities import add_authority
+    from faceleads.gallery.models import LegalAuthority
+
+    code = agency_code.upper()
+    with rt.session_factory() as session:
+        agency = session.scalars(select(Agency).where(Agency.code == code)).first()
+        if agency is None:
+            agency = Agency(code=code, name=code)
+            session.add(agency)
+            session.commit()
+        agency_id = agency.id
+        have = set(session.scalars(select(LegalAuthority.code).where(LegalAuthority.agency_id == agency_id)))
+    administrator = Actor(f"admin@{code}", agency_id, frozenset({Role.ADMINISTRATOR}), None, code)
+    for entry_code, title in entries:
+        if entry_code not in have:
+            add_authority(rt, administrator, entry_code, title)
+    return int(agency_id)

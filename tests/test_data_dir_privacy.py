@@ -76,7 +76,9 @@ def test_command_line_fresh_start_is_private(tmp_path: Path) -> None:
                         f"DEV,S1,B1,2021-01-01,PACE,{photos[0].name}\n"
                         f"DEV,S2,B2,2021-01-01,PACE,{photos[2].name}\n"
                         "DEV,S3,B3,2021-01-01,PACE,missing.jpg\n", encoding="utf-8")  # fmt: skip
-    # Enrolment (database + WAL/SHM, keystore, master key, blobs), with an error report kept in the data dir.
+    # Enrolment (database + WAL/SHM, keystore, master key, blobs), with an error report kept in the data dir, under
+    # an authority on the agency's list (the lawful gallery: docs/gallery.md).
+    _faceleads(env, "authority", "add", "PACE", "--title", "PACE 1984 s.64A")
     _faceleads(env, "enroll", "bulk", str(manifest), "--workers", "1", "--errors", str(data / "errors.csv"),
                ok=(0, 3))  # fmt: skip (3 = partial failure; 0 before exit codes existed)
     # Evaluation writes its template cache under the data directory.

@@ -87,8 +87,10 @@ def test_usernames_agency_and_offence_codes(rt: GalleryRuntime) -> None:
     users.create_user(rt.session_factory, adm, "ｄｅｖ", "alice", PASSWORD)  # full-width agency code: DEV
     with pytest.raises(ValidationError, match="already taken"):
         users.create_user(rt.session_factory, adm, "DEV", "ａｌｉｃｅ", PASSWORD)
+    operator = Actor("op", adm.agency_id, frozenset({Role.SYSTEM_OPERATOR}), None, "DEV")
     with pytest.raises(ValidationError, match="agency code"):
-        users.create_agency(rt.session_factory, adm, "CTY\u200b", "County")
+        users.create_agency(rt.session_factory, operator, "CTY\u200b", "County", admin_username="cty-admin",
+                            admin_password=PASSWORD)  # fmt: skip
     with pytest.raises(ValidationError, match="offence code"):
         admin.add_offence(rt, adm, "ROB\u200b", "Robbery again", "serious")
     with pytest.raises(ValidationError, match="already on the list"):

@@ -25,16 +25,19 @@ def _empty_database(tmp_path: Path) -> str:
 
 
 def _head() -> str:
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
-
-
-def _head() -> str:
     """The newest revision of the migration scripts (one head: the chain has no branches)."""
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     assert len(heads) == 1, f"the migrations must form one chain, heads: {heads}"
     return str(heads[0])
+
+
+def test_the_migrations_form_one_chain() -> None:
+    """Every branch's migration is re-chained after the previous head when merged: one line, base to head."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    chain = [revision.revision for revision in script.walk_revisions()][::-1]
+    assert chain == ["0001", "live_1", "hardening_1", "ui_1", "accuracy_1", "regimes_1", "transparency_1",
+                     "platform_1", "platform_2"]
+    assert _head() == "platform_2"
 
 
 def test_migrations_match_the_models_and_are_idempotent(tmp_path: Path) -> None:
@@ -104,3 +107,28 @@ def test_servers_starting_together_migrate_one_at_a_time(tmp_path: Path) -> None
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [_head()]
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_the_regimes_migration_turns_exigent_purposes_into_the_exigent_regime(tmp_path: Path) -> None:
+    """One notion of exigent: a database just before regimes_1 with a purpose flagged exigent comes out of
+    regimes_1 with that purpose in the exigent regime for every agency, the flag column gone, the other data kept."""
+    from faceleads.migrations import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "accuracy_1")
+    with engine.begin() as connection:
+        for code in ("AGA", "AGB"):
+            connection.execute(text("INSERT INTO agencies (code, name, created_at) VALUES (:c, :c, '2026-01-01')"),
+                               {"c": code})  # fmt: skip
+        for code, exigent in (("criminal-investigation", False), ("threat-to-life", True)):
+            connection.execute(text(
+                "INSERT INTO purposes (code, title, requires_authorisation, exigent, active, created_at) "
+                "VALUES (:c, :c, 0, :e, 1, '2026-01-01')"), {"c": code, "e": exigent})  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert "exigent" not in {c["name"] for c in inspect(connection).get_columns("purposes")}
+        rows = connection.execute(text(
+            "SELECT a.code, p.code, r.regime FROM purpose_regimes r JOIN agencies a ON a.id = r.agency_id "
+            "JOIN purposes p ON p.id = r.purpose_id ORDER BY a.code")).all()  # fmt: skip
+        assert [tuple(r) for r in rows] == [("AGA", "threat-to-life", "exigent"), ("AGB", "threat-to-life", "exigent")]
+        assert connection.execute(text("SELECT count(*) FROM purposes")).scalar() == 2

@@ -94,7 +94,13 @@ class Settings(BaseSettings):
     # ONNX Runtime worker threads busy-wait for work between operators: fastest on an idle machine, wasted CPU when
     # the cores are shared with other work (docs/accuracy.md, speed). Off by default.
     ort_spinning: bool = False
-    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    # Run each model with exact graph rewrites that ONNX Runtime executes faster (PRelu as depthwise convolutions:
+    # ArcFace MobileFaceNet about 40% less CPU, same templates to float rounding; vision/graphopt.py). Off only to
+    # measure what it saves or to rule it out.
+    ort_rewrite_graphs: bool = True
+    # Faces per recognition network call (flip averaging sends each face and its mirror image). Small batches keep
+    # the activations in the CPU caches: 8 crops cost 15-20% less CPU per face than 32 (docs/accuracy.md, speed).
+    embed_batch_size: int = Field(default=8, ge=1, le=1024)
     # Cosine similarity at which two faces are called the same person (1:1 decisions only). 0.30 gives an FMR
     # of about 5e-5 on all LFW-dev impostor pairs (`faceleads evaluate calibrate --target-fmr 1e-4` gives 0.282);
     # the accuracy-maximising threshold on pairsDevTrain is lower (0.23). See docs/accuracy.md.
@@ -165,6 +171,17 @@ class Settings(BaseSettings):
     session_file: Path | None = None  # CLI token file; default <data_dir>/.session (FACELEADS_SESSION = token)
     session: str | None = Field(default=None, repr=False)  # FACELEADS_SESSION: a session token (overrides the file)
 
+    # Separation of duties (docs/regimes.md): a pending approval (biometric role, certification, credential reset of
+    # a biometric user) expires when nobody decides within this many hours.
+    approval_expiry_hours: int = Field(default=168, ge=1, le=24 * 90)
+    # Roles that may sign in only with a TOTP second factor enrolled. None (the default) means: in production, every
+    # role that reaches biometric content (investigator, analyst, reviewer, supervisor, records officer); in dev
+    # mode, none. A list (JSON, e.g. '["analyst", "supervisor"]') applies in every mode; [] requires it of nobody.
+    totp_required_roles: list[str] | None = None
+
+    # Legal regimes (docs/regimes.md): defaults for agencies that have not set their own.
+    exigent_window_hours: int = Field(default=48, ge=1, le=24 * 14)  # a supervisor ratifies an exigent search
+    authorisation_hours: int = Field(default=168, ge=1, le=24 * 90)  # a supervisor's prior authorisation lasts
     # Audit anchors (docs/audit.md): signed (seq, hash, time) records of the chain head kept outside the database,
     # appended to this file (default <data_dir>/keys/audit-anchors.jsonl; point it at a write-once location if you
     # have one) by the server every audit_anchor_minutes (0 = only by 'faceleads audit anchor' / verify).
@@ -196,6 +213,9 @@ class Settings(BaseSettings):
     live_min_quality: float = Field(default=0.30, ge=0.0, le=1.0)  # faces below are tracked, never compared
     live_min_face_px: int = Field(default=24, ge=8, le=1024)  # narrower faces are tracked, never compared
     live_stream_poll_seconds: float = Field(default=1.0, ge=0.1, le=30.0)  # alert stream's database poll
+
+    # Public transparency report (docs/transparency.md): counts from 1 to N-1 are published as "<N".
+    transparency_min_count: int = Field(default=5, ge=1, le=1000)
 
     # Agency code the dev-mode CLI acts for when no --agency is given.
     agency: str = Field(default="DEV", min_length=1, max_length=32)
@@ -250,6 +270,11 @@ class Settings(BaseSettings):
                 )
             if not self.milvus_token:
                 raise ConfigurationError("production mode needs FACELEADS_MILVUS_TOKEN (Milvus authentication)")
+        if self.transparency_min_count < 3:
+            raise ConfigurationError(
+                "FACELEADS_TRANSPARENCY_MIN_COUNT below 3 would publish counts of one or two people; "
+                "production mode needs 3 or more (5 is the usual)"
+            )
 
 
 @lru_cache(maxsize=1)

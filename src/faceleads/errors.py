@@ -51,6 +51,18 @@ class Unavailable(FaceleadsError):
     """Something the action waits for (another server, a worker) did not answer in time; nothing was lost: retry."""
 
 
+class SecondFactorEnrolmentRequired(AuthenticationError):
+    """Sign-in refused because the user's roles require a TOTP second factor that is not enrolled yet.
+
+    ``enrolment_token`` is a short-lived session that allows only the user's own account (enrol TOTP, change the
+    password); once TOTP is confirmed the user signs in again with a code.
+    """
+
+    def __init__(self, message: str, enrolment_token: str) -> None:
+        super().__init__(message)
+        self.enrolment_token = enrolment_token
+
+
 class TooManyRequests(FaceleadsError):
     """A rate limit was reached; retry after ``retry_after`` seconds."""
 

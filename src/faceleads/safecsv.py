@@ -7,8 +7,9 @@ numbers and the reasons in error reports — so such a cell gets a leading apost
 spreadsheet shows it as text and a human still reads the original value. Numbers (int/float) are written as
 numbers, so a negative score stays a number.
 
-Every CSV the product writes (audit export, bulk-enrolment error reports) goes through :func:`writer` or
-:func:`dict_writer`; do not use :mod:`csv` writers directly (``tests/test_safecsv.py`` checks the sources).
+Every CSV the product writes (audit export, bulk-enrolment error reports, the transparency report) goes through
+:func:`writer` or :func:`dict_writer`; do not use :mod:`csv` writers directly (``tests/test_safecsv.py`` checks the
+sources).
 """
 
 from __future__ import annotations

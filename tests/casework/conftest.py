@@ -23,8 +23,9 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import Certification, RoleGrant, User
 from faceleads.vision.imaging import encode_jpeg, load_image
-from tests.conftest import lfw_identities
+from tests.conftest import LFW_DIR, lfw_identities
 from tests.dbs import settings_for
+from tests.lawful import list_authorities
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
 CI = "criminal-investigation"
@@ -121,6 +122,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, engine) -> Iterator[Env]:  # t
     admin.add_purpose(rt, adm, VICTIM, "Victim identification (child sexual exploitation)",
                       requires_authorisation=True)
     create_gallery(rt, adm, "custody", AUTHORITY, [CI, EXIGENT])
+    list_authorities(rt, "MET")
     people = dict(list(lfw_people().items())[:GALLERY_SUBJECTS])
     subjects = {}
     for n, (name, photos) in enumerate(people.items(), start=1):

@@ -38,6 +38,7 @@ def test_cli_case_to_adjudication(cli_rt: GalleryRuntime, tmp_path: Path) -> Non
     run("offence", "add", "BURG", "Burglary", "--category", "standard", "--json")
     run("purpose", "add", "criminal-investigation", "Criminal investigation", "--json")
     run("gallery", "create", "custody", "--authority", AUTHORITY, "--purpose", "criminal-investigation")
+    run("authority", "add", "PACE-64A", "--title", AUTHORITY, "--json")  # only listed authorities may be enrolled
     for n, (_, photos) in enumerate(people, start=1):
         run("enroll", "record", str(photos[0]), "--subject", f"S{n}", "--booking", f"B{n}", "--date",
             f"2021-0{n}-01", "--authority", AUTHORITY, "--gallery", "custody", "--json")

@@ -99,8 +99,8 @@ def test_queues_custody_qa_and_reports(env: Env) -> None:
         assert needle in text, needle
     assert [r["id"] for r in reporting.list_reports(rt, env.investigator, case_id)] == [export.report_id]
 
-    # An exigent purpose makes its requests threat-to-life priority, whatever was asked.
-    admin.add_purpose(rt, env.admin, "exigent-missing-person", "Missing person at risk", exigent=True)
+    # A purpose in the exigent regime makes its requests threat-to-life priority, whatever was asked.
+    admin.add_purpose(rt, env.admin, "exigent-missing-person", "Missing person at risk", regime="exigent")
     urgent = cases.open_request(rt, env.investigator, case_id, "exigent-missing-person", "child missing",
                                 priority="routine")  # fmt: skip
-    assert urgent.priority == "threat_to_life" and urgent.exigent
+    assert urgent.priority == "threat_to_life" and urgent.regime == "exigent" and urgent.status == "ready"

@@ -29,17 +29,23 @@ EXPECTED: dict[Role, set[str]] = {
     Role.SUPERVISOR: {
         "view_gallery_record", "open_case", "view_case", "view_probe_image", "decide_disagreement",
         "authorise_exception", "release_lead", "export_report", "view_report", "view_statistics",
-        "view_examiner_qa", "destruction_decide", "view_destruction", "view_users",
+        "view_examiner_qa", "destruction_decide", "view_destruction", "view_users", "approve_access",
+        "view_ratifications",
     },
     Role.RECORDS_OFFICER: {
         "enrol", "reindex", "view_gallery_image", "view_gallery_record", "apply_retention", "destruction_request",
         "destruction_decide", "destruction_execute", "view_destruction",
     },
-    Role.AUDITOR: {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction"},
+    Role.AUDITOR: {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction",
+                   "view_ratifications", "view_partner_access"},
     Role.ADMINISTRATOR: {
-        "manage_gallery", "admin_agencies", "admin_users", "admin_roles", "admin_certifications", "admin_offences",
-        "admin_purposes", "admin_settings", "admin_sharing", "view_users", "audit_verify", "backup", "restore",
+        "manage_gallery", "admin_users", "admin_roles", "admin_offences", "admin_purposes", "admin_settings",
+        "admin_sharing", "admin_regimes", "view_users", "view_partner_access", "audit_verify", "backup", "restore",
     },
+    Role.TRAINING_OFFICER: {"admin_certifications", "view_users"},
+    Role.OVERSIGHT: {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_ratifications",
+                     "view_partner_access"},
+    Role.SYSTEM_OPERATOR: {"admin_agencies", "admin_system_roles", "approve_access_bootstrap", "audit_verify"},
 }  # fmt: skip
 
 # Live watch-list deployments (docs/live.md), written out independently of LIVE_ROLE_ACTIONS.
@@ -54,17 +60,34 @@ LIVE_EXPECTED: dict[Role, set[str]] = {
 for _role, _live in LIVE_EXPECTED.items():
     EXPECTED[_role] = EXPECTED[_role] | _live
 
+# Lawful gallery and transparency (docs/gallery.md, docs/transparency.md), independently of RECORDS_ROLE_ACTIONS.
+RECORDS_EXPECTED: dict[Role, set[str]] = {
+    Role.ADMINISTRATOR: {"admin_records_policy", "view_records_policy"},
+    Role.RECORDS_OFFICER: {"view_records_policy", "review_records"},
+    Role.SUPERVISOR: {"view_records_policy", "transparency_report"},
+    Role.AUDITOR: {"view_records_policy", "transparency_report"},
+    Role.OVERSIGHT: {"transparency_report"},
+    Role.INVESTIGATOR: {"record_outcome"},
+}
+for _role, _records in RECORDS_EXPECTED.items():
+    EXPECTED[_role] = EXPECTED[_role] | _records
+
 # No owning agency: allowed whatever the resource's agency.
 SYSTEM_WIDE = {
     "admin_agencies", "admin_offences", "admin_settings", "backup", "restore", "audit_verify", "view_statistics",
+    "admin_system_roles", "approve_access_bootstrap",
 }  # fmt: skip
+# Read-only actions a role holds over every agency (oversight).
+CROSS_AGENCY = {Role.OVERSIGHT: {"audit_read", "audit_export", "view_ratifications", "view_partner_access",
+                                 "transparency_report"}}
 # Reaches another agency's records only through a sharing agreement.
 SHAREABLE = {"view_gallery_image", "view_gallery_record"}
 SELF_SERVICE = {"manage_own_account"}
 # Anything that displays a face, a template or a candidate list.
 BIOMETRIC = {"search", "view_gallery_image", "view_gallery_record", "view_probe_image", "edit_probe", "adjudicate",
              "verify", "enrol", "live_prepare", "live_review_alert"}  # fmt: skip
-READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view"}
+READ_ONLY = {"audit_read", "audit_export", "audit_verify", "view_statistics", "view_destruction", "live_view",
+             "view_records_policy", "transparency_report", "view_ratifications", "view_partner_access"}  # fmt: skip
 
 CASES = [(action, role) for action in Action for role in Role]
 
@@ -88,14 +111,15 @@ def test_action_role_matrix(action: Action, role: Role) -> None:
         assert not allowed(actor, action, OTHER)
         return
     granted = action.value in EXPECTED[role]
+    everywhere = SYSTEM_WIDE | CROSS_AGENCY.get(role, set())
     # Own agency, and no owning agency: the role alone decides.
     assert allowed(actor, action, OWN) is granted
     assert allowed(actor, action) is granted
-    # Cross-agency, nothing shared: only system-wide actions pass.
-    assert allowed(actor, action, OTHER, shared=False) is (granted and action.value in SYSTEM_WIDE)
+    # Cross-agency, nothing shared: only system-wide actions (and oversight's reads) pass.
+    assert allowed(actor, action, OTHER, shared=False) is (granted and action.value in everywhere)
     # Cross-agency, shared with the actor's agency: also the shareable reads.
-    assert allowed(actor, action, OTHER, shared=True) is (granted and action.value in SYSTEM_WIDE | SHAREABLE)
-    if granted and action.value not in SYSTEM_WIDE | SHAREABLE:
+    assert allowed(actor, action, OTHER, shared=True) is (granted and action.value in everywhere | SHAREABLE)
+    if granted and action.value not in everywhere | SHAREABLE:
         with pytest.raises(PermissionDenied, match="own agency only"):
             require(actor, action, OTHER)
     if not granted:
@@ -136,6 +160,37 @@ def test_administrator_and_auditor_never_see_biometric_content() -> None:
         if action.value in BIOMETRIC:
             assert not allowed(actor_with(Role.ADMINISTRATOR), action, OWN)
             assert not allowed(actor_with(Role.AUDITOR), action, OWN)
+
+
+@pytest.mark.parametrize("role", [Role.OVERSIGHT, Role.SYSTEM_OPERATOR, Role.TRAINING_OFFICER])
+def test_new_roles_never_see_biometric_content_in_any_agency(role: Role) -> None:
+    """Oversight reads every agency's audit log and statistics, never an image, a record or a template; neither does
+    the system operator or the training officer, in their own agency or any other, shared or not."""
+    assert not EXPECTED[role] & BIOMETRIC
+    actor = actor_with(role)
+    for action in Action:
+        if action.value in BIOMETRIC:
+            for agency, shared in ((OWN, None), (OTHER, True), (OTHER, False), (None, None)):
+                assert not allowed(actor, action, agency, shared=shared), (role, action, agency)
+    assert EXPECTED[Role.OVERSIGHT] <= READ_ONLY
+
+
+def test_biometric_roles_are_the_ones_needing_a_second_person() -> None:
+    from faceleads.core.policy import biometric_roles
+
+    assert biometric_roles() == {Role.INVESTIGATOR, Role.ANALYST, Role.REVIEWER, Role.SUPERVISOR,
+                                 Role.RECORDS_OFFICER}  # fmt: skip
+    assert {r for r, actions in EXPECTED.items() if actions & BIOMETRIC} == biometric_roles()
+
+
+def test_oversight_reads_every_agency_but_an_auditor_only_its_own() -> None:
+    oversight, auditor = actor_with(Role.OVERSIGHT), actor_with(Role.AUDITOR)
+    for action in (Action.AUDIT_READ, Action.AUDIT_EXPORT, Action.VIEW_RATIFICATIONS, Action.VIEW_PARTNER_ACCESS,
+                   Action.TRANSPARENCY_REPORT):
+        assert allowed(oversight, action, OTHER) and allowed(oversight, action, OWN)
+        assert allowed(auditor, action, OWN) and not allowed(auditor, action, OTHER)
+    assert not allowed(oversight, Action.VIEW_DESTRUCTION, OWN)  # nothing beyond its reads
+    assert not allowed(oversight, Action.VIEW_RECORDS_POLICY, OWN)
 
 
 def test_explain_names_the_problem() -> None:

@@ -13,13 +13,18 @@ import pytest
 from faceleads.config import Settings
 from faceleads.gallery.enrolment import RecordInput
 from faceleads.gallery.runtime import GalleryRuntime
+from tests.conftest import LFW_DIR
+from tests.lawful import list_authorities
+
+# The agencies gallery tests act for; each holds its photos under the test authorities (tests/lawful.py).
+TEST_AGENCIES = ("MET", "NYPD", "DEV", "AGA", "AGB")
 
 MANIFEST_HEADER = ["agency", "subject", "booking", "date", "authority", "photo", "sex"]
 
 
 def write_manifest(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
     """Write a manifest CSV. Absolute photo paths are written relative to the manifest's folder, as manifests must
-    name them (enrol with ``photo_root`` = a folder holding them, e.g. FACES_DIR for the shared face data)."""
+    name them (enrol with ``photo_root`` = a folder holding them, e.g. LFW_DIR for the faces kept in the repository)."""
     header = header or MANIFEST_HEADER
     column = header.index("photo") if "photo" in header else None
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -41,5 +46,7 @@ def record(subject: str, booking: str, day: date = date(2021, 5, 4), **kw: objec
 def rt(settings: Settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-untyped-def]
     """A gallery runtime in a fresh data directory, reusing the session's face engine."""
     runtime = GalleryRuntime(settings, face_engine=engine)
+    for code in TEST_AGENCIES:
+        list_authorities(runtime, code)
     yield runtime
     runtime.close()

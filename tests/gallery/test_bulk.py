@@ -24,7 +24,7 @@ from faceleads.gallery.runtime import GalleryRuntime
 from tests.conftest import LFW_DIR, lfw_identities
 from tests.dbs import database_env, engine_url
 from tests.gallery.conftest import write_manifest
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 AUTH = "Custody Records Act s.12"
@@ -178,6 +178,13 @@ def _live_members(pgid: int, wait: float = 10.0) -> list[int]:
         time.sleep(0.1)
 
 
+def _list_authorities(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    """Put the manifest's authority on the list of the agency the CLI subprocess enrols for."""
+    listing = GalleryRuntime(settings, face_engine=engine)
+    list_authorities(listing, "DEV")
+    listing.close()
+
+
 @pytest.mark.slow
 def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     names = [n for n, photos in PEOPLE.items() if len(photos) >= 2][:45]
@@ -186,6 +193,7 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
         rows.append(["DEV", name, f"K{i}a", "2019-09-09", AUTH, str(PEOPLE[name][0]), ""])
         rows.append(["DEV", name, f"K{i}b", "2020-10-10", AUTH, str(PEOPLE[name][1]), ""])
     manifest = write_manifest(tmp_path / "kill.csv", rows)
+    _list_authorities(settings, engine)
     env = {**os.environ, **database_env(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
     cmd = [
         sys.executable,
@@ -254,6 +262,7 @@ def test_worker_killed_mid_batch_is_reported_and_resumable(settings, engine, tmp
     names = [n for n, photos in PEOPLE.items() if len(photos) >= 2][45:75]
     rows = [["DEV", name, f"W{i}", "2019-09-09", AUTH, str(PEOPLE[name][0]), ""] for i, name in enumerate(names)]
     manifest = write_manifest(tmp_path / "workers.csv", rows)
+    _list_authorities(settings, engine)
     env = {**os.environ, **database_env(settings.data_dir), "FACELEADS_AGENCY": "DEV"}
     cmd = [sys.executable, "-m", "faceleads.cli.main", "enroll", "bulk", str(manifest), "--photos-root",
            str(LFW_DIR), "--workers", "2", "--json"]  # fmt: skip

@@ -28,7 +28,7 @@ from faceleads.storage.crypto import decrypt_embedding
 from tests import dbs
 from tests.conftest import lfw_identities
 from tests.gallery.conftest import record
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:2]
@@ -41,6 +41,8 @@ SQLITE_ONLY = pytest.mark.skipif(dbs.ON_POSTGRES, reason="faceleads backup cover
 @pytest.fixture
 def rt(settings: Settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-untyped-def]
     runtime = GalleryRuntime(settings, face_engine=engine)
+    for code in ("MET", "NYPD"):
+        list_authorities(runtime, code)
     yield runtime
     runtime.close()
 

@@ -29,7 +29,7 @@ from faceleads.governance.models import DestructionRequest, RequestStatus, Step
 from tests.conftest import lfw_identities
 from tests.dbs import database_env
 from tests.gallery.conftest import record
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 # Three people with at least three photos each: two photos enrolled, the third is the probe.
@@ -40,6 +40,8 @@ SEARCH = {"case": "OCC-2025-0042", "offence": "BURG", "reason": "residential bur
 @pytest.fixture
 def rt(settings: Settings, engine) -> Iterator[GalleryRuntime]:  # type: ignore[no-untyped-def]
     runtime = GalleryRuntime(settings, face_engine=engine)
+    for code in ("MET", "NYPD"):
+        list_authorities(runtime, code)
     yield runtime
     runtime.close()
 

@@ -26,6 +26,7 @@ from faceleads.live.models import LIVE_PURPOSE
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.vision.imaging import load_image
+from tests.lawful import list_authorities
 from tests.live.faces import sample_people
 from tests.security.identity_helpers import add_agency, add_user
 
@@ -112,6 +113,8 @@ def build_live_env(tmp: Path, engine: Any) -> Iterator[LiveEnv]:
     create_gallery(rt, admin_b, "b-private", AUTHORITY, ["criminal-investigation"])
     create_gallery(rt, admin_b, "b-shared", AUTHORITY, ["criminal-investigation", LIVE_PURPOSE])
     share_gallery(rt, admin_b, "b-shared", "AGA", [LIVE_PURPOSE], date.today() - timedelta(days=1))
+    for code in ("AGA", "AGB"):
+        list_authorities(rt, code)
     names = list(people)
     env.photos = people
     listed, env.unlisted = names[:N_LISTED], names[N_LISTED:]

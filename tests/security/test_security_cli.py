@@ -37,15 +37,42 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     token_file = tmp_path / "data" / ".session"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     me = json.loads(run(cli, "whoami", "--json"))
-    assert me["username"] == "chief" and me["agency"] == "METRO" and me["roles"] == ["administrator"]
+    assert me["username"] == "chief" and me["agency"] == "METRO"
+    assert me["roles"] == ["administrator", "system_operator"]
 
     run(cli, "admin", "user-create", "auditor1", "--role", "auditor", input=f"{PW}\n{PW}\n")
-    run(cli, "admin", "user-create", "analyst1", "--role", "analyst", input=f"{PW}\n{PW}\n")
-    run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", "--reference", "COURSE-1")
-    run(cli, "admin", "agency-create", "COUNTY", "County Sheriff")
+    out = flat(run(cli, "admin", "user-create", "analyst1", "--role", "analyst", input=f"{PW}\n{PW}\n"))
+    assert "waiting for a second person's approval" in out
+    run(cli, "admin", "user-create", "trainer1", "--role", "training_officer", input=f"{PW}\n{PW}\n")
+    run(cli, "admin", "user-create", "sgt", "--role", "supervisor", input=f"{PW}\n{PW}\n")
+    run(cli, "admin", "user-create", "op2", "--role", "system_operator", input=f"{PW}\n{PW}\n")
+    assert "training_officer" in flat(run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", code=2))
+    run(cli, "admin", "agency-create", "COUNTY", "County Sheriff", "--admin", "county-chief", input=f"{PW}\n{PW}\n")
+    assert "COUNTY" in run(cli, "admin", "agency-list")
+    pending = json.loads(run(cli, "admin", "approvals", "--json"))
+    assert sorted(a["description"] for a in pending) == ["grant the role analyst to analyst1",
+                                                          "grant the role supervisor to sgt"]
+    # Nobody approves their own request; METRO has no supervisor yet, so a second system operator approves the first.
+    first = next(a["id"] for a in pending if a["role"] == "supervisor")
+    assert "requester cannot approve" in flat(run(cli, "admin", "approve", str(first), code=2))
+    run(cli, "logout")
+    login(cli, "op2")
+    assert [a["id"] for a in json.loads(run(cli, "admin", "approvals", "--json"))] == [first]
+    run(cli, "admin", "approve", str(first), "--note", "first supervisor of METRO, confirmed by phone")
+    run(cli, "logout")
+    login(cli, "trainer1")
+    assert "waiting" in flat(run(cli, "admin", "certify", "analyst1", "--expires", "2099-01-01", "--reference",
+                                 "COURSE-1"))  # fmt: skip
+    run(cli, "logout")
+    login(cli, "sgt")
+    for request in json.loads(run(cli, "admin", "approvals", "--json")):
+        run(cli, "admin", "approve", str(request["id"]))
+    run(cli, "logout")
+    login(cli, "chief")
     listing = json.loads(run(cli, "admin", "user-list", "--json"))
     assert {u["username"]: u["effective_roles"] for u in listing} == {
-        "analyst1": ["analyst"], "auditor1": ["auditor"], "chief": ["administrator"],
+        "analyst1": ["analyst"], "auditor1": ["auditor"], "chief": ["administrator", "system_operator"],
+        "op2": ["system_operator"], "sgt": ["supervisor"], "trainer1": ["training_officer"],
     }  # fmt: skip
     # The administrator reads no audit entries and no images.
     assert "needs one of the roles auditor" in flat(run(cli, "audit", "export", code=2))
@@ -62,7 +89,8 @@ def test_cli_identity_and_audit(cli: CliRunner, tmp_path: Path) -> None:
     out_file = tmp_path / "audit.json"
     run(cli, "audit", "export", "--format", "json", "--action", "permission_change", "--output", str(out_file))
     exported = json.loads(out_file.read_text())
-    assert [e["details"]["change"] for e in exported] == ["certify"]
+    assert sorted(e["details"]["change"] for e in exported) == ["certify", "grant_role", "grant_role"]
+    assert all(e["details"]["approval_id"] for e in exported)  # every one applied by a second person
     csv_text = run(cli, "audit", "export", "--format", "csv", "--user", "chief")
     assert csv_text.splitlines()[0].startswith("seq,at,user_id,username")
     assert "needs one of the roles" in flat(run(cli, "admin", "user-create", "x-user", input=f"{PW}\n{PW}\n", code=2))

@@ -22,8 +22,9 @@ from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.web.app import create_app
 from faceleads.web.demo import seed_lists
-from tests.conftest import lfw_identities
+from tests.conftest import LFW_DIR, lfw_identities
 from tests.dbs import settings_for
+from tests.lawful import list_authorities
 from tests.security.identity_helpers import PASSWORD, add_agency, add_user
 
 AUTHORITY = "Police and Criminal Evidence Act 1984 s.64A"
@@ -35,6 +36,9 @@ ROLE_USERS: dict[str, set[Role]] = {
     "records": {Role.RECORDS_OFFICER},
     "auditor": {Role.AUDITOR},
     "admin": {Role.ADMINISTRATOR},
+    "training": {Role.TRAINING_OFFICER},
+    "oversight": {Role.OVERSIGHT},
+    "operator": {Role.SYSTEM_OPERATOR},
 }
 GALLERY_PEOPLE = ["Abdullah_Gul", "AJ_Cook", "Aaron_Peirsol", "Ai_Sugiyama", "Adam_Sandler"]
 OPEN_CASE, OPEN_CASE_B = "OCC-1", "OCC-B1"  # an open robbery case of AGA, and one of AGB
@@ -86,6 +90,9 @@ def build_env(tmp: Path, engine: Any, *, users: bool = True) -> Iterator[WebEnv]
             admin_actor = actor_for_user(session, admin_user)
         seed_lists(rt, admin_actor)  # the offence list and purposes casework needs
         seed_lists(rt, Actor("admin-b", agb, frozenset({Role.ADMINISTRATOR}), None, "AGB"))
+        # The legal authorities each agency holds its booking photos under (only these may be enrolled).
+        for code in ("AGA", "AGB"):
+            list_authorities(rt, code)
         # Every search runs on a registered, open case of the searching agency.
         for agency_id, code, number in ((aga, "AGA", OPEN_CASE), (agb, "AGB", OPEN_CASE_B)):
             investigator = Actor(f"investigator-{code}", agency_id, frozenset({Role.INVESTIGATOR}), None, code)

@@ -39,12 +39,18 @@ def _routes(web: WebEnv) -> list[tuple[str, str, dict[str, Any], set[str]]]:
         ("POST", "/api/v1/faces/detect", {"files": {"image": photo("AJ_Cook")}}, {"analyst"}),
         ("POST", "/api/v1/searches", {"files": {"probe": photo("Aaron_Peirsol", 1)}, "data": SEARCH_FORM}, {"analyst"}),
         ("GET", "/api/v1/jobs", {}, {"records"}),
-        ("GET", "/api/v1/audit/entries", {}, {"auditor"}),
-        ("POST", "/api/v1/audit/verify", {}, {"auditor", "admin"}),
-        ("GET", "/api/v1/audit/stats", {}, {"auditor", "supervisor"}),
-        ("GET", "/api/v1/admin/agencies", {}, {"admin"}),
-        ("GET", "/api/v1/admin/users", {}, {"admin", "supervisor"}),
+        ("GET", "/api/v1/audit/entries", {}, {"auditor", "oversight"}),
+        ("POST", "/api/v1/audit/verify", {}, {"auditor", "admin", "oversight", "operator"}),
+        ("GET", "/api/v1/audit/stats", {}, {"auditor", "supervisor", "oversight"}),
+        ("GET", "/api/v1/admin/agencies", {}, {"operator"}),
+        ("GET", "/api/v1/admin/users", {}, {"admin", "supervisor", "training"}),
         ("POST", "/api/v1/admin/users/records/unlock", {}, {"admin"}),
+        ("GET", "/api/v1/approvals", {}, {"admin", "supervisor", "training", "operator"}),
+        ("GET", "/api/v1/regimes", {}, {"admin", "analyst", "reviewer", "investigator", "supervisor", "auditor",
+                                        "oversight"}),
+        ("PUT", "/api/v1/regimes/windows", {"json": {"exigent_window_hours": 48}}, {"admin"}),
+        ("GET", "/api/v1/ratifications", {}, {"supervisor", "auditor", "oversight"}),
+        ("GET", "/api/v1/partner-accesses", {}, {"auditor", "admin", "oversight"}),
     ]
 
 
@@ -488,31 +494,57 @@ def test_audit_entries_verify_stats(web: WebEnv) -> None:
 
 
 def test_admin_user_lifecycle(web: WebEnv) -> None:
-    admin = web.headers("admin")
+    """Through the API: biometric roles, certifications and credential resets of biometric users wait (202) for a
+    second person's approval (docs/regimes.md); everything else applies at once."""
+    admin, training, supervisor = web.headers("admin"), web.headers("training"), web.headers("supervisor")
     created = web.client.post("/api/v1/admin/users", headers=admin, json={
         "username": "new.analyst", "password": "a-Long-pa55word", "roles": ["analyst"]})  # fmt: skip
     assert created.status_code == 201, created.text
+    assert created.json()["pending"] and created.json()["approvals"][0]["role"] == "analyst"
     assert web.client.post("/api/v1/admin/users/new.analyst/certifications", headers=admin,
-                           json={"expires_on": "2099-01-01"}).status_code == 201  # fmt: skip
-    assert web.client.post("/api/v1/admin/users/new.analyst/roles", headers=admin,
-                           json={"role": "reviewer"}).json() == {"changed": True}  # fmt: skip
+                           json={"expires_on": "2099-01-01"}).status_code == 403  # training officers certify
+    certified = web.client.post("/api/v1/admin/users/new.analyst/certifications", headers=training,
+                                json={"expires_on": "2099-01-01"})  # fmt: skip
+    assert certified.status_code == 202 and certified.json()["pending"]
+    granted = web.client.post("/api/v1/admin/users/new.analyst/roles", headers=admin, json={"role": "reviewer"})
+    assert granted.status_code == 202
+    listed = {u["username"]: u for u in web.client.get("/api/v1/admin/users", headers=admin).json()}
+    assert listed["new.analyst"]["roles"] == [] and listed["new.analyst"]["effective_roles"] == []
+    pending = web.client.get("/api/v1/approvals", headers=supervisor).json()
+    mine = [a for a in pending if a["target"] == "new.analyst"]
+    assert len(mine) == 3
+    assert web.client.post(f"/api/v1/approvals/{mine[0]['id']}/approve", headers=admin,
+                           json={}).status_code == 403  # the requester (and an administrator) cannot approve
+    for request in mine:
+        done = web.client.post(f"/api/v1/approvals/{request['id']}/approve", headers=supervisor, json={"note": "ok"})
+        assert done.status_code == 200 and done.json()["status"] == "approved", done.text
     listed = {u["username"]: u for u in web.client.get("/api/v1/admin/users", headers=admin).json()}
     assert listed["new.analyst"]["effective_roles"] == ["analyst", "reviewer"]
     assert web.client.delete("/api/v1/admin/users/new.analyst/roles/reviewer", headers=admin).json()["changed"]
-    assert web.client.post("/api/v1/admin/users/new.analyst/password", headers=admin,
-                           json={"password": "another-Pa55word"}).status_code == 204  # fmt: skip
+    reset = web.client.post("/api/v1/admin/users/new.analyst/password", headers=admin,
+                            json={"password": "another-Pa55word"})  # fmt: skip
+    assert reset.status_code == 202 and "waiting" in reset.json()["message"]
+    rejected = web.client.post(f"/api/v1/approvals/{reset.json()['approvals'][0]['id']}/reject", headers=supervisor,
+                               json={"note": "not requested by the user"})  # fmt: skip
+    assert rejected.json()["status"] == "rejected"
     assert web.client.post("/api/v1/admin/users/new.analyst/active", headers=admin,
                            json={"active": False}).status_code == 204  # fmt: skip
-    assert web.client.post("/api/v1/admin/users/new.analyst/totp-reset", headers=admin).status_code == 204
-    assert web.client.delete("/api/v1/admin/users/new.analyst/certifications", headers=admin).json()["revoked"] == 1
+    assert web.client.post("/api/v1/admin/users/new.analyst/totp-reset", headers=admin).status_code == 202
+    assert web.client.delete("/api/v1/admin/users/new.analyst/certifications",
+                             headers=training).json()["revoked"] == 1  # fmt: skip
     # Separation of duties: nobody changes their own roles.
     own = web.client.post("/api/v1/admin/users/admin/roles", headers=admin, json={"role": "analyst"})
     assert own.status_code == 403
     weak = web.client.post("/api/v1/admin/users", headers=admin, json={"username": "weak", "password": "short"})
     assert weak.status_code == 422 and "at least" in weak.json()["detail"]
-    agency = web.client.post("/api/v1/admin/agencies", headers=admin, json={"code": "AGC", "name": "C police"})
-    assert agency.status_code == 201
-    assert "AGC" in [a["code"] for a in web.client.get("/api/v1/admin/agencies", headers=admin).json()]
+    agency = web.client.post("/api/v1/admin/agencies", headers=admin, json={
+        "code": "AGC", "name": "C police", "admin_username": "agc-chief", "admin_password": "a-Long-pa55word"})
+    assert agency.status_code == 403  # agencies are created by a system operator
+    operator = web.headers("operator")
+    agency = web.client.post("/api/v1/admin/agencies", headers=operator, json={
+        "code": "AGC", "name": "C police", "admin_username": "agc-chief", "admin_password": "a-Long-pa55word"})
+    assert agency.status_code == 201 and agency.json()["first_admin"] == "agc-chief"
+    assert "AGC" in [a["code"] for a in web.client.get("/api/v1/admin/agencies", headers=operator).json()]
     unknown = web.client.post("/api/v1/admin/users/ghost/unlock", headers=admin)
     assert unknown.status_code == 404
 

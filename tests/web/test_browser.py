@@ -35,6 +35,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from faceleads.web.app import create_app
 from faceleads.web.demo import ensure_admin, load_demo
 from tests.conftest import REPO_ROOT
 from tests.dbs import settings_for
+from tests.lawful import list_authorities
 from tests.web.conftest import PEOPLE
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,10 +95,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     """The app with the demo users and gallery, served by uvicorn in a background thread."""
     import uvicorn
 
-    settings = settings_for(tmp_path_factory.mktemp("browser") / "data")
+    # A role no other step signs in with requires an authenticator app, so that its enrolment flow is walked.
+    settings = settings_for(tmp_path_factory.mktemp("browser") / "data", totp_required_roles=["training_officer"])
     rt = GalleryRuntime(settings, face_engine=engine)
     ensure_admin(rt, ADMIN_PASSWORD)
     report = load_demo(rt)
+    list_authorities(rt, "DEV")  # the authorities the test records are held under (tests/lawful.py)
     passwords = {"admin": ADMIN_PASSWORD, **report.passwords}
     port = free_port()
     app = create_app(settings, runtime=rt)
@@ -532,6 +536,17 @@ def test_roles_walk_the_case_through_blind_verification_and_a_dispute(browser: A
         {"name": "changed.pdf", "mimeType": "application/pdf", "buffer": received + b"\n"}])  # fmt: skip
     submit(page, lambda: page.click("#check-form button[type=submit]"))
     assert "No match" in page.locator("#check-result").inner_text()
+    # The investigator signs off what the investigation made of the released lead (docs/transparency.md).
+    page.goto(server.url + "/outcomes?awaiting=true")
+    row = page.locator(f"#lead-{ids['leads'][0]}")
+    assert "awaiting" in row.inner_text()
+    check(page)
+    row.locator("select[name=outcome]").select_option("corroborated")
+    row.locator("textarea[name=notes]").fill("Phone records place him at the petrol station")
+    submit(page, lambda: row.locator("button[type=submit]").click())
+    assert "corroborated signed off" in flash(page)
+    assert "Phone records place him" in page.locator(f"#lead-{ids['leads'][0]}").inner_text()
+    check(page, "investigator-outcomes")
     assert not page.errors, page.errors
     page.context.close()
 
@@ -594,6 +609,58 @@ def test_compare_is_usable_at_390_px(browser: Any, server: Server) -> None:
     assert width >= 300, f"the probe face is {width} px wide at 390 px"
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     check(page, "analyst-compare-390")
+    page.context.close()
+
+
+def test_lawful_gallery_and_the_transparency_report(browser: Any, server: Server, tmp_path: Path) -> None:
+    """The lawful gallery (docs/gallery.md): a records officer's enrolment under an authority that is not on the
+    list is refused on the page; an administrator adds an authority. The transparency report
+    (docs/transparency.md): an auditor produces it and downloads its PDF."""
+    from pypdf import PdfReader
+
+    scraped = "scraped from public social media profiles"
+    page = sign_in(browser, server, "records")
+    page.goto(server.url + "/enrol")
+    page.fill("input[name=subject_number]", "WEB-SCRAPED")
+    page.fill("input[name=booking_number]", "WEB-BS")
+    page.fill("input[name=booking_date]", "2024-03-01")
+    page.fill("input[name=legal_authority]", scraped)
+    page.set_input_files("#enrol-form input[name=photos]", str(PEOPLE["Abdullah_Gul"][0]))
+    page.click("#enrol-form button[type=submit]")
+    sync_api.expect(page.locator("#enrol-form .form-error")).to_contain_text(
+        f"'{scraped}' is not on DEV's list of legal authorities")
+    shot(page, "records-enrol-refused-unlisted-authority")
+    page.goto(server.url + "/lawful")
+    assert "Records awaiting review" in page.locator("#compliance").inner_text()
+    check(page)
+    page.context.close()
+
+    page = sign_in(browser, server, "admin")
+    page.goto(server.url + "/lawful")
+    page.fill("#authority-form input[name=code]", "IMM-141")
+    page.fill("#authority-form input[name=title]", "Immigration Act 1999 s.141")
+    submit(page, lambda: page.click("#authority-form button[type=submit]"))
+    assert "Added IMM-141" in flash(page)
+    assert "Immigration Act 1999 s.141" in page.locator("#authorities").inner_text()
+    check(page, "admin-lawful-gallery")
+    page.context.close()
+
+    page = sign_in(browser, server, "auditor")
+    page.goto(server.url + "/transparency")
+    check(page)
+    page.fill("#transparency-form input[name=from]", "2020-01-01")
+    submit(page, lambda: page.click("#transparency-form button[type=submit]"))
+    sync_api.expect(page.locator("#section-searches")).to_be_visible()
+    main = page.locator("main").inner_text()
+    assert "counts from 1 to 4 are shown as <5" in main and "Exigent" in main
+    check(page, "auditor-transparency-report")
+    with page.expect_download() as download:
+        page.click("#downloads a:has-text('Download PDF')")
+    path = tmp_path / "report.pdf"
+    download.value.save_as(path)
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(str(path)).pages)
+    assert "Transparency report" in text and "no personal or biometric data" in text
+    assert not page.errors, page.errors
     page.context.close()
 
 
@@ -712,8 +779,28 @@ def test_auditor_admin_and_accounts(browser: Any, server: Server) -> None:
     page.fill("#new-user input[name=password]", "a-Long-pa55word")
     page.check('#new-user input[name=roles][value="analyst"]')
     submit(page, lambda: page.click("#new-user button[type=submit]"))
-    assert "user newanalyst created" in page.locator("p.ok").inner_text()
+    message = page.locator("p.ok").inner_text()
+    assert "created user 'newanalyst'" in message and "waiting for a second person's approval" in message
     check(page, "admin-users", doc=True)
+    # The agency's legal regimes and the partner accesses to its records.
+    page.goto(server.url + "/regimes")
+    assert "exigent" in page.locator("#regime-purposes").inner_text()
+    check(page)
+    page.goto(server.url + "/partner-access")
+    check(page)
+    page.context.close()
+
+    # Separation of duties: the analyst role takes effect only when a supervisor approves it.
+    page = sign_in(browser, server, "supervisor")
+    page.goto(server.url + "/approvals")
+    row = page.locator("#approvals tr", has_text="grant the role analyst to newanalyst")
+    assert row.locator("input[name=decision]:checked").count() == 0, "the decision has no default"
+    row.locator("input[name=decision][value=approve]").check()
+    row.locator("input[name=note]").fill("new analyst, start date confirmed")
+    row.locator("button[type=submit]").click()
+    confirm(page)
+    assert "approved" in flash(page)
+    check(page, "supervisor-approvals")
     page.context.close()
 
     # Account: change the password (a mismatch keeps the form), add an authenticator app, sign in with it.
@@ -755,6 +842,107 @@ def test_auditor_admin_and_accounts(browser: Any, server: Server) -> None:
     page.wait_for_url(server.url + "/")
     page.goto(server.url + "/account")
     assert page.locator("#totp-state").inner_text() == "on"
+    page.context.close()
+
+
+def _actor(server: Server, username: str) -> Any:
+    from faceleads.security.auth import actor_for_user
+    from faceleads.security.models import User
+
+    with server.rt.session_factory() as session:
+        return actor_for_user(session, session.query(User).filter(User.username == username).one())
+
+
+def test_exigent_search_ratified_agencies_and_a_required_authenticator(browser: Any, server: Server) -> None:
+    """Legal regimes and separation of duties on the pages: an exigent search (demo purpose in the exigent regime)
+    waits on the supervisor's home page and is ratified (no default decision, confirmation); the system operator
+    creates an agency; a role that requires an authenticator app (here: training officer) leads its first sign-in
+    to the account page's enrolment, then to a sign-in with the code."""
+    import pyotp
+
+    from faceleads.casework import cases
+    from faceleads.casework.quick import quick_search
+    from faceleads.gallery.enrolment import RecordInput, enrol_record
+    from faceleads.gallery.galleries import create_gallery
+    from faceleads.web.demo import DEMO_AUTHORITY
+
+    rt, exigent = server.rt, "exigent-threat-to-life"
+    create_gallery(rt, _actor(server, "admin"), "urgent", DEMO_AUTHORITY, [exigent])
+    enrol_record(rt, _actor(server, "records"), RecordInput("EXI-0001", "EXI-B0001", date(2021, 2, 1), DEMO_AUTHORITY,
+                                                           gallery="urgent"), [PEOPLE["Abdullah_Gul"][0]])  # fmt: skip
+    investigator = _actor(server, "investigator")
+    case = cases.open_case(rt, investigator, "OCC-EXI-1", "ASSAULT", "Child abducted from a playground")
+    declared = cases.open_request(rt, investigator, case.id, exigent, "Child abducted an hour ago; photo from CCTV")
+    assert declared.status == "ready" and declared.regime == "exigent" and declared.priority == "threat_to_life"
+    searched = quick_search(rt, _actor(server, "analyst"), "OCC-EXI-1", PEOPLE["Abdullah_Gul"][1], reason="exigent",
+                            legal_basis="Seized under PACE s.19", purpose=exigent, request_id=declared.id, top=2)
+
+    page = sign_in(browser, server, "supervisor")
+    sync_api.expect(page.locator("#queue-ratify")).to_contain_text("OCC-EXI-1")
+    check(page)
+    submit(page, lambda: page.locator("#queue-ratify a").first.click())
+    form = page.locator(f"#ratify-{searched.case_search_id}")
+    assert form.locator("input[name=decision]:checked").count() == 0, "the decision has no default"
+    form.locator("input[name=decision][value=ratify]").check()
+    form.locator("input[name=reason]").fill("Credible threat to life; DI on call agreed")
+    form.locator("button[type=submit]").click()
+    confirm(page)
+    assert "ratified" in flash(page)
+    page.goto(server.url + "/ratifications?state=decided")
+    assert "Credible threat to life" in page.locator("#ratifications").inner_text()
+    check(page, "supervisor-ratifications")
+    page.context.close()
+
+    page = sign_in(browser, server, "operator")
+    page.goto(server.url + "/operator")
+    check(page)
+    page.fill("#new-agency input[name=code]", "NEWAG")
+    page.fill("#new-agency input[name=name]", "New agency")
+    page.fill("#new-agency input[name=admin_username]", "newag-admin")
+    page.fill("#new-agency input[name=admin_password]", "Newag-l0ng-passphrase")
+    page.click("#new-agency button[type=submit]")
+    confirm(page)
+    assert "Agency NEWAG created" in flash(page)
+    assert "NEWAG" in page.locator("#agencies").inner_text()
+    page.context.close()
+
+    # The training officer's role requires an authenticator app (the server's FACELEADS_TOTP_REQUIRED_ROLES): the
+    # right password opens an enrolment-only session on the account page, and nothing else.
+    page = new_page(browser)
+    page.goto(server.url + "/sign-in")
+    page.fill("input[name=username]", "training")
+    page.fill("input[name=password]", server.passwords["training"])
+    submit(page, lambda: page.click("#sign-in-form button[type=submit]"))
+    assert page.url.startswith(server.url + "/account")
+    assert "require an authenticator app" in flash(page)
+    sync_api.expect(page.locator("#enrolment-only")).to_be_visible()
+    check(page)
+    response = page.goto(server.url + "/approvals")
+    assert response is not None and response.status == 403, "an enrolment-only session reaches nothing else"
+    page.goto(server.url + "/account")
+    submit(page, lambda: page.click("#totp-form button[type=submit]"))
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.fill("#totp-confirm input[name=code]", pyotp.TOTP(secret).now())
+    page.click("#totp-confirm button[type=submit]")
+    sync_api.expect(page.locator("#recovery-codes li")).to_have_count(10)
+    assert "sign in again" in page.locator("main").inner_text()
+    page.goto(server.url + "/account")
+    assert "/sign-in" in page.url, "the enrolment session ended with the enrolment"
+    page.fill("input[name=username]", "training")
+    page.fill("input[name=password]", server.passwords["training"])
+    deadline = time.monotonic() + 35
+    code = pyotp.TOTP(secret).now()
+    while pyotp.TOTP(secret).now() == code:  # the enrolment used this step's code: wait for the next one
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    page.fill("input[name=second_factor]", pyotp.TOTP(secret).now())
+    submit(page, lambda: page.click("#sign-in-form button[type=submit]"))
+    assert page.url == server.url + "/account", "back where the session ended"
+    assert page.locator("#totp-state").inner_text() == "on" and page.locator("#enrolment-only").count() == 0
+    page.goto(server.url + "/approvals")
+    sync_api.expect(page.locator("#record-certification")).to_be_visible()
+    check(page)
+    assert not page.errors, page.errors
     page.context.close()
 
 

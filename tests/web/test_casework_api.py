@@ -122,7 +122,7 @@ def test_purpose_needing_authorisation(web: WebEnv) -> None:
     body = {"occurrence_number": "API-OCC-EX", "offence": "ASSAULT", "justification": "missing person at risk"}
     case = call(web, "investigator", "POST", "/cases", 201, json=body)
     req = call(web, "investigator", "POST", f"/cases/{case['id']}/requests", 201,
-               json={"purpose": "exigent-threat-to-life", "justification": "threat to life"})  # fmt: skip
+               json={"purpose": "sensitive-investigation", "justification": "threat to life"})  # fmt: skip
     assert req["status"] == "awaiting_authorisation"
     call(web, "analyst", "POST", f"/requests/{req['id']}/authorisation", 403, json={"reason": "ok"})
     done = call(web, "supervisor", "POST", f"/requests/{req['id']}/authorisation", 200,

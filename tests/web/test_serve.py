@@ -35,7 +35,8 @@ def test_serve_bootstraps_admin_from_environment(settings: Settings, monkeypatch
     assert served["kwargs"]["host"] == "127.0.0.1" and served["kwargs"]["port"] == 8123
     with TestClient(served["app"], base_url="http://127.0.0.1") as client:
         signed = client.post("/api/v1/auth/sign-in", json={"username": "admin", "password": "Correct-h0rse-battery"})
-        assert signed.status_code == 200 and signed.json()["user"]["roles"] == ["administrator"]
+        assert signed.status_code == 200
+        assert signed.json()["user"]["roles"] == ["administrator", "system_operator"]
     # Second start: no new administrator, nothing printed about passwords.
     again = CliRunner().invoke(cli, ["serve"])
     assert again.exit_code == 0 and "first start" not in again.output

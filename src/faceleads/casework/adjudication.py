@@ -41,12 +41,14 @@ from faceleads.casework.models import (
     SearchStatus,
     VerificationResult,
 )
+from faceleads.casework.regimes import require_unlocked
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
+from faceleads.gallery.access import record_access
 from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, Image, SearchCandidate, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
@@ -250,6 +252,7 @@ def candidate_list(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> lis
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number)
         blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "view_candidates")
+        require_unlocked(rt, session, actor, cs, case, "view_candidates")
         own = same_person(actor, cs.analyst, cs.analyst_user_id)
         marks = {a.candidate_id: a for a in session.scalars(
             select(Adjudication).where(Adjudication.case_search_id == cs.id))} if own else {}
@@ -284,6 +287,7 @@ def _open_for_marking(rt: GalleryRuntime, session: Session, actor: Actor, case_s
               case.occurrence_number)
     require_certified(session, actor, as_utc(utcnow()))
     _own_search(actor, cs)
+    require_unlocked(rt, session, actor, cs, case, "adjudicate")
     if cs.status != SearchStatus.ADJUDICATING.value:
         raise ValidationError(f"search {cs.id} was already submitted; its conclusions are final")
     return cs, case
@@ -376,6 +380,7 @@ def submit_adjudication(rt: GalleryRuntime, actor: Actor, case_search_id: int) -
                   case.occurrence_number)
         require_certified(session, actor, as_utc(utcnow()))
         _own_search(actor, cs)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.CONCLUSION)
         if cs.status != SearchStatus.ADJUDICATING.value:
             raise ValidationError(f"search {cs.id} was already submitted")
         marks = {a.candidate_id: a for a in session.scalars(
@@ -394,7 +399,8 @@ def submit_adjudication(rt: GalleryRuntime, actor: Actor, case_search_id: int) -
             mark = marks[c.id]
             audit.record(session, actor, audit.AuditAction.CONCLUSION, f"candidate:{c.id}", audit.Outcome.OK,
                          case=case.occurrence_number,
-                         details={"offence": case.offence.code, "conclusion": mark.conclusion, "rank": c.rank})
+                         details={"offence": case.offence.code, "conclusion": mark.conclusion, "rank": c.rank,
+                                  "regime": cs.regime})
             if mark.conclusion == Conclusion.POSSIBLE_LEAD.value:
                 lead = Lead(case_id=case.id, case_search_id=cs.id, adjudication_id=mark.id, candidate_id=c.id)
                 session.add(lead)
@@ -480,6 +486,7 @@ def verification_task(rt: GalleryRuntime, actor: Actor, lead_id: int) -> Verific
             raise ValidationError(f"lead {lead_id} is {lead.status}; it is not awaiting verification")
         cs = session.get(CaseSearch, lead.case_search_id)
         assert cs is not None
+        require_unlocked(rt, session, actor, cs, case, "view_verification", f"lead:{lead.id}")
         rows = {c.id: (c, num, code, booking, day) for c, num, code, booking, day in
                 _candidate_rows(session, cs.search_id)}
         c, num, code, booking, day = rows[lead.candidate_id]
@@ -527,6 +534,8 @@ def verify_lead(
                   case.occurrence_number)
         require_certified(session, actor, as_utc(utcnow()))
         _check_verifier(session, actor, lead)
+        cs = _lead_search(session, lead)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.VERIFICATION, f"lead:{lead.id}")
         if lead.status != LeadStatus.AWAITING_VERIFICATION.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; it is not awaiting verification")
         lead.verifier, lead.verifier_user_id = actor.username, actor.user_id
@@ -535,7 +544,8 @@ def verify_lead(
         lead.status = (LeadStatus.VERIFIED if verdict is VerificationResult.AGREE else LeadStatus.DISPUTED).value
         audit.record(session, actor, audit.AuditAction.VERIFICATION, f"lead:{lead.id}", audit.Outcome.OK,
                      case=case.occurrence_number, details={"offence": case.offence.code, "result": verdict.value,
-                                                           "conclusion": own or "", "checklist_count": len(marks)})
+                                                           "conclusion": own or "", "checklist_count": len(marks),
+                                                           "regime": cs.regime})
         return _lead_info(lead)
 
 
@@ -549,6 +559,7 @@ def resolve_disagreement(rt: GalleryRuntime, actor: Actor, lead_id: int, decisio
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, "lead_decision", f"lead:{lead.id}")
         if lead.status != LeadStatus.DISPUTED.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; only a disputed lead goes to a supervisor")
         _check_decider(session, actor, lead)
@@ -576,6 +587,7 @@ def disagreement_view(rt: GalleryRuntime, actor: Actor, lead_id: int) -> dict[st
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.DECIDE_DISAGREEMENT, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, "view_disagreement", f"lead:{lead.id}")
         if lead.status != LeadStatus.DISPUTED.value:
             raise ValidationError(f"lead {lead_id} is {lead.status}; only a disputed lead goes to a supervisor")
         mark = _analyst_of(session, lead)
@@ -624,6 +636,8 @@ def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
         lead, case = get_lead(session, lead_id)
         authorise(rt.session_factory, actor, Action.RELEASE_LEAD, f"lead:{lead_id}", case.agency_id,
                   case.occurrence_number)
+        require_unlocked(rt, session, actor, _lead_search(session, lead), case, audit.AuditAction.RELEASE,
+                         f"lead:{lead.id}")
         if lead.status != LeadStatus.VERIFIED.value:
             raise PermissionDenied(f"lead {lead_id} is {lead.status}: only a verified lead can be released")
         lead.status = LeadStatus.RELEASED.value
@@ -633,18 +647,27 @@ def release_lead(rt: GalleryRuntime, actor: Actor, lead_id: int) -> LeadInfo:
         return _lead_info(lead)
 
 
+def _lead_search(session: Session, lead: Lead) -> CaseSearch:
+    cs = session.get(CaseSearch, lead.case_search_id)
+    assert cs is not None
+    return cs
+
+
 def _held_image(
     rt: GalleryRuntime, session: Session, actor: Actor, case: Case, cs: CaseSearch, subject: Subject, image: Image,
     not_found: str, *, lead_scoped: bool = False,
 ) -> bytes:
     """The decrypted bytes of a candidate's photo, after checking that the actor's agency may see its gallery for
     the request's purpose (own, or shared by an agreement in force; revoking the agreement takes effect at once).
+    A partner agency's photo read this way is recorded as a partner access for the owning agency (in the caller's
+    transaction, beside its audit entry).
 
     ``lead_scoped``: the caller already authorised a lead-scoped right (verify, decide a dispute) that is not a
     gallery right; only the sharing of a partner agency's photo is checked here (refusal audited, answered 404).
     """
     req = session.get(CaseRequest, cs.request_id)
-    shared = gallery_shared(session, actor.agency_id, image.gallery_id, req.purpose.code if req else None)
+    purpose = req.purpose.code if req else None
+    shared = gallery_shared(session, actor.agency_id, image.gallery_id, purpose)
     if not lead_scoped:
         authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"image:{image.id}", subject.agency_id,
                   case.occurrence_number, shared=shared, not_found=not_found)
@@ -653,7 +676,11 @@ def _held_image(
                          audit.Outcome.DENIED, case=case.occurrence_number,
                          details={"reason": "the partner agency's gallery is not shared for this purpose"})
         raise NotFound(not_found)
-    return rt.read_photo(subject, image)
+    data = rt.read_photo(subject, image)
+    record_access(session, actor, owner_agency_id=subject.agency_id, action=audit.AuditAction.VIEW_GALLERY_IMAGE,
+                  object_ref=f"image:{image.id}", subject_id=subject.id, image_id=image.id,
+                  gallery_id=image.gallery_id, case=case.occurrence_number, purpose=purpose)  # fmt: skip
+    return data
 
 
 def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> bytes:
@@ -677,6 +704,7 @@ def candidate_photo(rt: GalleryRuntime, actor: Actor, candidate_id: int) -> byte
         # Case searches are never shared: only the case's own agency sees its candidates.
         authorise(rt.session_factory, actor, Action.VIEW_GALLERY_IMAGE, f"candidate:{candidate_id}", case.agency_id,
                   case.occurrence_number, shared=False, not_found=missing)
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{cand.image_id}")
         proposed = session.scalars(select(Lead.id).where(
             Lead.candidate_id == cand.id, Lead.status == LeadStatus.AWAITING_VERIFICATION.value)).first()
         if proposed is None:
@@ -718,6 +746,7 @@ def lead_photo(
         cs = session.get(CaseSearch, lead.case_search_id)
         image = session.get(Image, image_id)
         assert cand is not None and cs is not None
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image_id}")
         if image is None or image.subject_id != cand.subject_id or image.store_address is None:
             raise NotFound(missing)
         subject = session.get(Subject, cand.subject_id)

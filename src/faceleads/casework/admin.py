@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faceleads import identifiers
+from faceleads.casework import regimes
 from faceleads.casework.common import authorise, clean_text
 from faceleads.casework.models import Offence, Purpose
 from faceleads.core import audit
@@ -39,7 +41,9 @@ class PurposeInfo:
     title: str
     requires_authorisation: bool
     active: bool
-    exigent: bool = False  # threat to life / victim identification: its requests are handled first
+    # The purpose's legal regime for the agency asked about (None: no agency asked). Purposes are system-wide,
+    # regimes per agency (casework.regimes); an exigent purpose's requests are threat-to-life priority.
+    regime: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,22 +105,37 @@ def list_offences(rt: GalleryRuntime, actor: Actor) -> list[OffenceInfo]:
 
 def add_purpose(
     rt: GalleryRuntime, actor: Actor, code: str, title: str, *, requires_authorisation: bool = False,
-    exigent: bool = False,
+    regime: str | None = None,
 ) -> PurposeInfo:
-    """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for. An
-    ``exigent`` purpose (threat to life, victim identification) makes its requests threat-to-life priority."""
+    """Add a search purpose (system-wide). Galleries list the purpose codes they may be searched for.
+
+    ``regime`` (investigative, exigent, live_deployment) also puts the new purpose in that legal regime for the
+    actor's agency, in the same transaction (it needs the regime administration right too; see
+    :func:`faceleads.casework.regimes.set_purpose_regime`). The regime is the one notion of "exigent": an exigent
+    purpose's requests are ready at once, ratified afterwards and always threat-to-life priority.
+    """
     code = identifiers.normalise(Kind.PURPOSE, code)
     authorise(rt.session_factory, actor, Action.ADMIN_PURPOSES, f"purpose:{code}", None)
     title = clean_text(title, "purpose title", 200)
+    chosen = regimes.checked_regime(regime) if regime else None
+    if chosen is not None:
+        authorise(rt.session_factory, actor, Action.ADMIN_REGIMES, f"purpose:{code}", actor.agency_id)
     with transaction(rt.session_factory) as session:
         if session.scalars(select(Purpose).where(Purpose.code == code)).first():
             raise ValidationError(f"purpose {code!r} already exists")
-        purpose = Purpose(code=code, title=title, requires_authorisation=requires_authorisation, exigent=exigent)
+        purpose = Purpose(code=code, title=title, requires_authorisation=requires_authorisation)
         session.add(purpose)
         session.flush()
         audit.record(session, actor, "purpose_add", f"purpose:{purpose.id}", audit.Outcome.OK,
-                     details={"code": code, "requires_authorisation": requires_authorisation, "exigent": exigent})
-        return PurposeInfo(purpose.id, code, title, requires_authorisation, True, exigent)
+                     details={"code": code, "requires_authorisation": requires_authorisation})
+        if chosen is not None:
+            regimes.assign_regime(session, actor, purpose, chosen)
+        return _purpose_info(session, purpose, actor.agency_id)
+
+
+def _purpose_info(session: Session, p: Purpose, agency_id: int | None) -> PurposeInfo:
+    regime = regimes.regime_of(session, agency_id, p).value if agency_id is not None else None
+    return PurposeInfo(p.id, p.code, p.title, p.requires_authorisation, p.active, regime)
 
 
 def set_purpose(
@@ -137,14 +156,10 @@ def set_purpose(
         audit.record(session, actor, "purpose_update", f"purpose:{purpose.id}", audit.Outcome.OK,
                      details={"code": purpose.code, "requires_authorisation": purpose.requires_authorisation,
                               "active": purpose.active})
-        return PurposeInfo(purpose.id, purpose.code, purpose.title, purpose.requires_authorisation, purpose.active,
-                           purpose.exigent)
+        return _purpose_info(session, purpose, actor.agency_id)
 
 
-def list_purposes(rt: GalleryRuntime) -> list[PurposeInfo]:
-    """Every purpose (active and withdrawn)."""
+def list_purposes(rt: GalleryRuntime, agency_id: int | None = None) -> list[PurposeInfo]:
+    """Every purpose (active and withdrawn); with ``agency_id``, each with its legal regime for that agency."""
     with rt.session_factory() as session:
-        return [
-            PurposeInfo(p.id, p.code, p.title, p.requires_authorisation, p.active, p.exigent)
-            for p in session.scalars(select(Purpose).order_by(Purpose.code))
-        ]
+        return [_purpose_info(session, p, agency_id) for p in session.scalars(select(Purpose).order_by(Purpose.code))]

@@ -1,7 +1,15 @@
-"""Cases and requests for facial recognition, and the supervisor's authorisation of a purpose."""
+"""Cases and requests for facial recognition, and the supervisor's authorisation of a purpose.
+
+A request is opened under the legal regime its purpose has for the agency (``casework.regimes``): investigative
+(ready at once, or awaiting a supervisor's prior authorisation when the purpose requires one), exigent (ready at
+once; each search is ratified afterwards) or live deployment (refused here: those purposes serve live deployments
+only). A supervisor's authorisation carries its scope (this case and request, the request's purpose, optionally a
+subset of galleries) and an expiry, checked when a search uses it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,13 +37,16 @@ from faceleads.casework.models import (
     Purpose,
     RequestStatus,
 )
+from faceleads.casework.regimes import MAX_AUTHORISATION_HOURS, regime_of, windows
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action
+from faceleads.core.regime import Regime
 from faceleads.core.uow import transaction
 from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.gallery.visibility import visible_gallery_ids
 from faceleads.identifiers import Kind
 
 
@@ -71,12 +82,15 @@ class RequestInfo:
     requested_at: datetime
     status: str
     authorisation: str | None  # "by <user> at <time>: <reason>" when authorised
+    regime: str = Regime.INVESTIGATIVE.value  # exigent requests are always threat-to-life priority
+    authorised_until: datetime | None = None  # a purpose authorisation's expiry
+    authorised_galleries: list[int] | None = None  # its gallery scope (None: every gallery for the purpose)
     priority: str = Priority.ROUTINE.value
-    exigent: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["requested_at"] = self.requested_at.isoformat()
+        data["authorised_until"] = self.authorised_until.isoformat() if self.authorised_until else None
         return data
 
 
@@ -101,7 +115,16 @@ def describe_authorisation(auth: Authorisation | None) -> str | None:
     if auth is None:
         return None
     verdict = "" if auth.granted else "REFUSED "
-    return f"{verdict}by {auth.by_username} at {as_utc(auth.at):%Y-%m-%d %H:%M:%S} UTC: {auth.reason}"
+    text = f"{verdict}by {auth.by_username} at {as_utc(auth.at):%Y-%m-%d %H:%M:%S} UTC: {auth.reason}"
+    if auth.granted and auth.expires_at is not None:
+        text += f" (valid until {as_utc(auth.expires_at):%Y-%m-%d %H:%M} UTC"
+        text += f"; galleries {', '.join(f'#{g}' for g in auth.gallery_ids)})" if auth.gallery_ids else ")"
+    return text
+
+
+def purpose_authorisation(session: Any, request_id: int) -> Authorisation | None:
+    """The latest supervisor decision on a request's purpose (None when there was none)."""
+    return _purpose_authorisation(session, request_id)
 
 
 def _purpose_authorisation(session: Any, request_id: int) -> Authorisation | None:
@@ -113,6 +136,8 @@ def _purpose_authorisation(session: Any, request_id: int) -> Authorisation | Non
 
 
 def request_info(session: Any, req: CaseRequest) -> RequestInfo:
+    auth = _purpose_authorisation(session, req.id)
+    granted = auth is not None and auth.granted
     return RequestInfo(
         id=req.id,
         case_id=req.case_id,
@@ -122,9 +147,11 @@ def request_info(session: Any, req: CaseRequest) -> RequestInfo:
         requested_by=req.requested_by,
         requested_at=as_utc(req.requested_at),
         status=req.status,
-        authorisation=describe_authorisation(_purpose_authorisation(session, req.id)),
+        authorisation=describe_authorisation(auth),
+        regime=req.regime,
+        authorised_until=as_utc(auth.expires_at) if granted and auth and auth.expires_at else None,
+        authorised_galleries=list(auth.gallery_ids) if granted and auth and auth.gallery_ids else None,
         priority=req.priority or Priority.ROUTINE.value,
-        exigent=bool(req.purpose.exigent),
     )
 
 
@@ -234,9 +261,13 @@ def check_priority(priority: str | None) -> Priority:
 def open_request(
     rt: GalleryRuntime, actor: Actor, case_id: int, purpose: str, justification: str, *, priority: str | None = None
 ) -> RequestInfo:
-    """Request facial recognition on a case for ``purpose``. A purpose that requires a supervisor's authorisation
-    leaves the request awaiting it; searches are refused until then. ``priority`` orders the work in every queue
-    (routine, urgent, threat_to_life); an exigent purpose is always threat-to-life priority.
+    """Request facial recognition on a case for ``purpose``, under the purpose's regime for the agency.
+
+    Investigative: a purpose that requires a supervisor's authorisation leaves the request awaiting it; searches
+    are refused until then. Exigent: ready at once (``justification`` is the declared reason); each search on it is
+    ratified afterwards. Live deployment: refused (and audited), those purposes serve live deployments only.
+    ``priority`` orders the work in every queue (routine, urgent, threat_to_life); a request of the exigent regime
+    is always threat-to-life priority, whatever was asked.
     """
     code = identifiers.normalise(Kind.PURPOSE, purpose)
     why = clean_text(justification, "justification", 4000)
@@ -250,17 +281,27 @@ def open_request(
         p = session.scalars(select(Purpose).where(Purpose.code == code)).first()
         if p is None or not p.active:
             raise ValidationError(f"purpose {code!r} is not on the list of purposes")
-        status = RequestStatus.AWAITING_AUTHORISATION if p.requires_authorisation else RequestStatus.READY
-        if p.exigent:
+        regime = regime_of(session, case.agency_id, p)
+        if regime is Regime.LIVE_DEPLOYMENT:
+            reason = (f"purpose {code!r} belongs to the live deployment regime of agency "
+                      f"{actor.agency_code or actor.agency_id}: it serves authorised live deployments only, never a "
+                      "retrospective search")
+            audit.record_now(rt.session_factory, actor, "request_open", f"case:{case.id}", audit.Outcome.DENIED,
+                             case=case.occurrence_number, purpose=code,
+                             details={"reason": reason, "regime": regime.value})
+            raise PermissionDenied(reason)
+        needs_authorisation = p.requires_authorisation and regime is Regime.INVESTIGATIVE
+        status = RequestStatus.AWAITING_AUTHORISATION if needs_authorisation else RequestStatus.READY
+        if regime is Regime.EXIGENT:
             level = Priority.THREAT_TO_LIFE
         req = CaseRequest(case_id=case.id, purpose_id=p.id, justification=why, requested_by=actor.username,
-                          status=status.value, priority=level.value)
+                          status=status.value, regime=regime.value, priority=level.value)
         req.purpose = p
         session.add(req)
         session.flush()
         audit.record(session, actor, "request_open", f"request:{req.id}", audit.Outcome.OK,
                      case=case.occurrence_number, purpose=code,
-                     details={"status": status.value, "priority": level.value})
+                     details={"status": status.value, "regime": regime.value, "priority": level.value})
         return request_info(session, req)
 
 
@@ -286,13 +327,26 @@ def list_requests(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[Reques
 
 
 def authorise_request(
-    rt: GalleryRuntime, actor: Actor, request_id: int, reason: str, *, grant: bool = True
+    rt: GalleryRuntime,
+    actor: Actor,
+    request_id: int,
+    reason: str,
+    *,
+    grant: bool = True,
+    expires_at: datetime | None = None,
+    galleries: Sequence[int] | None = None,
 ) -> RequestInfo:
     """A supervisor authorises (or refuses) a request's purpose, recording who, when and why.
 
+    The authorisation's scope is the request's case and purpose and, when ``galleries`` is given, only those of the
+    galleries the agency may search for the purpose. It expires at ``expires_at`` (default: the agency's
+    authorisation validity, 7 days unless administered otherwise; at most 90 days); a search after that is refused.
     The supervisor may not authorise their own request.
     """
     why = clean_text(reason, "reason", 2000)
+    if galleries is not None and any(isinstance(g, bool) or not isinstance(g, int) for g in galleries):
+        raise ValidationError("galleries must be gallery ids")
+    scope = sorted(set(galleries)) if galleries else None
     with transaction(rt.session_factory) as session:
         authorise(rt.session_factory, actor, Action.AUTHORISE_EXCEPTION, f"request:{request_id}", None)
         req, case = get_request(session, request_id)
@@ -303,11 +357,30 @@ def authorise_request(
             raise ValidationError(f"request {request_id} is {req.status}; it is not awaiting authorisation")
         if same_person(actor, req.requested_by, None):
             raise PermissionDenied("a supervisor cannot authorise their own request")
+        now = as_utc(utcnow())
+        _, validity = windows(session, rt.settings, case.agency_id)
+        until = as_utc(expires_at) if expires_at is not None else now + timedelta(hours=validity)
+        if grant and until <= now:
+            raise ValidationError(f"the authorisation's expiry {until:%Y-%m-%d %H:%M} UTC is not in the future")
+        if grant and until > now + timedelta(hours=MAX_AUTHORISATION_HOURS):
+            raise ValidationError(f"an authorisation lasts at most {MAX_AUTHORISATION_HOURS // 24} days")
+        if grant and scope:
+            searchable = set(visible_gallery_ids(session, case.agency_id, req.purpose.code))
+            outside = [g for g in scope if g not in searchable]
+            if outside:
+                raise ValidationError(
+                    f"gallery {', '.join(f'#{g}' for g in outside)} may not be searched by the agency for purpose "
+                    f"{req.purpose.code!r}: an authorisation cannot widen what the agency may search"
+                )
         session.add(Authorisation(case_id=case.id, kind="purpose", request_id=req.id, granted=grant,
-                                  by_username=actor.username, by_user_id=actor.user_id, reason=why))
+                                  by_username=actor.username, by_user_id=actor.user_id, reason=why, at=now,
+                                  expires_at=until if grant else None, gallery_ids=scope if grant else None))
         req.status = (RequestStatus.READY if grant else RequestStatus.REFUSED).value
         session.flush()
         audit.record(session, actor, "request_authorise", f"request:{req.id}",
                      audit.Outcome.OK if grant else "refused", case=case.occurrence_number,
-                     purpose=req.purpose.code, details={"granted": grant})
+                     purpose=req.purpose.code,
+                     details={"granted": grant, "expires": until.isoformat() if grant else None,
+                              "gallery_ids": ",".join(map(str, scope)) if grant and scope else None,
+                              "regime": req.regime})
         return request_info(session, req)

@@ -41,6 +41,7 @@ from faceleads.casework.models import (
 )
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, allowed
+from faceleads.core.regime import Regime
 from faceleads.db import utcnow
 from faceleads.gallery.runtime import GalleryRuntime
 
@@ -119,7 +120,8 @@ def _due(rt: GalleryRuntime, kind: str, priority: str, since: datetime, now: dat
 
 
 def _case_priority(session: Session, case_ids: list[int]) -> dict[int, tuple[str, bool]]:
-    """The highest priority of each case's live requests (refused ones do not count) and whether one is exigent."""
+    """The highest priority of each case's live requests (refused ones do not count) and whether one was opened
+    under the exigent regime."""
     out: dict[int, tuple[str, bool]] = {}
     if not case_ids:
         return out
@@ -130,7 +132,7 @@ def _case_priority(session: Session, case_ids: list[int]) -> dict[int, tuple[str
         best, exigent = out.get(req.case_id, (Priority.ROUTINE.value, False))
         if PRIORITY_ORDER.get(level, 9) < PRIORITY_ORDER.get(best, 9):
             best = level
-        out[req.case_id] = (best, exigent or bool(req.purpose.exigent))
+        out[req.case_id] = (best, exigent or req.regime == Regime.EXIGENT.value)
     return out
 
 

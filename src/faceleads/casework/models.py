@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -45,6 +44,14 @@ class CaseStatus(StrEnum):
 class RequestStatus(StrEnum):
     AWAITING_AUTHORISATION = "awaiting_authorisation"
     READY = "ready"  # may be searched
+    REFUSED = "refused"
+
+
+class Ratification(StrEnum):
+    """Where an exigent search stands with its supervisor's ratification (``lapsed`` is computed from the time)."""
+
+    PENDING = "pending"
+    RATIFIED = "ratified"
     REFUSED = "refused"
 
 
@@ -130,10 +137,34 @@ class Purpose(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     requires_authorisation: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Exigent purposes (threat to life, victim identification): their requests are threat-to-life priority.
-    exigent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgencyRegimeSettings(Base):
+    """An agency's administered regime windows (absent: the defaults of ``Settings``)."""
+
+    __tablename__ = "agency_regime_settings"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True, autoincrement=False)
+    exigent_window_hours: Mapped[int] = mapped_column(Integer)
+    authorisation_hours: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PurposeRegime(Base):
+    """The legal regime a purpose belongs to for one agency (absent: investigative)."""
+
+    __tablename__ = "purpose_regimes"
+    __table_args__ = (UniqueConstraint("agency_id", "purpose_id", name="uq_purpose_regimes_agency_purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purposes.id"))
+    regime: Mapped[str] = mapped_column(String(32))
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Case(Base):
@@ -170,6 +201,8 @@ class CaseRequest(Base):
     requested_by: Mapped[str] = mapped_column(String(150))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     status: Mapped[str] = mapped_column(String(32))
+    # The legal regime of the purpose for the agency when the request was opened (docs/regimes.md).
+    regime: Mapped[str] = mapped_column(String(32), default="investigative")
     priority: Mapped[str] = mapped_column(String(16), default=Priority.ROUTINE.value,
                                           server_default=Priority.ROUTINE.value)  # fmt: skip
 
@@ -177,15 +210,20 @@ class CaseRequest(Base):
 
 
 class Authorisation(Base):
-    """A supervisor's recorded decision: who, when, why (purpose authorisation or a quality override)."""
+    """A supervisor's recorded decision: who, when, why (purpose authorisation, quality override, or ratification of
+    an exigent search), with its scope (case, request's purpose, galleries) and, for a purpose authorisation, its
+    expiry: after ``expires_at`` it no longer authorises anything (checked at use)."""
 
     __tablename__ = "case_authorisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "purpose" or "quality_override"
+    kind: Mapped[str] = mapped_column(String(32))  # "purpose", "quality_override" or "ratification"
     request_id: Mapped[int | None] = mapped_column(ForeignKey("case_requests.id"), nullable=True)
     probe_id: Mapped[int | None] = mapped_column(ForeignKey("probes.id"), nullable=True)
+    case_search_id: Mapped[int | None] = mapped_column(ForeignKey("case_searches.id"), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    gallery_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # None: every gallery allowed
     granted: Mapped[bool] = mapped_column(Boolean, default=True)
     by_username: Mapped[str] = mapped_column(String(150))
     by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -287,6 +325,12 @@ class CaseSearch(Base):
     status: Mapped[str] = mapped_column(String(16), default=SearchStatus.ADJUDICATING.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    regime: Mapped[str] = mapped_column(String(32), default="investigative", index=True)
+    # Exigent searches: a supervisor ratifies by ``ratify_by``; unratified after it, the search is flagged and its
+    # candidates are locked until ratified (Ratification; "lapsed" is computed from the time).
+    ratify_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ratification: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    ratification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Adjudication(Base):
@@ -335,6 +379,30 @@ class Lead(Base):
     released_by: Mapped[str | None] = mapped_column(String(150), nullable=True)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LeadOutcomeKind(StrEnum):
+    """What became of a released lead, as the investigator signs it off."""
+
+    CORROBORATED = "corroborated"  # independent evidence supports the lead
+    ELIMINATED = "eliminated"  # the person was eliminated from the inquiry
+    NO_FURTHER_ACTION = "no_further_action"
+    CHARGED = "charged"
+
+
+class LeadOutcome(Base):
+    """The investigator's signed-off outcome of a released lead. A later entry supersedes an earlier one (the
+    inquiry moved on); every entry is kept."""
+
+    __tablename__ = "lead_outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    notes: Mapped[str] = mapped_column(Text)
+    signed_off_by: Mapped[str] = mapped_column(String(150))
+    signed_off_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signed_off_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class LeadReport(Base):

@@ -31,6 +31,7 @@ from faceleads.casework.searching import CaseSearchInfo, run_search_with_result
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
+from faceleads.core.regime import Regime
 from faceleads.db import utcnow
 from faceleads.errors import FaceleadsError, ImageError, NoFaceError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery.runtime import GalleryRuntime
@@ -217,5 +218,6 @@ def search_form(rt: GalleryRuntime, actor: Actor) -> SearchForm:
     """The choices of the quick search form (analysts; a refusal is audited)."""
     enforce(rt.session_factory, actor, Action.SEARCH, "quick_search:form", actor.agency_id)
     return SearchForm(case_ops.list_cases(rt, actor, status=CaseStatus.OPEN.value),
-                      [p for p in admin_ops.list_purposes(rt) if p.active])
+                      [p for p in admin_ops.list_purposes(rt, actor.agency_id)
+                       if p.active and p.regime != Regime.LIVE_DEPLOYMENT.value])
 

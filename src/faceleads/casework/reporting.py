@@ -38,6 +38,7 @@ from faceleads.casework.models import (
     ProbeEditEvent,
 )
 from faceleads.casework.probes import original_pixels
+from faceleads.casework.regimes import ratification_state, require_unlocked
 from faceleads.casework.report import ReportCandidate, ReportData, ReportPerson, ReportProbe, render_lead_report
 from faceleads.core import audit
 from faceleads.core.actor import Actor
@@ -45,6 +46,7 @@ from faceleads.core.policy import Action, allowed
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import FaceleadsError, IntegrityError, NotFound, ValidationError
+from faceleads.gallery.access import record_access
 from faceleads.gallery.enrolment import enrolment_lock
 from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, SearchCandidate, SearchRecord, Subject
@@ -207,6 +209,19 @@ def _probe_section(rt: GalleryRuntime, session: Session, case: Case, cs: CaseSea
     return out
 
 
+def _authorisation_text(
+    session: Session, cs: CaseSearch, auth: Authorisation | None, req: CaseRequest, now: datetime
+) -> str:
+    """The report's line on the legal regime and the supervisor's authorisation or ratification."""
+    if cs.regime == "exigent":
+        decision = session.get(Authorisation, cs.ratification_id) if cs.ratification_id else None
+        state = ratification_state(cs, session, now).replace("_", " ")
+        due = f"{as_utc(cs.ratify_by):%Y-%m-%d %H:%M} UTC" if cs.ratify_by else "-"
+        return (f"exigent regime: searched at once on the declared reason; supervisor's ratification {state} "
+                f"(due {due})" + (f" - {describe_authorisation(decision)}" if decision else ""))
+    return describe_authorisation(auth) or ("required" if req.purpose.requires_authorisation else "not required")
+
+
 def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> ReportExport:
     """Render the lead report of a case search, record its SHA-256, keep the PDF encrypted and audit the export.
 
@@ -221,6 +236,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
                       case.agency_id, case.occurrence_number)
             statuses = (LeadStatus.RELEASED.value,)
         blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "export")
+        require_unlocked(rt, session, actor, cs, case, audit.AuditAction.EXPORT)
         leads = list(session.scalars(
             select(Lead).where(Lead.case_search_id == cs.id, Lead.status.in_(statuses)).order_by(Lead.id)))
         if not leads:
@@ -238,6 +254,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
         people = [ReportPerson("analyst (search)", cs.analyst, as_utc(cs.created_at),
                                f"submitted {as_utc(cs.submitted_at):%Y-%m-%d %H:%M} UTC" if cs.submitted_at else "")]
         candidates = []
+        partner_photos: list[tuple[Subject, int, int]] = []  # (subject, image, gallery) of other agencies' records
         for lead in leads:
             cand = session.get(SearchCandidate, lead.candidate_id)
             mark = session.get(Adjudication, lead.adjudication_id)
@@ -251,6 +268,9 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
             if lead.supervisor_decision:
                 verification += f"; supervisor {lead.supervisor} decided {lead.supervisor_decision}"
             photo, crop = _gallery_images(rt, session, cand.image_id)
+            held = session.get(Image, cand.image_id) if photo is not None else None
+            if subject is not None and held is not None and subject.agency_id != case.agency_id:
+                partner_photos.append((subject, held.id, held.gallery_id))
             candidates.append(ReportCandidate(
                 rank=cand.rank, score=cand.score,
                 subject_number=subject.subject_number if subject else "(destroyed)",
@@ -281,6 +301,10 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
         session.add(report)
         session.flush()
         reference = f"{agency.code}-LR-{report.id}"
+        for subject, image_id, gallery_id in partner_photos:  # the owning agency sees its records in the report
+            record_access(session, actor, owner_agency_id=subject.agency_id, action=audit.AuditAction.EXPORT,
+                          object_ref=f"lead_report:{report.id}", subject_id=subject.id, image_id=image_id,
+                          gallery_id=gallery_id, case=case.occurrence_number, purpose=req.purpose.code)  # fmt: skip
         data = ReportData(
             report_ref=reference,
             generated_at=now, generated_by=actor.username, agency=f"{agency.code} ({agency.name})",
@@ -288,8 +312,7 @@ def export_report(rt: GalleryRuntime, actor: Actor, case_search_id: int) -> Repo
             offence=f"{case.offence.code} - {case.offence.title}",
             investigator=case.investigator, case_justification=case.justification,
             purpose=f"{req.purpose.code} - {req.purpose.title}",
-            purpose_authorisation=describe_authorisation(auth) or (
-                "required" if req.purpose.requires_authorisation else "not required"),
+            purpose_authorisation=_authorisation_text(session, cs, auth, req, now),
             request_justification=req.justification,
             search_id=record.id, searched_at=as_utc(record.created_at), model_version=record.model_version,
             gallery_size=record.gallery_size, galleries=", ".join(f"#{g}" for g in record.gallery_ids),
@@ -333,6 +356,7 @@ def _authorise_report(rt: GalleryRuntime, session: Session, actor: Actor, report
     cs = session.get(CaseSearch, report.case_search_id)
     assert cs is not None
     blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, what)
+    require_unlocked(rt, session, actor, cs, case, what, ref)
     if action is Action.VIEW_REPORT:
         statuses = set(session.scalars(select(Lead.status).where(Lead.id.in_(list(report.lead_ids)))))
         if statuses != {LeadStatus.RELEASED.value}:

@@ -24,6 +24,7 @@ from faceleads.casework.models import (
     CaseStatus,
     Evidence,
     Lead,
+    LeadOutcome,
     LeadReport,
     Probe,
     RetentionRun,
@@ -119,6 +120,9 @@ def run_retention(
                     lead.verification_notes = REDACTED
                 if lead.supervisor_reason:
                     lead.supervisor_reason = REDACTED
+                # The outcome itself stays (the transparency report counts it); its free-text notes go.
+                for entry in session.scalars(select(LeadOutcome).where(LeadOutcome.lead_id == lead.id)):
+                    entry.notes = REDACTED
             case.justification = REDACTED
             case.status = CaseStatus.PURGED.value
             case.purged_at = moment

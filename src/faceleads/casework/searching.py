@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from faceleads.casework import blind
 from faceleads.casework import edits as edit_ops
+from faceleads.casework.cases import purpose_authorisation
 from faceleads.casework.common import (
     as_utc,
     authorise,
@@ -24,11 +25,13 @@ from faceleads.casework.common import (
     require_open,
 )
 from faceleads.casework.fusion import fuse_templates
-from faceleads.casework.models import Case, CaseRequest, CaseSearch, Probe, RequestStatus
+from faceleads.casework.models import Case, CaseRequest, CaseSearch, Probe, Ratification, RequestStatus
 from faceleads.casework.probes import probe_template
+from faceleads.casework.regimes import exigent_deadline, ratification_state, regime_of, require_unlocked, windows
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action
+from faceleads.core.regime import Regime, in_force
 from faceleads.core.uow import transaction
 from faceleads.db import utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
@@ -73,9 +76,13 @@ def run_search(
 
     This is the only way a 1:N search runs (the quick search short form ends here too). Refused when: the actor
     may not search (role, or certification expired); the case is not open or lacks an offence, investigator or
-    justification, or the request a justification; the purpose was withdrawn; the purpose awaits (or
-    was refused) a supervisor's authorisation; no gallery may be searched for the purpose; a probe has no face
-    chosen; a probe is below the quality floor without a supervisor's recorded override. Every refusal is audited.
+    justification, or the request a justification; the purpose was withdrawn; the purpose's regime for the agency
+    changed since the request was opened, or is live deployment; the purpose awaits (or was refused) a supervisor's
+    authorisation, or that authorisation expired; an exigent request was declared longer ago than the ratification
+    window; no gallery may be searched for the purpose (within the authorisation's gallery scope); a probe has no
+    face chosen; a probe is below the quality floor without a supervisor's recorded override. Every refusal is
+    audited. A search on an exigent request must be ratified by a supervisor within the agency's window
+    (``casework.regimes``).
     """
     return run_search_with_result(rt, actor, request_id, probe_ids, top=top, floor=floor, at=at)[0]
 
@@ -111,9 +118,9 @@ def run_search_with_result(
                              case=case.occurrence_number, purpose=req.purpose.code,
                              details={"reason": str(exc)[:400]})
             raise
-    vectors, qualities, used, overrides, occurrence, offence_code, justification, purpose_code, face_index, \
-        faces_found = prepared
-    case_id = case.id
+    (vectors, qualities, used, overrides, occurrence, offence_code, justification, purpose_code, face_index,
+     faces_found) = prepared.core
+    case_id, regime = case.id, prepared.regime
     if len(vectors) == 1:
         vector, weights = vectors[0], [1.0]
     else:
@@ -126,24 +133,77 @@ def run_search_with_result(
         probe_sha256=used[0]["evidence_sha256"], face_index=face_index, faces_found=faces_found,
         probe_quality=float(sum(w * q for w, q in zip(weights, qualities, strict=True))),
         case=occurrence, offence=offence_code, reason=justification, purpose=purpose_code,
-        top=top, floor=floor, at=at,
+        top=top, floor=floor, at=at, gallery_scope=prepared.gallery_scope, regime=regime.value,
     )
     with transaction(rt.session_factory) as session:
         cs = CaseSearch(case_id=case_id, request_id=request_id, search_id=result.search_id, probes_used=used,
-                        quality_override_ids=overrides, analyst=actor.username, analyst_user_id=actor.user_id)
+                        quality_override_ids=overrides, analyst=actor.username, analyst_user_id=actor.user_id,
+                        regime=regime.value)
+        if regime is Regime.EXIGENT:
+            cs.ratify_by = exigent_deadline(session, rt.settings, prepared.agency_id, utcnow())
+            cs.ratification = Ratification.PENDING.value
         session.add(cs)
         session.flush()
         audit.record(session, actor, "case_search", f"case_search:{cs.id}", audit.Outcome.OK, case=occurrence,
                      purpose=purpose_code,
                      details={"search_id": result.search_id, "probe_count": len(used),
                               "fused": len(used) > 1, "candidate_count": len(result.candidates),
-                              "override_count": len(overrides)})
+                              "override_count": len(overrides), "regime": regime.value,
+                              "ratify_by": as_utc(cs.ratify_by).isoformat() if cs.ratify_by else None})
         info = CaseSearchInfo(cs.id, case_id, request_id, result.search_id, cs.status, actor.username,
                               as_utc(cs.created_at), used, len(used) > 1, result.to_json())
         return info, result
 
 
-Prepared = tuple[list[Any], list[float], list[dict[str, Any]], list[int], str, str, str, str, int, int]
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a lawful search needs, checked: the probe templates and records, and the request's regime and
+    the gallery scope of its authorisation (None: every gallery the agency may search for the purpose)."""
+
+    core: tuple[list[Any], list[float], list[dict[str, Any]], list[int], str, str, str, str, int, int]
+    regime: Regime
+    gallery_scope: list[int] | None
+    agency_id: int
+
+
+def _check_regime(
+    rt: GalleryRuntime, session: Session, req: CaseRequest, case: Case, now: datetime
+) -> tuple[Regime, list[int] | None]:
+    """The request's regime rules at the moment of the search; returns the regime and the gallery scope."""
+    purpose = req.purpose
+    regime = regime_of(session, case.agency_id, purpose)
+    if regime.value != req.regime:
+        raise PermissionDenied(
+            f"purpose {purpose.code!r} moved from the {req.regime} to the {regime.value} regime since request "
+            f"{req.id} was opened: open a new request"
+        )
+    if regime is Regime.LIVE_DEPLOYMENT:
+        raise PermissionDenied(f"purpose {purpose.code!r} belongs to the live deployment regime: no retrospective "
+                               "search may use it")
+    if regime is Regime.EXIGENT:
+        window, _ = windows(session, rt.settings, case.agency_id)
+        lapses = as_utc(req.requested_at) + timedelta(hours=window)
+        if now >= lapses:
+            raise PermissionDenied(
+                f"exigent request {req.id} was declared at {as_utc(req.requested_at):%Y-%m-%d %H:%M} UTC and lapsed "
+                f"after the {window} h window: declare a new exigent request, or ask for an investigative authorisation"
+            )
+        return regime, None
+    auth = purpose_authorisation(session, req.id)
+    if auth is None:
+        if purpose.requires_authorisation:
+            raise PermissionDenied(
+                f"purpose {purpose.code!r} requires a supervisor's authorisation before the search can run"
+            )
+        return regime, None
+    if not auth.granted:
+        raise PermissionDenied(f"request {req.id}'s authorisation was refused")
+    if not in_force(auth.expires_at, now):
+        until = f" at {as_utc(auth.expires_at):%Y-%m-%d %H:%M} UTC" if auth.expires_at else ""
+        raise PermissionDenied(
+            f"the supervisor's authorisation of request {req.id} expired{until}: a supervisor must authorise it again"
+        )
+    return regime, list(auth.gallery_ids) if auth.gallery_ids else None
 
 
 def _prepare(
@@ -156,7 +216,8 @@ def _prepare(
     at: datetime | date | None,
 ) -> Prepared:
     """Check every precondition of a lawful search and decrypt the probe templates."""
-    require_certified(session, actor, as_utc(utcnow()))
+    now = as_utc(utcnow())
+    require_certified(session, actor, now)
     require_open(case)
     # Belt and braces: these are required at creation, but a search must never run without them.
     for name, value in (("occurrence number", case.occurrence_number), ("investigator", case.investigator),
@@ -174,10 +235,15 @@ def _prepare(
         raise PermissionDenied(f"request {req.id} is {req.status}; it cannot be searched")
     if not purpose.active:
         raise ValidationError(f"purpose {purpose.code!r} has been withdrawn")
-    if not visible_gallery_ids(session, actor.agency_id, purpose.code, at):
+    regime, scope = _check_regime(rt, session, req, case, now)
+    searchable = visible_gallery_ids(session, actor.agency_id, purpose.code, at)
+    if scope is not None:
+        searchable = [g for g in searchable if g in set(scope)]
+    if not searchable:
+        within = " within the authorisation's galleries" if scope is not None else ""
         raise PermissionDenied(
             f"no gallery may be searched for purpose {purpose.code!r} by agency "
-            f"{actor.agency_code or actor.agency_id}"
+            f"{actor.agency_code or actor.agency_id}{within}"
         )
     probes: list[Probe] = []
     for pid in ids:
@@ -219,8 +285,9 @@ def _prepare(
             "quality": q,
         })
     first = probes[0]
-    return (vectors, qualities, used, overrides, case.occurrence_number, case.offence.code,
-            req.justification, purpose.code, first.face_index or 0, first.faces_found or 1)
+    return Prepared((vectors, qualities, used, overrides, case.occurrence_number, case.offence.code,
+                     req.justification, purpose.code, first.face_index or 0, first.faces_found or 1),
+                    regime, scope, case.agency_id)
 
 
 def show_case_search(
@@ -236,6 +303,7 @@ def show_case_search(
         authorise(rt.session_factory, actor, Action.ADJUDICATE, f"case_search:{case_search_id}", case.agency_id,
                   case.occurrence_number, not_found=not_found)
         blind.refuse_if_sealed(rt.session_factory, session, actor, cs, case, "view_candidates")
+        require_unlocked(rt, session, actor, cs, case, "view_candidates")
         record = session.get(SearchRecord, cs.search_id)
         assert record is not None
         result = {
@@ -264,12 +332,15 @@ def list_case_searches(rt: GalleryRuntime, actor: Actor, case_id: int) -> list[d
                   case.occurrence_number)
         sealed = blind.sealed_search_ids(session, actor, case.agency_id, case_id)
         rows = session.scalars(select(CaseSearch).where(CaseSearch.case_id == case_id).order_by(CaseSearch.id))
+        now = as_utc(utcnow())
         return [{"id": r.id, "sealed": True} if r.id in sealed else
                 {"id": r.id, "request_id": r.request_id, "search_id": r.search_id, "status": r.status,
                  "analyst": r.analyst, "created_at": as_utc(r.created_at).isoformat(),
                  "submitted_at": as_utc(r.submitted_at).isoformat() if r.submitted_at else None,
                  "sealed": False,
-                 "probe_ids": [u["probe_id"] for u in r.probes_used]} for r in rows]
+                 "probe_ids": [u["probe_id"] for u in r.probes_used], "regime": r.regime,
+                 "ratification": ratification_state(r, session, now),
+                 "ratify_by": as_utc(r.ratify_by).isoformat() if r.ratify_by else None} for r in rows]
 
 
 def show_search(rt: GalleryRuntime, actor: Actor, search_id: int) -> CaseSearchInfo:

@@ -113,9 +113,11 @@ def purpose_add(
     requires_authorisation: Annotated[
         bool, typer.Option("--requires-authorisation", help="Searches need a supervisor's recorded authorisation.")
     ] = False,
-    exigent: Annotated[
-        bool, typer.Option("--exigent", help="Threat to life / victim identification: requests are handled first.")
-    ] = False,
+    regime: Annotated[
+        str | None,
+        typer.Option("--regime", help="Also put it in this legal regime for your agency: investigative, exigent "
+                     "(threat to life: searched at once, ratified afterwards, handled first) or live_deployment."),
+    ] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -125,7 +127,7 @@ def purpose_add(
     with cli_errors():
         rt = runtime()
         info = admin.add_purpose(rt, cli_actor(rt, agency), code, title, requires_authorisation=requires_authorisation,
-                                 exigent=exigent)  # fmt: skip
+                                 regime=regime)  # fmt: skip
         _emit(info.to_json(), as_json, lambda: console.print(f"purpose {info.code} added"))
 
 
@@ -234,7 +236,7 @@ def case_request(
     purpose: Annotated[str, typer.Option("--purpose", help="Purpose code.")],
     justification: Annotated[str, typer.Option("--justification", help="Why this search is necessary.")],
     priority: Annotated[
-        str, typer.Option("--priority", help="routine, urgent or threat_to_life (exigent purposes: always the last).")
+        str, typer.Option("--priority", help="routine, urgent or threat_to_life (the exigent regime: always the last).")
     ] = "routine",
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
@@ -253,15 +255,21 @@ def case_authorise(
     request_id: Annotated[int, typer.Argument(help="Request id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the purpose is authorised (or refused).")],
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse instead of authorising.")] = False,
+    expires: Annotated[str | None, typer.Option("--expires", help="Expiry (ISO time; default: the agency's "
+                                                "authorisation validity).")] = None,
+    gallery: Annotated[list[int] | None, typer.Option("--gallery", help="Only this gallery id; repeatable.")] = None,
     agency: AgencyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Supervisor: authorise (or refuse) a request whose purpose needs it; who, when and why are recorded."""
+    """Supervisor: authorise (or refuse) a request whose purpose needs it, with its scope (galleries) and expiry;
+    who, when and why are recorded."""
     from faceleads.casework import cases
 
     with cli_errors():
         rt = runtime()
-        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse)
+        until = _parse_time(expires, "--expires") if expires else None
+        info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse,
+                                       expires_at=until, galleries=gallery or None)
         _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
 
 

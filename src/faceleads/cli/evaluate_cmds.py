@@ -61,6 +61,14 @@ MinTrialsOpt = Annotated[
     ),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Recompute every template (ignore the cache).")]
+SaveResultOpt = Annotated[
+    bool,
+    typer.Option(
+        "--save",
+        help="Store the headline figures and demographic differentials as the agency's latest measurement "
+        "(published in the transparency report; supervisors and administrators).",
+    ),
+]
 BootstrapOpt = Annotated[
     int,
     typer.Option(
@@ -143,6 +151,8 @@ def verify_cmd(
     as_json: JsonOpt = False,
     report_dir: ReportOpt = None,
     no_cache: NoCacheOpt = False,
+    save: SaveResultOpt = False,
+    agency: AgencyOpt = None,
 ) -> None:
     """Verification (1:1): accuracy, ROC/DET, EER, TAR at FAR 1e-2/1e-3/1e-4, failures to enrol; per-group FMR
     and FNMR with bootstrap intervals."""
@@ -153,7 +163,25 @@ def verify_cmd(
         )
         if report_dir is not None:
             _verify_report(report_dir, result, ps)
+        if save:
+            result["evaluation_result_id"] = _save_result(settings, agency, "verify", result, pairs or labels,
+                                                          group_column)  # fmt: skip
     _emit(result, as_json, "verification")
+
+
+def _save_result(
+    settings: Settings, agency: str | None, kind: str, result: dict[str, Any], source: Path | None,
+    group_column: str | None,
+) -> int:  # fmt: skip
+    """Store the run's summary for the agency (``--save``); returns its id."""
+    from faceleads.cli.context import cli_actor, runtime
+    from faceleads.evaluation.stored import save_result
+
+    rt = runtime(settings)
+    stored = save_result(rt.session_factory, cli_actor(rt, agency), kind=kind, model_version=result["model_version"],
+                         result=_clean(result), dataset=source.name if source else "",
+                         group_column=group_column)  # fmt: skip
+    return stored.id
 
 
 def run_verify(
@@ -262,6 +290,8 @@ def identify_cmd(
     as_json: JsonOpt = False,
     report_dir: ReportOpt = None,
     no_cache: NoCacheOpt = False,
+    save: SaveResultOpt = False,
+    agency: AgencyOpt = None,
 ) -> None:
     """Identification (1:N): CMC rank 1/5/10/20/50, FNIR at FPIR 1e-1/1e-2/1e-3, FNIR at rank 50; per-group FNIR
     and FPIR with bootstrap intervals."""
@@ -281,6 +311,8 @@ def identify_cmd(
         )
         if report_dir is not None:
             _identify_report(report_dir, result, res)
+        if save:
+            result["evaluation_result_id"] = _save_result(settings, agency, "identify", result, labels, group_column)
     _emit(result, as_json, "identification")
 
 

@@ -59,11 +59,13 @@ def _show(view: destruction.RequestView, as_json: bool) -> None:
                 "recorded_at", "status", "decision_reason", "decided_by", "decided_at", "step", "runs",
                 "completed_at", "certificate_sha256"):  # fmt: skip
         table.add_row(key, "" if data[key] is None else str(data[key]))
-    for item in destruction.CHECKLIST_ITEMS:
-        entry = view.checklist.get(item)
+    for item in view.criteria:
+        entry = view.checklist.get(item["code"])
         mark = "—" if entry is None else ("satisfied" if entry.get("satisfied") else "NOT satisfied")
         note = f" ({entry.get('note')})" if entry and entry.get("note") else ""
-        table.add_row(f"checklist: {item}", f"{mark}{note}")
+        found = item.get("assessment") or {}
+        records = f" [records: {found['explanation']}]" if found.get("verdict") is not None else ""
+        table.add_row(f"checklist: {item['code']}", f"{mark}{note}{records}")
     console.print(table)
 
 
@@ -91,7 +93,8 @@ def checklist_cmd(
     request_id: RequestArg,
     item: Annotated[
         str | None,
-        typer.Argument(help=f"Checklist item: {', '.join(destruction.CHECKLIST_ITEMS)}. Omit to list the items."),
+        typer.Argument(help="Checklist item (the agency's criteria, e.g. requester_identity_verified). Omit to list "
+                       "the request's items."),
     ] = None,
     satisfied: Annotated[
         bool, typer.Option("--satisfied/--not-satisfied", help="Whether the item is satisfied.")
@@ -107,12 +110,14 @@ def checklist_cmd(
         if item is None:
             view = destruction.get_request(rt, actor, request_id)
             if as_json:
-                print_json({"items": destruction.CHECKLIST_ITEMS, "checklist": view.checklist})
+                print_json({"items": view.to_json()["items"], "criteria": view.criteria, "checklist": view.checklist})
                 return
-            for name, text in destruction.CHECKLIST_ITEMS.items():
-                entry = view.checklist.get(name)
+            for criterion in view.criteria:
+                entry = view.checklist.get(criterion["code"])
                 mark = "—" if entry is None else ("yes" if entry.get("satisfied") else "NO")
-                console.print(f"[bold]{name}[/] ({mark}): {text}", highlight=False)
+                found = criterion.get("assessment") or {}
+                hint = f" [records: {found['explanation']}]" if found.get("verdict") is not None else ""
+                console.print(f"[bold]{criterion['code']}[/] ({mark}): {criterion['text']}{hint}", highlight=False)
             return
         _show(destruction.record_checklist(rt, actor, request_id, item, satisfied, note), as_json)
 

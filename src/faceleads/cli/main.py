@@ -9,8 +9,11 @@ from faceleads.cli import (
     evaluate_cmds,
     gallery_cmds,
     governance_cmds,
+    lawful_cmds,
     live_cmds,
+    regime_cmds,
     security_cmds,
+    transparency_cmds,
     vision_cmds,
     web_cmds,
     worker_cmds,
@@ -39,7 +42,10 @@ casework_cmds.register(app)
 web_cmds.register(app)
 governance_cmds.register(app)
 worker_cmds.register(app)
+regime_cmds.register(app)
 live_cmds.register(app)
+lawful_cmds.register(app)
+transparency_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

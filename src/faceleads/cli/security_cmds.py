@@ -25,13 +25,15 @@ from faceleads.core.actor import Actor
 from faceleads.core.uow import transaction
 from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
-from faceleads.errors import AuthenticationError, ValidationError
+from faceleads.errors import AuthenticationError, SecondFactorEnrolmentRequired, ValidationError
 from faceleads.governance import audit_integrity, audit_log
-from faceleads.security import auth, users
+from faceleads.security import approvals, auth, users
 
 login_help = "Sign in: username, password and (when enrolled) a TOTP or recovery code; keeps a session token."
 admin_app = typer.Typer(
-    name="admin", help="Administration: agencies, users, roles, certifications.", no_args_is_help=True
+    name="admin",
+    help="Administration: agencies, users, roles, certifications, and the approvals they wait for.",
+    no_args_is_help=True,
 )
 account_app = typer.Typer(name="account", help="Your own account: password, TOTP second factor.", no_args_is_help=True)
 audit_app = typer.Typer(
@@ -117,7 +119,13 @@ def login(
         password = _read_password("Password")
         if code is None:
             code = str(typer.prompt("TOTP or recovery code (blank if none)", default="", show_default=False))
-        signed = auth.authenticate(session_factory(settings), username, password, code or None, settings=settings)
+        try:
+            signed = auth.authenticate(session_factory(settings), username, password, code or None,
+                                       settings=settings)  # fmt: skip
+        except SecondFactorEnrolmentRequired as exc:
+            # Keep the enrolment-only session so that 'faceleads account totp-enrol' works; nothing else does.
+            _write_token(session_file(settings), exc.enrolment_token)
+            raise
         path = session_file(settings)
         _write_token(path, signed.token)
         roles = ", ".join(sorted(signed.actor.roles)) or "none"
@@ -184,11 +192,30 @@ def admin_bootstrap(
 def admin_agency_create(
     code: Annotated[str, typer.Argument(help="Agency code (upper case).")],
     name: Annotated[str, typer.Argument(help="Agency name.")],
+    admin: Annotated[str, typer.Option("--admin", help="User name of the agency's first administrator.")],
+    admin_name: Annotated[str, typer.Option("--admin-name", help="Display name of the administrator.")] = "",
 ) -> None:
-    """Create an agency."""
+    """System operators: create an agency with its first administrator (password prompted); audited."""
     with cli_errors():
-        agency_id = users.create_agency(session_factory(), current_actor(), code, name)
-        err_console.print(f"created agency {code} (id {agency_id})")
+        actor = current_actor()
+        password = _read_password(f"Initial password for {admin}", confirm=True)
+        info = users.create_agency(session_factory(), actor, code, name, admin_username=admin,
+                                   admin_password=password, admin_display_name=admin_name)  # fmt: skip
+        err_console.print(f"created agency {info.code} (id {info.id}) with its first administrator {admin!r}")
+
+
+@admin_app.command("agency-list")
+def admin_agency_list(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """System operators: every agency."""
+    with cli_errors():
+        rows = users.list_agencies(session_factory(), current_actor())
+        if json_out:
+            print_json([{"id": a.id, "code": a.code, "name": a.name} for a in rows])
+            return
+        table = Table("id", "code", "name")
+        for a in rows:
+            table.add_row(str(a.id), a.code, a.name)
+        console.print(table)
 
 
 @admin_app.command("user-create")
@@ -202,7 +229,7 @@ def admin_user_create(
     with cli_errors():
         actor = current_actor()
         password = _read_password(f"Initial password for {username}", confirm=True)
-        user_id = users.create_user(
+        change = users.create_user(
             session_factory(),
             actor,
             agency or actor.agency_code,
@@ -211,7 +238,7 @@ def admin_user_create(
             display_name=display_name,
             roles=role or [],
         )
-        err_console.print(f"created user {username!r} (id {user_id})")
+        err_console.print(change.message, highlight=False)
 
 
 @admin_app.command("user-list")
@@ -255,10 +282,11 @@ def admin_role_grant(
     username: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[str, typer.Argument(help="Role: investigator, analyst, reviewer, supervisor, ...")],
 ) -> None:
-    """Grant a role to a user of your agency."""
+    """Grant a role to a user of your agency (a biometric role waits for a second person's approval); system
+    operators grant oversight and system_operator to users of any agency."""
     with cli_errors():
-        changed = users.grant_role(session_factory(), current_actor(), username, role)
-        err_console.print("granted" if changed else "already held")
+        change = users.grant_role(session_factory(), current_actor(), username, role)
+        err_console.print(change.message, highlight=False)
 
 
 @admin_app.command("role-revoke")
@@ -278,12 +306,13 @@ def admin_certify(
     expires: Annotated[str, typer.Option("--expires", help="Expiry date YYYY-MM-DD (exclusive).")],
     reference: Annotated[str, typer.Option("--reference", help="Course or certificate number.")] = "",
 ) -> None:
-    """Record a facial-comparison certification (analysts and reviewers need a valid one)."""
+    """Training officers: record a facial-comparison certification (analysts and reviewers need a valid one); it
+    takes effect once a second person approves it."""
     with cli_errors():
         expires_at = audit_log.parse_when(expires, "--expires")
         assert expires_at is not None
-        cert_id = users.certify(session_factory(), current_actor(), username, expires_at, reference=reference)
-        err_console.print(f"certification {cert_id} valid until {expires_at:%Y-%m-%d}")
+        change = users.certify(session_factory(), current_actor(), username, expires_at, reference=reference)
+        err_console.print(change.message, highlight=False)
 
 
 @admin_app.command("certification-revoke")
@@ -296,12 +325,13 @@ def admin_certification_revoke(username: Annotated[str, typer.Argument(help="Use
 
 @admin_app.command("password-reset")
 def admin_password_reset(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
-    """Set a new password (prompted) for a user; their sessions end."""
+    """Set a new password (prompted) for a user; their sessions end. For a user with a biometric role it waits for
+    a second person's approval."""
     with cli_errors():
         actor = current_actor()
         password = _read_password(f"New password for {username}", confirm=True)
-        users.reset_password(session_factory(), actor, username, password)
-        err_console.print("password reset; the user's sessions were ended")
+        change = users.reset_password(session_factory(), actor, username, password)
+        err_console.print(change.message, highlight=False)
 
 
 @admin_app.command("unlock")
@@ -330,10 +360,52 @@ def admin_user_activate(username: Annotated[str, typer.Argument(help="User name.
 
 @admin_app.command("totp-reset")
 def admin_totp_reset(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
-    """Remove a user's TOTP and recovery codes (lost device); they enrol again."""
+    """Remove a user's TOTP and recovery codes (lost device); they enrol again. For a user with a biometric role it
+    waits for a second person's approval."""
     with cli_errors():
-        users.reset_totp(session_factory(), current_actor(), username)
-        err_console.print(f"TOTP removed for {username}")
+        change = users.reset_totp(session_factory(), current_actor(), username)
+        err_console.print(change.message, highlight=False)
+
+
+@admin_app.command("approvals")
+def admin_approvals(
+    status: Annotated[str, typer.Option("--status", help="pending, approved, rejected, expired or all.")] = "pending",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Requests waiting for a second person's approval (biometric roles, certifications, credential resets)."""
+    with cli_errors():
+        rows = approvals.list_approvals(session_factory(), current_actor(),
+                                        status=None if status == "all" else status)  # fmt: skip
+    if json_out:
+        print_json([a.to_json() for a in rows])
+        return
+    table = Table("id", "agency", "change", "requested by", "requested", "expires", "status")
+    for a in rows:
+        table.add_row(str(a.id), a.agency_code, a.description, a.requested_by, f"{a.requested_at:%Y-%m-%d %H:%M}",
+                      f"{a.expires_at:%Y-%m-%d %H:%M}", a.status + (f" by {a.decided_by}" if a.decided_by else ""))
+    console.print(table)
+
+
+@admin_app.command("approve")
+def admin_approve(
+    approval_id: Annotated[int, typer.Argument(help="Approval request id.")],
+    note: Annotated[str, typer.Option("--note", help="Why you approve (recorded).")] = "",
+) -> None:
+    """Supervisors: approve a request (not your own, nor for a user you created); its change takes effect."""
+    with cli_errors():
+        info = approvals.approve(session_factory(), current_actor(), approval_id, note)
+        err_console.print(f"approved request {info.id}: {info.description}", highlight=False)
+
+
+@admin_app.command("reject")
+def admin_reject(
+    approval_id: Annotated[int, typer.Argument(help="Approval request id.")],
+    note: Annotated[str, typer.Option("--note", help="Why (required).")],
+) -> None:
+    """Reject a request (or withdraw your own)."""
+    with cli_errors():
+        info = approvals.reject(session_factory(), current_actor(), approval_id, note)
+        err_console.print(f"request {info.id} {info.status}: {info.description}", highlight=False)
 
 
 # --- account ---------------------------------------------------------------------------------------------------
@@ -514,7 +586,8 @@ def audit_stats(
     until: Annotated[str | None, typer.Option("--until", help="Up to this day (inclusive).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Searches, leads, verified leads and conclusion outcomes by agency, offence and month (public reporting)."""
+    """Searches, leads, verified leads, conclusion outcomes and exigent ratifications by agency, legal regime,
+    offence and month (public reporting)."""
     with cli_errors():
         flt = audit_log.AuditFilter(
             since=audit_log.parse_when(since, "--since"), until=audit_log.parse_when(until, "--until", end=True)
@@ -523,18 +596,51 @@ def audit_stats(
     if json_out:
         print_json(rows)
         return
-    table = Table("agency", "offence", "month", "searches", "leads", "verified", "excluded", "possible", "inconclusive")
+    table = Table("agency", "regime", "offence", "month", "searches", "leads", "verified", "excluded", "possible",
+                  "inconclusive", "ratified", "refused")
     for row in rows:
         table.add_row(
             row["agency"],
+            row["regime"],
             row["offence"],
             row["month"],
             *(
                 str(row[k])
-                for k in ("searches", "leads", "verified_leads", "excluded", "possible_lead", "inconclusive")
+                for k in ("searches", "leads", "verified_leads", "excluded", "possible_lead", "inconclusive",
+                          "ratified", "ratification_refused")
             ),
         )
     console.print(table)
+
+
+@audit_app.command("partner-access")
+def audit_partner_access(
+    since: Annotated[str | None, typer.Option("--since", help="From this day (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to this day (inclusive).")] = None,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner agency.")] = None,
+    agency: Annotated[str | None, typer.Option("--agency", help="Oversight: the owning agency.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many.")] = 100,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every read of your agency's booking records by partner agencies (auditors, administrators, oversight)."""
+    from faceleads.cli.context import runtime
+    from faceleads.gallery import access
+
+    with cli_errors():
+        page = access.list_partner_accesses(
+            runtime(), current_actor(), since=audit_log.parse_when(since, "--since"),
+            until=audit_log.parse_when(until, "--until", end=True), partner=partner, agency_code=agency, limit=limit,
+        )  # fmt: skip
+    if json_out:
+        print_json(page.to_json())
+        return
+    table = Table("when (UTC)", "owner", "partner", "user", "access", "subject", "image", "case")
+    for a in page.accesses:
+        table.add_row(f"{a.at:%Y-%m-%d %H:%M:%S}", a.owner_agency, a.partner_agency, a.partner_user, a.action,
+                      a.subject_number or str(a.subject_id), str(a.image_id or ""), a.case or "")
+    console.print(table)
+    err_console.print(f"{page.total} access(es); by partner: "
+                      + (", ".join(f"{k} {v}" for k, v in page.by_partner.items()) or "none"))
 
 
 def register(app: typer.Typer) -> None:

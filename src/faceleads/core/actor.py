@@ -16,6 +16,14 @@ class Role(StrEnum):
     RECORDS_OFFICER = "records_officer"
     AUDITOR = "auditor"
     ADMINISTRATOR = "administrator"
+    # Records facial-comparison certifications (a second person, a supervisor, approves each one).
+    TRAINING_OFFICER = "training_officer"
+    # An external body's reader (privacy commissioner, external auditor): audit, statistics and reports of every
+    # agency, never images or templates.
+    OVERSIGHT = "oversight"
+    # Runs the installation: creates agencies with their first administrator, grants the system-level roles. Holds
+    # no action on any agency's data.
+    SYSTEM_OPERATOR = "system_operator"
 
 
 @dataclass(frozen=True)

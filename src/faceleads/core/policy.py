@@ -12,6 +12,8 @@ Every CLI command, API route and web page goes through :func:`require`. The deci
      a refusal, and
    - the system-wide actions in :data:`SYSTEM_ACTIONS` (agency list, offence list, settings, backups, chain
      verification, aggregate statistics), which have no owning agency.
+   - the read-only oversight actions in :data:`CROSS_AGENCY_ACTIONS`, which the ``oversight`` role (a privacy
+     commissioner, an external auditor) holds over every agency.
 3. **Nothing else**: there is no per-route special casing; a route that needs a new kind of decision adds an
    action here.
 
@@ -21,7 +23,11 @@ that a record of another agency is answered exactly like a missing one (404, no 
 the refusal is still audited.
 
 The administrator manages people and configuration but holds no action that reads biometric content (gallery or
-probe images, records, candidate lists); the auditor only reads the audit log and statistics.
+probe images, records, candidate lists); the auditor only reads the audit log and statistics; oversight reads
+audit, statistics and reports of every agency and nothing biometric; the system operator creates agencies and
+grants the system-level roles, and reads no agency's data. Granting a role that reaches biometric content
+(:func:`biometric_roles`) or recording a certification needs a second person's approval
+(``faceleads.security.approvals``).
 """
 
 from __future__ import annotations
@@ -83,9 +89,21 @@ class Action(StrEnum):
     ADMIN_PURPOSES = "admin_purposes"
     ADMIN_SETTINGS = "admin_settings"
     ADMIN_SHARING = "admin_sharing"
+    ADMIN_REGIMES = "admin_regimes"  # which purposes belong to which legal regime, the exigent window
     VIEW_USERS = "view_users"
     BACKUP = "backup"
     RESTORE = "restore"
+
+    # Separation of duties: approving a request that gives someone access to biometric content (a biometric role, a
+    # certification, a credential reset of a biometric user). The bootstrap form lets a system operator approve the
+    # first holder of the approving role in an agency that has none yet.
+    APPROVE_ACCESS = "approve_access"
+    APPROVE_ACCESS_BOOTSTRAP = "approve_access_bootstrap"
+    ADMIN_SYSTEM_ROLES = "admin_system_roles"  # grant/revoke system_operator and oversight
+
+    # Legal regimes and oversight.
+    VIEW_RATIFICATIONS = "view_ratifications"  # exigent searches awaiting (or past) their supervisor's ratification
+    VIEW_PARTNER_ACCESS = "view_partner_access"  # which partner agencies read the agency's own records
 
     # Any signed-in user, on their own account only.
     MANAGE_OWN_ACCOUNT = "manage_own_account"  # change password, enrol TOTP, regenerate recovery codes
@@ -97,6 +115,14 @@ class Action(StrEnum):
     LIVE_VIEW = "live_view"  # deployments, counts, decisions and reports (no face images)
     LIVE_REVIEW_ALERT = "live_review_alert"  # see alerts and record decisions, only when named on the deployment
     RECORD_CALIBRATION = "record_calibration"  # store an agency's threshold calibration (no biometric content)
+
+    # Lawful gallery and transparency (docs/gallery.md "Lawful gallery", docs/transparency.md); see
+    # RECORDS_ROLE_ACTIONS below.
+    ADMIN_RECORDS_POLICY = "admin_records_policy"  # legal authority list, destruction criteria, disposition rules
+    VIEW_RECORDS_POLICY = "view_records_policy"  # read those lists and the compliance summary (counts only)
+    REVIEW_RECORDS = "review_records"  # compliance details, re-attribute records, record dispositions
+    RECORD_OUTCOME = "record_outcome"  # sign off the outcome of a released lead
+    TRANSPARENCY_REPORT = "transparency_report"  # produce the agency's public transparency report
 
 
 _A = Action
@@ -138,6 +164,8 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             _A.DESTRUCTION_DECIDE,
             _A.VIEW_DESTRUCTION,
             _A.VIEW_USERS,
+            _A.APPROVE_ACCESS,
+            _A.VIEW_RATIFICATIONS,
         }
     ),
     Role.RECORDS_OFFICER: frozenset(
@@ -153,23 +181,56 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             _A.VIEW_DESTRUCTION,
         }
     ),
-    Role.AUDITOR: frozenset({_A.AUDIT_READ, _A.AUDIT_EXPORT, _A.AUDIT_VERIFY, _A.VIEW_STATISTICS, _A.VIEW_DESTRUCTION}),
+    Role.AUDITOR: frozenset(
+        {
+            _A.AUDIT_READ,
+            _A.AUDIT_EXPORT,
+            _A.AUDIT_VERIFY,
+            _A.VIEW_STATISTICS,
+            _A.VIEW_DESTRUCTION,
+            _A.VIEW_RATIFICATIONS,
+            _A.VIEW_PARTNER_ACCESS,
+        }
+    ),
     Role.ADMINISTRATOR: frozenset(
         {
             _A.MANAGE_GALLERY,
-            _A.ADMIN_AGENCIES,
             _A.ADMIN_USERS,
             _A.ADMIN_ROLES,
-            _A.ADMIN_CERTIFICATIONS,
             _A.ADMIN_OFFENCES,
             _A.ADMIN_PURPOSES,
             _A.ADMIN_SETTINGS,
             _A.ADMIN_SHARING,
+            _A.ADMIN_REGIMES,
             _A.VIEW_USERS,
+            _A.VIEW_PARTNER_ACCESS,
             _A.AUDIT_VERIFY,
             _A.BACKUP,
             _A.RESTORE,
         }
+    ),
+    Role.TRAINING_OFFICER: frozenset({_A.ADMIN_CERTIFICATIONS, _A.VIEW_USERS}),
+    Role.OVERSIGHT: frozenset(
+        {
+            _A.AUDIT_READ,
+            _A.AUDIT_EXPORT,
+            _A.AUDIT_VERIFY,
+            _A.VIEW_STATISTICS,
+            _A.VIEW_RATIFICATIONS,
+            _A.VIEW_PARTNER_ACCESS,
+        }
+    ),
+    Role.SYSTEM_OPERATOR: frozenset(
+        {_A.ADMIN_AGENCIES, _A.ADMIN_SYSTEM_ROLES, _A.APPROVE_ACCESS_BOOTSTRAP, _A.AUDIT_VERIFY}
+    ),
+}
+
+# Read-only actions a role holds over *every* agency's resources: oversight reads the audit log, statistics,
+# ratifications, partner accesses and transparency reports of all agencies (never anything biometric: see
+# BIOMETRIC_ACTIONS).
+CROSS_AGENCY_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.OVERSIGHT: frozenset(
+        {_A.AUDIT_READ, _A.AUDIT_EXPORT, _A.VIEW_RATIFICATIONS, _A.VIEW_PARTNER_ACCESS, _A.TRANSPARENCY_REPORT}
     ),
 }
 
@@ -191,6 +252,22 @@ for _role, _extra in LIVE_ROLE_ACTIONS.items():
     ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | _extra
 LIVE_BIOMETRIC_ACTIONS: frozenset[Action] = frozenset({_A.LIVE_PREPARE, _A.LIVE_REVIEW_ALERT})
 
+# --- Lawful gallery and transparency --------------------------------------------------------------------------
+# None of these shows biometric content. The records policy (which legal authorities the agency holds photos under,
+# when a disposition leads to destruction, what makes a record eligible for destruction) is administered; records
+# officers apply it; the transparency report (aggregate counts, never an image) is produced by supervisors and
+# auditors of the agency, and by oversight for any agency or all of them at once (CROSS_AGENCY_ACTIONS above).
+RECORDS_ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.ADMINISTRATOR: frozenset({_A.ADMIN_RECORDS_POLICY, _A.VIEW_RECORDS_POLICY}),
+    Role.RECORDS_OFFICER: frozenset({_A.VIEW_RECORDS_POLICY, _A.REVIEW_RECORDS}),
+    Role.SUPERVISOR: frozenset({_A.VIEW_RECORDS_POLICY, _A.TRANSPARENCY_REPORT}),
+    Role.AUDITOR: frozenset({_A.VIEW_RECORDS_POLICY, _A.TRANSPARENCY_REPORT}),
+    Role.OVERSIGHT: frozenset({_A.TRANSPARENCY_REPORT}),
+    Role.INVESTIGATOR: frozenset({_A.RECORD_OUTCOME}),
+}
+for _role, _extra in RECORDS_ROLE_ACTIONS.items():
+    ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | _extra
+
 # Read-only gallery actions that may reach another agency's records, but only those shared with the actor's agency.
 SHAREABLE_ACTIONS: frozenset[Action] = frozenset({_A.VIEW_GALLERY_IMAGE, _A.VIEW_GALLERY_RECORD})
 
@@ -205,6 +282,8 @@ SYSTEM_ACTIONS: frozenset[Action] = frozenset(
         _A.RESTORE,
         _A.AUDIT_VERIFY,
         _A.VIEW_STATISTICS,
+        _A.ADMIN_SYSTEM_ROLES,
+        _A.APPROVE_ACCESS_BOOTSTRAP,
     }
 )
 
@@ -231,6 +310,19 @@ BIOMETRIC_ACTIONS: frozenset[Action] = frozenset(
 OWN_AGENCY_ONLY: frozenset[Action] = frozenset(set(Action) - SHAREABLE_ACTIONS - SYSTEM_ACTIONS)
 
 
+def biometric_roles() -> frozenset[Role]:
+    """The roles that reach biometric content (hold an action of :data:`BIOMETRIC_ACTIONS`).
+
+    Granting one of them, or the certification that makes analyst and reviewer effective, needs a second person's
+    approval; production mode requires a second factor to sign in with one of them.
+    """
+    return frozenset(role for role, actions in ROLE_ACTIONS.items() if actions & BIOMETRIC_ACTIONS)
+
+
+# Roles only a system operator grants (they reach across agencies or the installation itself).
+SYSTEM_ROLES: frozenset[Role] = frozenset({Role.SYSTEM_OPERATOR, Role.OVERSIGHT})
+
+
 def roles_for(action: Action) -> frozenset[Role]:
     """The roles that grant ``action`` (empty for self-service actions, which need no role)."""
     return frozenset(role for role, actions in ROLE_ACTIONS.items() if action in actions)
@@ -250,9 +342,16 @@ def allowed(actor: Actor, action: Action, resource_agency_id: int | None = None,
         return False
     if resource_agency_id is None or resource_agency_id == actor.agency_id or action in SYSTEM_ACTIONS:
         return True
+    if reads_every_agency(actor, action):
+        return True
     if action in SHAREABLE_ACTIONS:
         return shared is True
     return False
+
+
+def reads_every_agency(actor: Actor, action: Action) -> bool:
+    """Whether one of the actor's roles holds ``action`` over every agency (oversight's reads)."""
+    return any(action in CROSS_AGENCY_ACTIONS.get(role, frozenset()) for role in actor.roles)
 
 
 def holds_role_for(actor: Actor, action: Action) -> bool:

@@ -35,3 +35,20 @@ class ThresholdCalibration(Base):
     created_by: Mapped[str] = mapped_column(String(150))
     created_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class EvaluationResult(Base):
+    """A stored summary of an agency's ``evaluate verify`` or ``evaluate identify`` run (``--save``): the headline
+    accuracy figures and the demographic differentials, as published in the transparency report. Figures only."""
+
+    __tablename__ = "evaluation_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "verify" or "identify"
+    model_version: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(Text, default="")  # what it was measured on (a name, not images)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(150))
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

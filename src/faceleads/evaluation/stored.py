@@ -1,4 +1,5 @@
-"""Per-agency stored calibrations and what they predict for live deployments (docs/live.md).
+"""Per-agency stored calibrations and what they predict for live deployments (docs/live.md); stored summaries of
+verify/identify runs, published in the transparency report (docs/transparency.md).
 
 A calibration keeps only counts: how many impostor comparisons (two different people) scored at or above each
 threshold of a fixed grid, plus the highest impostor scores exactly (the tail, where alert thresholds sit). From it:
@@ -28,7 +29,7 @@ from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
 from faceleads.core.uow import transaction
 from faceleads.errors import ValidationError
-from faceleads.evaluation.models import ThresholdCalibration
+from faceleads.evaluation.models import EvaluationResult, ThresholdCalibration
 
 GRID_LOW, GRID_HIGH, GRID_STEP = -0.2, 1.0, 0.005
 TAIL_SCORES = 2000  # highest impostor scores kept exactly
@@ -228,11 +229,122 @@ def save_calibration(
         return _as_stored(row)
 
 
-def latest_calibration(session: Session, agency_id: int, model_version: str | None = None) -> StoredCalibration | None:
-    """The agency's most recent calibration (for ``model_version`` when given), or None."""
+def latest_calibration(
+    session: Session, agency_id: int, model_version: str | None = None, before: datetime | None = None
+) -> StoredCalibration | None:
+    """The agency's most recent calibration (for ``model_version``, made before ``before``, when given), or None."""
     query = select(ThresholdCalibration).where(ThresholdCalibration.agency_id == agency_id)
     if model_version is not None:
         query = query.where(ThresholdCalibration.model_version == model_version)
+    if before is not None:
+        query = query.where(ThresholdCalibration.created_at < before)
     newest = query.order_by(ThresholdCalibration.created_at.desc(), ThresholdCalibration.id.desc())
     row = session.scalars(newest).first()
     return _as_stored(row) if row is not None else None
+
+
+# --- stored verify / identify summaries (the transparency report's accuracy and demographic differentials) ----------
+
+RESULT_KINDS = ("verify", "identify")
+_HEADLINE: dict[str, tuple[str, ...]] = {
+    "verify": ("pairs", "genuine_pairs", "impostor_pairs", "failures", "accuracy", "eer", "eer_threshold", "threshold",
+               "tar_at_far", "threshold_at_far"),
+    "identify": ("gallery", "gallery_images", "mated_probes", "nonmated_probes", "failures", "rank", "fnir_at_fpir",
+                 "threshold_at_fpir", "fnir_rank50", "candidate_list_length", "score_fusion"),
+}  # fmt: skip
+_GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "verify": ("genuine_pairs", "impostor_pairs", "fmr", "fnmr"),
+    "identify": ("mated_probes", "nonmated_probes", "fnir", "fpir", "rank1"),
+}
+_RATIOS: dict[str, tuple[str, ...]] = {"verify": ("fmr_ratio", "fnmr_ratio"), "identify": ("fpir_ratio", "fnir_ratio")}
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe: non-finite floats and numpy scalars become None / Python numbers; containers are walked."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summarise_result(kind: str, result: dict[str, Any], group_column: str | None = None) -> dict[str, Any]:
+    """The figures of an ``evaluate verify|identify`` result worth publishing: headline accuracy and, when groups
+    were measured, each group's error rates at the common threshold and the max/min differentials."""
+    if kind not in RESULT_KINDS:
+        raise ValidationError(f"unknown evaluation kind {kind!r}: expected verify or identify")
+    summary: dict[str, Any] = {k: result.get(k) for k in _HEADLINE[kind] if k in result}
+    groups = result.get("groups")
+    if isinstance(groups, dict):
+        summary["groups"] = {
+            "column": group_column,
+            "threshold": groups.get("threshold"),
+            "min_trials": groups.get("min_trials"),
+            "per_group": {
+                str(name): {f: row.get(f) for f in _GROUP_FIELDS[kind]}
+                for name, row in (groups.get("per_group") or {}).items()
+            },
+            **{r: groups.get(r) for r in _RATIOS[kind]},
+        }
+    return _finite(summary)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A stored evaluation summary."""
+
+    id: int
+    kind: str
+    model_version: str
+    dataset: str
+    summary: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def save_result(
+    factory: sessionmaker[Session],
+    actor: Actor,
+    *,
+    kind: str,
+    model_version: str,
+    result: dict[str, Any],
+    dataset: str = "",
+    group_column: str | None = None,
+) -> StoredResult:
+    """Store the summary of a verify/identify run for the actor's agency (supervisors, administrators); audited."""
+    enforce(factory, actor, Action.RECORD_CALIBRATION, "evaluation_result:new", actor.agency_id)
+    summary = summarise_result(kind, result, group_column)
+    with transaction(factory) as session:
+        row = EvaluationResult(agency_id=actor.agency_id, kind=kind, model_version=model_version[:200],
+                               dataset=dataset[:2000], summary=summary, created_by=actor.username,
+                               created_by_user_id=actor.user_id)  # fmt: skip
+        session.add(row)
+        session.flush()
+        audit.record(session, actor, "evaluation_save", f"evaluation_result:{row.id}", audit.Outcome.OK,
+                     details={"kind": kind, "model_version": model_version[:200],
+                              "group_count": len((summary.get("groups") or {}).get("per_group") or {})})  # fmt: skip
+        return _as_result(row)
+
+
+def _as_result(row: EvaluationResult) -> StoredResult:
+    return StoredResult(row.id, row.kind, row.model_version, row.dataset, dict(row.summary), row.created_by,
+                        _utc(row.created_at))  # fmt: skip
+
+
+def latest_result(session: Session, agency_id: int, kind: str, before: datetime | None = None) -> StoredResult | None:
+    """The agency's most recent stored ``kind`` summary (made before ``before`` when given), or None."""
+    query = select(EvaluationResult).where(EvaluationResult.agency_id == agency_id, EvaluationResult.kind == kind)
+    if before is not None:
+        query = query.where(EvaluationResult.created_at < before)
+    row = session.scalars(query.order_by(EvaluationResult.created_at.desc(), EvaluationResult.id.desc())).first()
+    return _as_result(row) if row is not None else None

@@ -38,7 +38,9 @@ from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.datadir import private_umask
 from faceleads.db import utcnow
-from faceleads.errors import FaceleadsError, ImageError, ValidationError
+from faceleads.errors import FaceleadsError, ImageError, PermissionDenied, ValidationError
+from faceleads.gallery.authorities import listed_authority, require_listed
+from faceleads.gallery.dispositions import DispositionInput, find_encounter, parse_kind, record_in
 from faceleads.gallery.enrolment import (
     PhotoAnalysis,
     PhotoOutcome,
@@ -57,7 +59,9 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.vision.imaging import image_format
 
 REQUIRED_COLUMNS = ("agency", "subject", "booking", "date", "authority", "photo")
-OPTIONAL_COLUMNS = ("sex", "birth_year", "group", "charge", "gallery", "capture_date")
+OPTIONAL_COLUMNS = ("sex", "birth_year", "group", "charge", "gallery", "capture_date", "disposition",
+                    "disposition_date", "disposition_ref")
+DISPOSITION_COLUMNS = ("disposition", "disposition_date", "disposition_ref")
 ERROR_COLUMNS = ("row", "status", "subject", "booking", "photo", "reason")
 MAX_MANIFEST_BYTES = 512 * 1024 * 1024
 
@@ -81,6 +85,7 @@ class PreparedRow:
     error: str = ""
     photo_path: Path | None = None  # the photo's real path, inside ``photo_root`` (checked when the row is parsed)
     photo_root: Path | None = None  # the folder every photo of the batch must be inside
+    disposition: DispositionInput | None = None  # a disposition event of the row's booking (manifest columns)
 
 
 @dataclass
@@ -95,6 +100,9 @@ class BatchReport:
     warnings: int
     processed_this_run: int
     error_rows: list[dict[str, Any]]
+    # Distinct (booking, kind) disposition events the batch's rows carried; their destruction is scheduled by the
+    # agency's disposition policy (faceleads disposition report / run).
+    dispositions: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +113,7 @@ class BatchReport:
             "errors": self.errors,
             "warnings": self.warnings,
             "processed_this_run": self.processed_this_run,
+            "dispositions": self.dispositions,
         }
 
 
@@ -182,6 +191,16 @@ def _prepare_row(number: int, raw: dict[str, Any], base: Path, root: Path, defau
         )
         if get("capture_date"):
             row.capture_date = parse_date(get("capture_date"), "capture date")
+        if any(get(c) for c in DISPOSITION_COLUMNS):
+            missing = [c for c in DISPOSITION_COLUMNS if not get(c)]
+            if missing:
+                raise ValidationError(
+                    f"a disposition needs {', '.join(DISPOSITION_COLUMNS)}; missing {', '.join(missing)}"
+                )
+            row.disposition = DispositionInput(
+                parse_kind(get("disposition")), parse_date(get("disposition_date"), "disposition date"),
+                get("disposition_ref"),
+            )  # fmt: skip
     except ValidationError as exc:
         row.error = str(exc)
         return row
@@ -385,7 +404,9 @@ def _record_row(session: Any, batch_id: int, row: PreparedRow, status: str, reas
     existing = session.scalars(
         select(EnrolmentRow).where(EnrolmentRow.batch_id == batch_id, EnrolmentRow.row_number == row.row_number)
     ).first()
-    details = {"subject": row.subject, "booking": row.booking, "photo": row.photo}
+    details: dict[str, Any] = {"subject": row.subject, "booking": row.booking, "photo": row.photo}
+    if row.disposition is not None and status != RowStatus.ERROR.value:
+        details["disposition"] = row.disposition.kind
     if existing is None:
         session.add(
             EnrolmentRow(
@@ -492,6 +513,7 @@ def run_batch(
             ).scalars()
         )
     todo = [r for r in rows if r.row_number not in done_rows]
+    _refuse_unlisted_authorities(rt, actor, batch_id, todo)
     total = len(rows)
     finished = total - len(todo)
     processed = 0
@@ -565,6 +587,28 @@ def run_batch(
     return report
 
 
+def _refuse_unlisted_authorities(rt: GalleryRuntime, actor: Actor, batch_id: int, rows: list[PreparedRow]) -> None:
+    """Mark the rows whose legal authority is not on the agency's list as refused, before any photo is read.
+
+    One audited refusal per distinct authority text (with the number of rows), not one per row: a manifest of
+    100,000 rows under a bad authority is one decision, recorded once.
+    """
+    by_text: dict[str, list[PreparedRow]] = {}
+    for row in rows:
+        if not row.error and row.record is not None:
+            by_text.setdefault(row.record.legal_authority.strip(), []).append(row)
+    if not by_text:
+        return
+    with rt.session_factory() as session:
+        unlisted = [given for given in by_text if listed_authority(session, actor.agency_id, given) is None]
+    for given in unlisted:
+        try:
+            require_listed(rt, actor, given, f"enrolment_batch:{batch_id}", rows=len(by_text[given]))
+        except PermissionDenied as exc:
+            for row in by_text[given]:
+                row.error = str(exc)
+
+
 def _finish_error(rt: GalleryRuntime, batch_id: int, row: PreparedRow) -> None:
     with transaction(rt.session_factory) as session:
         _record_row(session, batch_id, row, RowStatus.ERROR.value, row.error, None)
@@ -590,6 +634,11 @@ def _write(rt: GalleryRuntime, actor: Actor, batch_id: int, row: PreparedRow, an
                 capture_date=row.capture_date,
                 source=row.photo,
             )
+            if row.disposition is not None:
+                # The booking's disposition, in the photo's transaction: both or neither.
+                encounter = find_encounter(session, actor.agency_id, row.record.booking_number)
+                assert encounter is not None
+                record_in(session, actor, encounter, row.disposition, "manifest")
             status = RowStatus.SKIPPED.value if outcome.status == "skipped" else RowStatus.ENROLLED.value
             reason = (
                 "already enrolled (same photo for this subject)" if outcome.status == "skipped" else outcome.warning
@@ -628,8 +677,11 @@ def _report(session: Any, batch_id: int, total: int, processed: int) -> BatchRep
     counts = {s.value: 0 for s in RowStatus}
     problems = []
     warnings = 0
+    events: set[tuple[str, str]] = set()
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
+        if r.status != RowStatus.ERROR.value and (r.details or {}).get("disposition"):
+            events.add((str(r.details.get("booking", "")), str(r.details["disposition"])))
         if r.status == RowStatus.ERROR.value or (r.status == RowStatus.ENROLLED.value and r.reason):
             if r.status == RowStatus.ENROLLED.value:
                 warnings += 1
@@ -652,6 +704,7 @@ def _report(session: Any, batch_id: int, total: int, processed: int) -> BatchRep
         warnings,
         processed,
         problems,
+        len(events),
     )
 
 

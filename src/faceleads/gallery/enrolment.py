@@ -26,14 +26,16 @@ from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, system_lock, utcnow
-from faceleads.errors import ImageError, NotFound, ValidationError
+from faceleads.errors import ImageError, NotFound, PermissionDenied, ValidationError
 from faceleads.gallery import geometry
+from faceleads.gallery.authorities import listed_authority, refusal_reason, require_listed
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
     Gallery,
     Image,
     ImageFlag,
+    LegalAuthority,
     Subject,
     SubjectStatus,
 )
@@ -300,7 +302,9 @@ def _upsert_subject(
     return subject
 
 
-def _upsert_encounter(session: Session, agency_id: int, subject: Subject, rec: RecordInput) -> Encounter:
+def _upsert_encounter(
+    session: Session, agency_id: int, subject: Subject, rec: RecordInput, authority: LegalAuthority
+) -> Encounter:
     encounter = session.scalars(
         select(Encounter).where(Encounter.agency_id == agency_id, Encounter.booking_number == rec.booking_number)
     ).first()
@@ -311,7 +315,8 @@ def _upsert_encounter(session: Session, agency_id: int, subject: Subject, rec: R
             booking_number=rec.booking_number,
             booking_date=rec.booking_date,
             charge=rec.charge,
-            legal_authority=rec.legal_authority,
+            legal_authority=authority.title,
+            authority_id=authority.id,
         )
         session.add(encounter)
         session.flush()
@@ -324,7 +329,12 @@ def _upsert_encounter(session: Session, agency_id: int, subject: Subject, rec: R
         problems.append(f"date {encounter.booking_date.isoformat()}")
     if rec.charge and encounter.charge and encounter.charge != rec.charge:
         problems.append(f"charge {encounter.charge!r}")
-    if encounter.legal_authority != rec.legal_authority:
+    if encounter.authority_id is None:
+        problems.append(
+            f"authority {encounter.legal_authority!r}, which is not on the list and awaits review "
+            "(faceleads authority review)"
+        )
+    elif encounter.authority_id != authority.id:
         problems.append(f"authority {encounter.legal_authority!r}")
     if problems:
         raise EnrolmentConflict(
@@ -354,12 +364,16 @@ def write_photo(
     :class:`EnrolmentConflict` for contradictions with enrolled data.
     """
     require(actor, Action.ENROL, agency_id)
-    gallery = resolve_gallery(session, actor, agency_id, rec.gallery, rec.legal_authority)
+    # The entry points check the authority first (and audit a refusal); this catches a withdrawal in between.
+    authority = listed_authority(session, agency_id, rec.legal_authority)
+    if authority is None:
+        raise PermissionDenied(refusal_reason(actor.agency_code or str(agency_id), rec.legal_authority))
+    gallery = resolve_gallery(session, actor, agency_id, rec.gallery, authority.title)
     existing = find_enrolled(session, agency_id, rec.subject_number, analysis.sha256)
     if existing is not None:
         # Same photo, same subject: still check the record fields agree, so a conflicting re-run is reported.
         subject = _upsert_subject(rt, session, agency_id, gallery, rec)
-        _upsert_encounter(session, agency_id, subject, rec)
+        _upsert_encounter(session, agency_id, subject, rec, authority)
         return PhotoOutcome("skipped", existing, subject_id=subject.id, gallery_id=gallery.id)
     clash = session.execute(
         select(Subject.subject_number)
@@ -371,7 +385,7 @@ def write_photo(
             f"this photo is already enrolled in gallery {gallery.name!r} for another subject ({clash!r})"
         )
     subject = _upsert_subject(rt, session, agency_id, gallery, rec)
-    encounter = _upsert_encounter(session, agency_id, subject, rec)
+    encounter = _upsert_encounter(session, agency_id, subject, rec, authority)
     image = Image(
         encounter_id=encounter.id,
         subject_id=subject.id,
@@ -477,12 +491,16 @@ def enrol_record(
 ) -> RecordResult:
     """Enrol one booking record with its photos, all-or-nothing (one transaction for the whole record).
 
+    The record's legal authority must be the code or title of an active entry of the agency's list
+    (:mod:`faceleads.gallery.authorities`); otherwise the record is refused (:class:`PermissionDenied`, audited).
     Photos are analysed in this process. An unreadable photo refuses the whole record with :class:`ImageError`
     naming it; photos without a usable face are kept and flagged; with several faces the most prominent is used.
     """
     require(actor, Action.ENROL, actor.agency_id)
     if not photos:
         raise ValidationError("a record needs at least one photo")
+    # Only records held under a listed legal authority enter the gallery (refusal audited, nothing analysed).
+    require_listed(rt, actor, rec.legal_authority, f"booking:{rec.booking_number}")
     analysed: list[tuple[PhotoAnalysis, bytes, str]] = []
     for photo in photos:
         label = str(photo) if isinstance(photo, Path) else "photo bytes"

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -61,6 +62,51 @@ class RowStatus(StrEnum):
     ENROLLED = "enrolled"
     SKIPPED = "skipped"  # photo already enrolled for that subject
     ERROR = "error"
+
+
+class DispositionKind(StrEnum):
+    """How a booking's proceedings ended, when the end calls the holding of the photos into question."""
+
+    WITHDRAWN = "withdrawn"  # charge withdrawn / discontinued
+    DISMISSED = "dismissed"  # case dismissed by the court
+    ACQUITTED = "acquitted"  # found not guilty
+    PARDONED = "pardoned"  # conviction pardoned or quashed
+
+
+class LegalAuthority(Base):
+    """An entry of an agency's administered list of legal authorities under which booking photos may be held.
+
+    Enrolment accepts only an active entry (by code or title); an encounter records the entry it was enrolled
+    under (``Encounter.authority_id``). A withdrawn entry stays for the record, but encounters held under it are no
+    longer lawful until reviewed (``faceleads.gallery.authorities``).
+    """
+
+    __tablename__ = "legal_authorities"
+    __table_args__ = (UniqueConstraint("agency_id", "code", name="uq_legal_authorities_agency_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)  # the authority as cited, e.g. "PACE 1984 s.64A"
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_by: Mapped[str] = mapped_column(String(150))
+    added_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class GalleryState(Base):
+    """One row: a counter bumped whenever which templates are lawful to search changes without a template being
+    added or deleted (an authority withdrawn, records re-attributed). Every process's search index compares it
+    before a search and re-checks its template set when it moved."""
+
+    __tablename__ = "gallery_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    lawful_generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Gallery(Base):
@@ -138,10 +184,38 @@ class Encounter(Base):
     booking_date: Mapped[date] = mapped_column(Date)
     charge: Mapped[str] = mapped_column(Text, default="")
     legal_authority: Mapped[str] = mapped_column(Text)
+    # The entry of the agency's list the booking is held under; None for a record enrolled before the list existed
+    # (or re-enrolled text that matches no entry): such a record is not searched until reviewed.
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("legal_authorities.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="encounters")
     images: Mapped[list[Image]] = relationship(back_populates="encounter")
+
+
+class Disposition(Base):
+    """A disposition event of a booking (withdrawn, dismissed, acquitted, pardoned), with its date and reference.
+
+    A fact about the booking; what the agency does about it (schedule the subject's destruction after a waiting
+    period, or keep the record) is the agency's policy, applied by ``faceleads.governance.dispositions``. One event
+    per kind per booking. Deleted with the subject's records when the subject is destroyed (the destruction request
+    keeps the grounds).
+    """
+
+    __tablename__ = "dispositions"
+    __table_args__ = (UniqueConstraint("encounter_id", "kind", name="uq_dispositions_encounter_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(200))  # court or prosecution reference
+    source: Mapped[str] = mapped_column(String(16))  # cli / api / web / manifest
+    recorded_by: Mapped[str] = mapped_column(String(150))
+    recorded_by_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Image(Base):
@@ -359,3 +433,30 @@ class IndexFollower(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartnerAccess(Base):
+    """A read of one agency's booking record by a user of another (partner) agency, through a sharing agreement.
+
+    The owning agency sees every such access (``faceleads.gallery.access``): subject records and photos viewed,
+    landmarks read, and its subjects returned as candidates of a partner's search. Written in the transaction of the
+    access itself (beside its audit entry); ids only, nothing biometric. Rows stay after a destruction: they record
+    that an access happened, like the audit log.
+    """
+
+    __tablename__ = "partner_accesses"
+    __table_args__ = (Index("ix_partner_accesses_owner_at", "owner_agency_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_agency_id: Mapped[int] = mapped_column(Integer)
+    accessor_agency_id: Mapped[int] = mapped_column(Integer, index=True)
+    accessor_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    accessor_username: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(64))
+    object_ref: Mapped[str] = mapped_column(String(300))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gallery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    case_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

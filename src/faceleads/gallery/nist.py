@@ -30,6 +30,7 @@ from typing import Any
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, require
 from faceleads.errors import ValidationError
+from faceleads.gallery.authorities import require_listed
 from faceleads.gallery.bulk import BatchReport, PreparedRow, ProgressCallback, run_batch
 from faceleads.gallery.enrolment import RecordInput, parse_date
 from faceleads.gallery.runtime import GalleryRuntime
@@ -173,6 +174,8 @@ def enrol_nist(
         raise ValidationError("NIST enrolment needs the legal authority (--authority)")
     if not files:
         raise ValidationError("no NIST files given")
+    # The authority is the import's, not a NIST field: an unlisted one refuses the whole import (audited).
+    require_listed(rt, actor, authority, f"nist_import:{files[0].name}"[:300], rows=len(files))
     rows: list[PreparedRow] = []
     digest = hashlib.sha256(f"nist|{authority.strip()}|{gallery or ''}".encode())
     for path in files:

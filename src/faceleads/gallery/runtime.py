@@ -36,7 +36,7 @@ from faceleads.config import ScoreFusion, Settings, get_settings
 from faceleads.datadir import secure_data_dir
 from faceleads.db import create_schema, make_engine, make_session_factory
 from faceleads.errors import IntegrityError, NotFound
-from faceleads.gallery import changefeed
+from faceleads.gallery import changefeed, lawful
 from faceleads.gallery.models import ChangeKind, FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.storage.crypto import decrypt_embedding
 from faceleads.storage.keystore import KeyService, open_keystore
@@ -116,6 +116,9 @@ class GalleryRuntime:
         self._missing_key_ids: dict[int, int] = {}  # template id -> subject id
         self._indexed_model: str | None = None
         self._cursor = 0  # last change-feed seq applied to the index
+        # Lawfulness generation the index reflects (gallery.lawful): an authority withdrawn or records re-attributed
+        # change which templates may be searched without a template row changing, so the feed cannot say it.
+        self._lawful_generation = -1
         # Wake-up calls of this process's feed followers (run after this process changed the database).
         self.feed_listeners: list[Callable[[], None]] = []
 
@@ -270,7 +273,8 @@ class GalleryRuntime:
 
     @staticmethod
     def _searchable(model: str) -> Select[int]:
-        return (
+        # Active subjects' templates of the model, whose booking is held under an active listed legal authority.
+        return lawful.only_lawful(
             select(FaceTemplate.id)
             .join(Subject, Subject.id == FaceTemplate.subject_id)
             .where(FaceTemplate.model_version == model, Subject.status == SubjectStatus.ACTIVE.value)
@@ -298,16 +302,22 @@ class GalleryRuntime:
 
         Builds the index on first use (or when the model changed); afterwards applies the change-feed entries after
         this process's cursor, in order. ``force`` (or feed entries pruned before this process applied them)
-        compares the index with the tables instead. Templates of another model version, of subjects that are not
-        active, or that cannot be decrypted are never indexed.
+        compares the index with the tables instead, and so does a change of the lawfulness generation (see
+        :mod:`faceleads.gallery.lawful`). Templates of another model version, of subjects that are not active, of
+        bookings not held under an active listed legal authority, or that cannot be decrypted are never indexed.
         """
         with self._lock:
             model = self.model_version
             with self.session_factory() as session:
+                generation = lawful.generation(session)
                 if self._index is None or self._indexed_model != model or self._reconcile_pending:
-                    return self._build(session, model)
-                if force:
-                    return self._reconcile(session, model)
+                    report = self._build(session, model)
+                    self._lawful_generation = generation
+                    return report
+                if force or generation != self._lawful_generation:
+                    report = self._reconcile(session, model)
+                    self._lawful_generation = generation
+                    return report
                 try:
                     changes = changefeed.read_changes(session, self._cursor)
                 except changefeed.FeedGap:

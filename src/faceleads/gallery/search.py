@@ -17,6 +17,7 @@ recorded; the probe itself is never enrolled (casework keeps it as encrypted cas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from faceleads.core.policy import Action, require
 from faceleads.core.uow import transaction
 from faceleads.db import Agency
 from faceleads.errors import IntegrityError, ValidationError
+from faceleads.gallery import lawful
+from faceleads.gallery.access import record_candidate_accesses
 from faceleads.gallery.models import (
     Encounter,
     FaceTemplate,
@@ -229,7 +232,8 @@ def rank_subjects(
     """The top ``k`` subjects for a unit-norm probe embedding within ``gallery_ids`` (no authorisation, no
     recording: callers are :func:`search_embedding` and the measurement tools).
 
-    Subjects destroyed since the index was last synchronised are dropped from the index on the way.
+    Subjects destroyed, and templates whose booking stopped being lawful (docs/gallery.md, "Lawful gallery"), since
+    the index was last synchronised are dropped from the index on the way.
     """
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
     method = fusion or rt.fusion
@@ -237,10 +241,13 @@ def rank_subjects(
         ranked = (_fused if method is ScoreFusion.MEAN_TEMPLATE else _best_per_subject)(rt, vector, gallery_ids, k)
         with rt.session_factory() as session:
             gone = _destroyed_subjects(rt, session, [r.subject_id for r in ranked])
-        if not gone:
+            # A record whose legal authority was withdrawn since the index was synchronised never reaches a list.
+            unlawful = lawful.unlawful_template_ids(session, [r.template_id for r in ranked])
+        if not gone and not unlawful:
             break
         for sid in gone:
             rt.remove_subject(sid)
+        rt.remove_templates(unlawful)
     ranked.sort(key=lambda r: (-r.score, r.subject_id))
     if floor is not None:
         ranked = [r for r in ranked if r.score >= floor]
@@ -293,9 +300,14 @@ def search_embedding(
     top: int | None = None,
     floor: float | None = None,
     at: datetime | date | None = None,
+    gallery_scope: Sequence[int] | None = None,
+    regime: str = "investigative",
 ) -> SearchResult:
     """Search an already computed probe template (an edited probe, a drawn box, several fused images) and record
-    the search with its result exactly like :func:`search`. ``vector``: unit-norm embedding of the current model.
+    the search with its result. ``vector``: unit-norm embedding of the current model.
+
+    ``gallery_scope`` (an authorisation's galleries) narrows the galleries the agency may search for the purpose;
+    ``regime`` (the legal regime of the request) is recorded with the search for statistics.
     """
     k, case, offence, reason, purpose = _check_request(rt, actor, case, offence, reason, purpose, top, floor)
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -304,6 +316,9 @@ def search_embedding(
     sha256, quality = probe_sha256, probe_quality
     with rt.session_factory() as session:
         gallery_ids = visible_gallery_ids(session, actor.agency_id, purpose, at)
+    if gallery_scope is not None:
+        allowed_ids = set(gallery_scope)
+        gallery_ids = [g for g in gallery_ids if g in allowed_ids]
     ranked = rank_subjects(rt, vector, gallery_ids, k, floor=floor) if gallery_ids else []
     gallery_size = rt.partition_size(gallery_ids) if gallery_ids else 0
     with transaction(rt.session_factory) as session:
@@ -350,11 +365,13 @@ def search_embedding(
             purpose=record.purpose,
             details={
                 "offence": record.offence_code,
+                "regime": regime,
                 "candidate_count": len(candidates),
                 "gallery_count": gallery_size,
                 "k": k,
             },
         )
+        record_candidate_accesses(session, actor, candidates, record.id, record.case_number, record.purpose)
         session.flush()
         return SearchResult(
             search_id=record.id,

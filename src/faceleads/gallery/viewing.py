@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
+from faceleads.core.uow import transaction
 from faceleads.db import Agency
 from faceleads.errors import NotFound, ValidationError
+from faceleads.gallery.access import record_access
 from faceleads.gallery.geometry import template_geometry
 from faceleads.gallery.models import Encounter, FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
@@ -225,8 +227,12 @@ def subject_detail(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: s
             views.append(EncounterView(enc.id, enc.booking_number, enc.booking_date, enc.charge, list(image_ids)))
         detail = SubjectDetail(subject.id, subject.subject_number, agency.code if agency else "", subject.gallery_id,
                                views)  # fmt: skip
-    audit.record_now(rt.session_factory, actor, "view_gallery_record", ref, audit.Outcome.OK, case=case_ref,
+        owner = subject.agency_id
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, "view_gallery_record", ref, audit.Outcome.OK, case=case_ref,
                      details={"encounter_count": len(views)})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action="view_gallery_record", object_ref=ref,
+                      subject_id=detail.subject_id, gallery_id=detail.gallery_id, case=case_ref)  # fmt: skip
     return detail
 
 
@@ -261,7 +267,7 @@ def photo(
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
         # Box and landmarks are sealed with the subject's key (gallery.geometry), like the embedding.
         landmarks = template_geometry(rt.keystore, subject, image, template).landmarks if template else None
-        subject_id = subject.id
+        subject_id, owner, gallery_id = subject.id, subject.agency_id, image.gallery_id
     if view == "aligned":
         if landmarks is None:
             raise NotFound(f"image {image_id} has no enrolled face to align")
@@ -271,8 +277,12 @@ def photo(
         media = "image/jpeg"
     else:
         body, media = data, media_type(data)
-    audit.record_now(rt.session_factory, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image_id}",
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, audit.AuditAction.VIEW_GALLERY_IMAGE, f"image:{image_id}",
                      audit.Outcome.OK, case=case_ref, details={"subject_id": subject_id, "view": view})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action=audit.AuditAction.VIEW_GALLERY_IMAGE,
+                      object_ref=f"image:{image_id}", subject_id=subject_id, image_id=image_id, gallery_id=gallery_id,
+                      case=case_ref)  # fmt: skip
     return body, media
 
 
@@ -285,7 +295,10 @@ def landmarks(rt: GalleryRuntime, actor: Actor, image_id: int, *, case: str | No
         template = session.scalars(select(FaceTemplate).where(FaceTemplate.image_id == image_id)).first()
         geometry = template_geometry(rt.keystore, subject, image, template) if template is not None else None
         points = crop_landmarks(geometry.landmarks) if geometry is not None else None
-        subject_id = subject.id
-    audit.record_now(rt.session_factory, actor, "view_landmarks", f"image:{image_id}", audit.Outcome.OK,
+        subject_id, owner, gallery_id = subject.id, subject.agency_id, image.gallery_id
+    with transaction(rt.session_factory) as session:
+        audit.record(session, actor, "view_landmarks", f"image:{image_id}", audit.Outcome.OK,
                      case=case_ref, details={"subject_id": subject_id, "found": points is not None})  # fmt: skip
+        record_access(session, actor, owner_agency_id=owner, action="view_landmarks", object_ref=f"image:{image_id}",
+                      subject_id=subject_id, image_id=image_id, gallery_id=gallery_id, case=case_ref)  # fmt: skip
     return points

@@ -27,7 +27,7 @@ from faceleads.config import Settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.audit import AuditAction, AuditEntry, Outcome, iso_utc
-from faceleads.core.policy import Action, enforce
+from faceleads.core.policy import Action, enforce, reads_every_agency
 from faceleads.db import Agency
 from faceleads.errors import ValidationError
 from faceleads.governance import audit_integrity
@@ -95,25 +95,33 @@ def export_entries(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:
         raise ValidationError(f"unknown export format {fmt!r}: use csv or json")
 
 
+StatsKey = tuple[str, str, str, str]  # (agency code, regime, offence, month 'YYYY-MM')
+DEFAULT_REGIME = "investigative"  # entries written before regimes were recorded
+
+
 @dataclass
 class AuditStats:
-    """Counts for public reporting, keyed by (agency code, offence, month 'YYYY-MM')."""
+    """Counts for public reporting, keyed by (agency code, legal regime, offence, month 'YYYY-MM')."""
 
-    searches: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    leads: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    verified_leads: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    conclusions: dict[tuple[str, str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    searches: Counter[StatsKey] = field(default_factory=Counter)
+    leads: Counter[StatsKey] = field(default_factory=Counter)
+    verified_leads: Counter[StatsKey] = field(default_factory=Counter)
+    conclusions: dict[StatsKey, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    ratified: Counter[StatsKey] = field(default_factory=Counter)
+    ratification_refused: Counter[StatsKey] = field(default_factory=Counter)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per (agency, offence, month) with every count, sorted."""
-        keys = set(self.searches) | set(self.leads) | set(self.verified_leads) | set(self.conclusions)
+        """One row per (agency, regime, offence, month) with every count, sorted."""
+        keys = (set(self.searches) | set(self.leads) | set(self.verified_leads) | set(self.conclusions)
+                | set(self.ratified) | set(self.ratification_refused))
         out = []
         for key in sorted(keys):
-            agency, offence, month = key
+            agency, regime, offence, month = key
             outcomes = self.conclusions.get(key, Counter())
             out.append(
                 {
                     "agency": agency,
+                    "regime": regime,
                     "offence": offence,
                     "month": month,
                     "searches": self.searches[key],
@@ -122,20 +130,41 @@ class AuditStats:
                     "excluded": outcomes["excluded"],
                     "possible_lead": outcomes["possible_lead"],
                     "inconclusive": outcomes["inconclusive"],
+                    "ratified": self.ratified[key],
+                    "ratification_refused": self.ratification_refused[key],
                 }
             )
         return out
 
 
-def compute_stats(session: Session, flt: AuditFilter | None = None) -> AuditStats:
-    """Searches, leads (conclusions 'possible_lead'), verified leads (verifications 'agree') and conclusion outcomes.
+REGIME_TOTALS = ("searches", "leads", "verified_leads", "ratified", "ratification_refused")
 
-    Only successful entries (outcome 'ok') count. The offence comes from details 'offence'.
+
+def regime_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Totals per legal regime of statistics rows (searches, leads, verified leads, ratifications)."""
+    totals: dict[str, Counter[str]] = {}
+    for row in rows:
+        bucket = totals.setdefault(str(row.get("regime", DEFAULT_REGIME)), Counter())
+        for name in REGIME_TOTALS:
+            bucket[name] += int(row.get(name, 0))
+    return {regime: {name: counts[name] for name in REGIME_TOTALS} for regime, counts in sorted(totals.items())}
+
+
+def compute_stats(session: Session, flt: AuditFilter | None = None) -> AuditStats:
+    """Searches, leads (conclusions 'possible_lead'), verified leads (verifications 'agree'), conclusion outcomes and
+    exigent ratifications (granted / refused), by legal regime.
+
+    Only successful entries (outcome 'ok'; 'refused' for refused ratifications) count. The offence comes from
+    details 'offence' (for ratifications, the case's search entry is not looked up: offence '(ratification)'),
+    the regime from details 'regime' (investigative for entries written before regimes were recorded).
     """
     flt = flt or AuditFilter()
     stats = AuditStats()
     wanted = (AuditAction.SEARCH, AuditAction.CONCLUSION, AuditAction.VERIFICATION)
-    query = select(AuditEntry).where(AuditEntry.action.in_(wanted), AuditEntry.outcome == Outcome.OK)
+    query = select(AuditEntry).where(
+        ((AuditEntry.action.in_(wanted)) & (AuditEntry.outcome == Outcome.OK))
+        | ((AuditEntry.action == "exigent_ratification") & (AuditEntry.outcome.in_((Outcome.OK, "refused"))))
+    )
     if flt.since is not None:
         query = query.where(AuditEntry.at >= flt.since)
     if flt.until is not None:
@@ -148,10 +177,17 @@ def compute_stats(session: Session, flt: AuditFilter | None = None) -> AuditStat
         details = entry.details
         key = (
             entry.agency_code or "(none)",
-            str(details.get("offence") or "(unspecified)"),
+            str(details.get("regime") or DEFAULT_REGIME),
+            str(details.get("offence") or ("(ratification)" if entry.action == "exigent_ratification"
+                                           else "(unspecified)")),
             iso_utc(entry.at)[:7],
         )
-        if entry.action == AuditAction.SEARCH:
+        if entry.action == "exigent_ratification":
+            if entry.outcome == Outcome.OK:
+                stats.ratified[key] += 1
+            else:
+                stats.ratification_refused[key] += 1
+        elif entry.action == AuditAction.SEARCH:
             stats.searches[key] += 1
         elif entry.action == AuditAction.CONCLUSION:
             conclusion = str(details.get("conclusion") or "")
@@ -192,11 +228,18 @@ def _filter_details(flt: AuditFilter) -> dict[str, str | None]:
     }
 
 
-def _agency_log(session_factory: sessionmaker[Session], actor: Actor, agency_code: str | None) -> tuple[int, str]:
-    """(agency id, code) of the log being read: the actor's own unless ``agency_code`` names another."""
-    code = (agency_code or actor.agency_code or "").strip().upper()
-    if not code or code == (actor.agency_code or "").upper():
+def _agency_log(
+    session_factory: sessionmaker[Session], actor: Actor, agency_code: str | None, action: Action
+) -> tuple[int | None, str]:
+    """(agency id, code) of the log being read: the actor's own unless ``agency_code`` names another; (None, 'all')
+    for oversight reading every agency's entries (those of no agency included)."""
+    code = (agency_code or "").strip().upper()
+    if not code:
+        if reads_every_agency(actor, action):
+            return None, "all"
         return actor.agency_id, actor.agency_code or str(actor.agency_id)
+    if code == (actor.agency_code or "").upper():
+        return actor.agency_id, code
     with session_factory() as session:
         agency = session.scalars(select(Agency).where(Agency.code == code)).first()
     if agency is None:
@@ -220,19 +263,22 @@ def read_entries(
     outcome: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    agency_code: str | None = None,
 ) -> EntriesPage:
-    """Entries of the actor's agency (newest first) matching ``flt`` and ``outcome`` (auditors).
+    """Entries of the actor's agency (newest first) matching ``flt`` and ``outcome`` (auditors); oversight reads
+    every agency's (``agency_code`` narrows it to one), another agency's log is refused to anyone else.
 
     The read itself is recorded (``audit_read``, with the filters): who looked at which part of the log is part of
     the log.
     """
-    ref = f"audit_log/agency:{actor.agency_code or actor.agency_id}"
-    enforce(session_factory, actor, Action.AUDIT_READ, ref, actor.agency_id)
+    agency_id, code = _agency_log(session_factory, actor, agency_code, Action.AUDIT_READ)
+    ref = f"audit_log/agency:{code}"
+    enforce(session_factory, actor, Action.AUDIT_READ, ref, agency_id)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE or not isinstance(offset, int) or offset < 0:
         raise ValidationError(f"limit must be 1 to {MAX_PAGE} and offset 0 or more")
     base = flt or AuditFilter()
     scoped = AuditFilter(since=base.since, until=base.until, username=base.username, action=base.action,
-                         agency_id=actor.agency_id)  # fmt: skip
+                         agency_id=agency_id)  # fmt: skip
     with session_factory() as session:
         rows = [e for e in query_entries(session, scoped) if not outcome or e.outcome == outcome]
         rows.reverse()
@@ -251,10 +297,11 @@ def export(
     *,
     agency_code: str | None = None,
 ) -> tuple[str, int]:
-    """The agency's entries matching ``flt`` as CSV or JSON text, and their count (the export is audited)."""
+    """The agency's entries matching ``flt`` as CSV or JSON text, and their count (the export is audited). Oversight
+    exports every agency's entries unless ``agency_code`` names one."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationError(f"unknown export format {fmt!r}: use csv or json")
-    agency_id, code = _agency_log(session_factory, actor, agency_code)
+    agency_id, code = _agency_log(session_factory, actor, agency_code, Action.AUDIT_EXPORT)
     ref = f"audit_log/agency:{code}"
     enforce(session_factory, actor, Action.AUDIT_EXPORT, ref, agency_id)
     base = flt or AuditFilter()
@@ -317,8 +364,8 @@ def anchor(
 def statistics(
     session_factory: sessionmaker[Session], actor: Actor, flt: AuditFilter | None = None
 ) -> list[dict[str, Any]]:
-    """Searches, leads, verified leads and conclusion outcomes by agency, offence and month (public reporting);
-    the read is audited."""
+    """Searches, leads, verified leads, conclusion outcomes and exigent ratifications by agency, legal regime,
+    offence and month (public reporting); the read is audited."""
     enforce(session_factory, actor, Action.VIEW_STATISTICS, "audit_log/statistics")
     base = flt or AuditFilter()
     scoped = AuditFilter(since=base.since, until=base.until)

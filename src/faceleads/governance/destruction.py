@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from faceleads.db import Agency, system_lock, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery import changefeed
 from faceleads.gallery.models import (
+    Disposition,
     Encounter,
     FaceTemplate,
     Image,
@@ -47,20 +48,19 @@ from faceleads.gallery.models import (
     SubjectStatus,
 )
 from faceleads.gallery.runtime import GalleryRuntime
+from faceleads.governance.criteria import (
+    DEFAULT_CRITERIA,
+    agency_criteria,
+    assess,
+    from_snapshot,
+    snapshot,
+    subject_facts,
+)
 from faceleads.governance.models import DestructionRequest, RequestStatus, Step
 from faceleads.identifiers import Kind
 
-#: The eligibility checklist: every item must be recorded as satisfied before a request can be approved.
-CHECKLIST_ITEMS: dict[str, str] = {
-    "requester_identity_verified": (
-        "The requester's identity (and, for a representative, their authority to act) was verified."
-    ),
-    "no_pending_proceedings": "No pending charge, prosecution, court order or litigation hold concerns the subject.",
-    "retention_rules_allow": "No retention rule or statutory period requires the records to be kept longer.",
-    "legal_authority_reviewed": (
-        "The legal grounds for destruction (acquittal, no further action, expiry, court order) were reviewed."
-    ),
-}
+#: The default eligibility checklist (an agency may administer its own: :mod:`faceleads.governance.criteria`).
+CHECKLIST_ITEMS: dict[str, str] = {c.code: c.text for c in DEFAULT_CRITERIA}
 
 CERTIFICATE_FORMAT = "faceleads-destruction-certificate-v1"
 TOMBSTONE_PREFIX = "destroyed:"
@@ -103,6 +103,14 @@ class RequestView:
     runs: int
     completed_at: datetime | None
     certificate_sha256: str | None
+    # The request's checklist: [{"code", "text", "check", "parameter", "assessment": {"verdict", "explanation"}}]
+    # (the assessment, what the records say, only while the request is open).
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+    origin: str = "request"
+
+    @property
+    def codes(self) -> list[str]:
+        return [str(c["code"]) for c in self.criteria]
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -117,7 +125,10 @@ class RequestView:
             "recorded_by": self.recorded_by,
             "recorded_at": iso_utc(self.recorded_at),
             "checklist": self.checklist,
-            "checklist_complete": checklist_complete(self.checklist),
+            "checklist_complete": checklist_complete(self.checklist, self.codes),
+            "criteria": self.criteria,
+            "items": {str(c["code"]): str(c["text"]) for c in self.criteria},
+            "origin": self.origin,
             "status": self.status,
             "decision_reason": self.decision_reason,
             "decided_by": self.decided_by,
@@ -133,6 +144,19 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return audit.iso_utc(moment)
+
+
+def _criteria_json(session: Session, req: DestructionRequest) -> list[dict[str, Any]]:
+    items = from_snapshot(req.criteria)
+    facts = subject_facts(session, req.subject_id) if req.status == RequestStatus.REQUESTED.value else None
+    out = []
+    for item in items:
+        data = item.to_json()
+        if facts is not None:
+            found = assess(item, facts)
+            data["assessment"] = {"verdict": found.verdict, "explanation": found.explanation}
+        out.append(data)
+    return out
 
 
 def _view(session: Session, req: DestructionRequest) -> RequestView:
@@ -157,12 +181,15 @@ def _view(session: Session, req: DestructionRequest) -> RequestView:
         runs=req.runs,
         completed_at=req.completed_at,
         certificate_sha256=req.certificate_sha256,
+        criteria=_criteria_json(session, req),
+        origin=req.origin or "request",
     )
 
 
-def checklist_complete(checklist: dict[str, Any]) -> bool:
-    """Whether every :data:`CHECKLIST_ITEMS` entry is recorded as satisfied."""
-    return all(bool((checklist.get(item) or {}).get("satisfied")) for item in CHECKLIST_ITEMS)
+def checklist_complete(checklist: dict[str, Any], codes: list[str] | None = None) -> bool:
+    """Whether every item of the checklist ``codes`` (default: :data:`CHECKLIST_ITEMS`) is recorded as satisfied."""
+    items = CHECKLIST_ITEMS if codes is None else codes
+    return all(bool((checklist.get(item) or {}).get("satisfied")) for item in items)
 
 
 def subject_tombstone_number(agency_id: int, subject_number: str) -> str:
@@ -227,41 +254,67 @@ def request_destruction(
         subject = session.get(Subject, subject_id)
         if subject is None:
             raise NotFound(f"no subject {subject_id}")
-        agency_id = subject.agency_id
-    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", agency_id,
+    enforce(rt.session_factory, actor, Action.DESTRUCTION_REQUEST, f"subject:{subject_id}", subject.agency_id,
             not_found=f"no subject {subject_id}")
     with transaction(rt.session_factory) as session:
         subject = session.get(Subject, subject_id)
         assert subject is not None
-        if subject.status != SubjectStatus.ACTIVE.value:
-            raise ValidationError(f"subject {subject_id} is {subject.status}; only active subjects can be destroyed")
-        open_ = session.execute(
-            select(DestructionRequest.id).where(
-                DestructionRequest.subject_id == subject_id,
-                DestructionRequest.status.in_(
-                    [RequestStatus.REQUESTED.value, RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value]
-                ),
-            )
-        ).scalar_one_or_none()
-        if open_ is not None:
-            raise ValidationError(f"subject {subject_id} already has an open destruction request ({open_})")
-        req = DestructionRequest(
-            agency_id=agency_id,
-            subject_id=subject_id,
-            requester=requester,
-            grounds=grounds,
-            recorded_by=actor.username,
-            recorded_by_user_id=actor.user_id,
-            checklist={},
-            status=RequestStatus.REQUESTED.value,
-            step=int(Step.NOT_STARTED),
-            pending_blobs=[],
-            counts={},
-        )
-        session.add(req)
-        session.flush()
-        _record(session, actor, req, "requested")
+        req = open_request(session, actor, subject, requester=requester, grounds=grounds)
         return _view(session, req)
+
+
+OPEN_STATUSES = (RequestStatus.REQUESTED.value, RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value)
+
+
+def open_request_id(session: Session, subject_id: int) -> int | None:
+    """The subject's open destruction request (requested, approved or executing), if any."""
+    return session.execute(
+        select(DestructionRequest.id).where(
+            DestructionRequest.subject_id == subject_id, DestructionRequest.status.in_(OPEN_STATUSES)
+        )
+    ).scalar_one_or_none()
+
+
+def open_request(
+    session: Session,
+    actor: Actor,
+    subject: Subject,
+    *,
+    requester: str,
+    grounds: str,
+    origin: str = "request",
+    disposition_ids: list[int] | None = None,
+) -> DestructionRequest:
+    """Record a request in the caller's transaction (the caller has authorised ``destruction_request`` for the
+    subject's agency), with a snapshot of the agency's eligibility checklist; audited (``requested``).
+
+    Refused (:class:`ValidationError`) for a subject that is not active or already has an open request.
+    """
+    if subject.status != SubjectStatus.ACTIVE.value:
+        raise ValidationError(f"subject {subject.id} is {subject.status}; only active subjects can be destroyed")
+    open_ = open_request_id(session, subject.id)
+    if open_ is not None:
+        raise ValidationError(f"subject {subject.id} already has an open destruction request ({open_})")
+    req = DestructionRequest(
+        agency_id=subject.agency_id,
+        subject_id=subject.id,
+        requester=requester,
+        grounds=grounds,
+        recorded_by=actor.username,
+        recorded_by_user_id=actor.user_id,
+        checklist={},
+        status=RequestStatus.REQUESTED.value,
+        step=int(Step.NOT_STARTED),
+        pending_blobs=[],
+        counts={},
+        criteria=snapshot(agency_criteria(session, subject.agency_id)),
+        origin=origin,
+        disposition_ids=list(disposition_ids or []),
+    )
+    session.add(req)
+    session.flush()
+    _record(session, actor, req, "requested", origin=origin)
+    return req
 
 
 def _load(session: Session, request_id: int) -> DestructionRequest:
@@ -283,15 +336,34 @@ def _authorise(rt: GalleryRuntime, actor: Actor, action: Action, request_id: int
 def record_checklist(
     rt: GalleryRuntime, actor: Actor, request_id: int, item: str, satisfied: bool, note: str = ""
 ) -> RequestView:
-    """Record one eligibility checklist item (:data:`CHECKLIST_ITEMS`) as satisfied or not, with a note."""
-    if item not in CHECKLIST_ITEMS:
-        raise ValidationError(f"unknown checklist item {item!r}; items: {', '.join(CHECKLIST_ITEMS)}")
+    """Record one item of the request's eligibility checklist as satisfied or not, with a note.
+
+    An item the records can decide (:mod:`faceleads.governance.criteria`) cannot be recorded against them: a
+    contradicting recording is refused (and the refusal audited); an undetermined one needs a note saying how it
+    was checked.
+    """
     note = (note or "").strip()
     if len(note) > 1000:
         raise ValidationError("a checklist note is limited to 1000 characters")
     if not satisfied and not note:
         raise ValidationError(f"say why {item!r} is not satisfied (--note)")
     _authorise(rt, actor, Action.DESTRUCTION_DECIDE, request_id)
+    with rt.session_factory() as session:
+        req = _load(session, request_id)
+        items = {c.code: c for c in from_snapshot(req.criteria)}
+        if item not in items:
+            raise ValidationError(f"unknown checklist item {item!r}; this request's items: {', '.join(items)}")
+        found = assess(items[item], subject_facts(session, req.subject_id))
+    if items[item].check != "manual" and satisfied and found.verdict is not True:
+        if found.verdict is False:
+            reason = f"{item!r} cannot be recorded as satisfied: the records say {found.explanation}"
+            audit.record_now(rt.session_factory, actor, audit.AuditAction.DESTRUCTION,
+                             f"destruction_request:{request_id}", audit.Outcome.DENIED,
+                             details={"stage": "checklist", "item": item, "reason": reason[:500]})  # fmt: skip
+            raise ValidationError(reason)
+        if not note:
+            raise ValidationError(f"the records cannot decide {item!r} ({found.explanation}): say how it was "
+                                  "checked (--note)")  # fmt: skip
     with transaction(rt.session_factory) as session:
         req = _load(session, request_id)
         if req.status != RequestStatus.REQUESTED.value:
@@ -314,8 +386,17 @@ def decide(rt: GalleryRuntime, actor: Actor, request_id: int, *, approve: bool, 
     Approval needs every checklist item satisfied. The decision is made by someone other than the user who
     recorded the request (separation of duties; not checkable for the dev-mode system actor).
     """
-    reason = _text(reason, "a decision reason", 4000, MIN_REASON_CHARS)
     _authorise(rt, actor, Action.DESTRUCTION_DECIDE, request_id)
+    try:
+        reason = _text(reason, "a decision reason", 4000, MIN_REASON_CHARS)
+    except ValidationError as exc:
+        # A decision without a written reason is refused, and the refusal is on the record.
+        verdict = "a denial" if not approve else "an approval"
+        message = f"{verdict} needs a written reason: {exc}"
+        audit.record_now(rt.session_factory, actor, audit.AuditAction.DESTRUCTION, f"destruction_request:{request_id}",
+                         audit.Outcome.DENIED, details={"stage": "denied" if not approve else "approved",
+                                                        "reason": message[:500]})  # fmt: skip
+        raise ValidationError(message) from None
     with transaction(rt.session_factory) as session:
         req = _load(session, request_id)
         if req.status != RequestStatus.REQUESTED.value:
@@ -328,8 +409,9 @@ def decide(rt: GalleryRuntime, actor: Actor, request_id: int, *, approve: bool, 
             raise PermissionDenied(
                 f"{actor.username} recorded request {request_id}; another records officer or a supervisor decides it"
             )
-        if approve and not checklist_complete(req.checklist or {}):
-            missing = [i for i in CHECKLIST_ITEMS if not ((req.checklist or {}).get(i) or {}).get("satisfied")]
+        codes = [c.code for c in from_snapshot(req.criteria)]
+        if approve and not checklist_complete(req.checklist or {}, codes):
+            missing = [i for i in codes if not ((req.checklist or {}).get(i) or {}).get("satisfied")]
             raise ValidationError(
                 f"request {request_id} cannot be approved: checklist item(s) not satisfied: {', '.join(missing)}"
             )
@@ -408,10 +490,13 @@ def _execution_lock(rt: GalleryRuntime) -> Iterator[None]:
 def purge_records(session: Session, subject: Subject) -> dict[str, int]:
     """Step 4 inside the caller's transaction: delete the subject's templates, and its image and encounter rows
     unless an earlier search's candidate list refers to them (then they are scrubbed to tombstones); reduce the
-    subject to a tombstone. Returns counts. Idempotent.
+    subject to a tombstone; delete its disposition events. Returns counts. Idempotent.
     """
     sid = subject.id
     templates = session.execute(delete(FaceTemplate).where(FaceTemplate.subject_id == sid)).rowcount  # type: ignore[attr-defined]
+    # Disposition events (court references of the subject's bookings) go with the records; the request that led
+    # here keeps its grounds.
+    dispositions = session.execute(delete(Disposition).where(Disposition.subject_id == sid)).rowcount  # type: ignore[attr-defined]
     cited_images = set(
         session.execute(select(SearchCandidate.image_id).where(SearchCandidate.subject_id == sid)).scalars()
     )
@@ -459,6 +544,7 @@ def purge_records(session: Session, subject: Subject) -> dict[str, int]:
         "image_rows_scrubbed": images_scrubbed,
         "encounters_deleted": encounters_deleted,
         "encounters_scrubbed": encounters_scrubbed,
+        "dispositions_deleted": int(dispositions or 0),
     }
 
 
@@ -650,7 +736,8 @@ def build_certificate(
         "grounds": req.grounds,
         "recorded_by": req.recorded_by,
         "recorded_at": iso_utc(req.recorded_at),
-        "checklist": {item: bool((req.checklist or {}).get(item, {}).get("satisfied")) for item in CHECKLIST_ITEMS},
+        "checklist": {item.code: bool((req.checklist or {}).get(item.code, {}).get("satisfied"))
+                      for item in from_snapshot(req.criteria)},
         "decision": "approved",
         "decision_reason": req.decision_reason,
         "decided_by": req.decided_by,
@@ -683,6 +770,8 @@ __all__ = [
     "find_subject_id",
     "get_request",
     "list_requests",
+    "open_request",
+    "open_request_id",
     "purge_records",
     "record_checklist",
     "request_destruction",

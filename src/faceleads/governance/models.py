@@ -1,5 +1,5 @@
 """Governance records: destruction requests with their eligibility checklist, decision, execution progress and
-certificate (see docs/destruction.md).
+certificate (see docs/destruction.md); the agency-administered eligibility criteria and disposition policy.
 
 Nothing here is biometric: a request names a subject by its database id; the certificate counts what was destroyed
 and names the destroyed key id (a random identifier, not personal data).
@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faceleads.db import Base, utcnow
@@ -73,3 +73,56 @@ class DestructionRequest(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     certificate_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     certificate_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The agency's eligibility criteria in force when the request was recorded (a snapshot: later changes to the
+    # list do not move the goalposts of an open request): [{"code", "text", "check", "parameter"}]. None for a
+    # request recorded before criteria were administered: the four default items apply.
+    criteria: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # "request" (someone asked) or "disposition" (opened by the agency's disposition policy).
+    origin: Mapped[str] = mapped_column(String(16), default="request")
+    disposition_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+
+class CriterionCheck(StrEnum):
+    """How an eligibility criterion is assessed. Every criterion is recorded by a person; for the computed kinds the
+    system also works out the answer from the records and refuses a recording that contradicts it."""
+
+    MANUAL = "manual"
+    MAX_AGE_AT_BOOKING = "max_age_at_booking"  # parameter: years; the subject was younger at every booking
+    WAITING_PERIOD = "waiting_period"  # parameter: days since the latest disposition (discharge) have passed
+
+
+class DestructionCriterion(Base):
+    """An item of an agency's destruction eligibility checklist (administered by the agency's administrators)."""
+
+    __tablename__ = "destruction_criteria"
+    __table_args__ = (UniqueConstraint("agency_id", "code", name="uq_destruction_criteria_agency_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    check: Mapped[str] = mapped_column(String(32), default=CriterionCheck.MANUAL.value)
+    parameter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(150))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DispositionRule(Base):
+    """What an agency's policy does when a booking is disposed of in a given way: destroy the subject's records
+    after a waiting period (days from the disposition date), or keep them. Kinds without a rule use the default
+    (destroy, no waiting period)."""
+
+    __tablename__ = "disposition_rules"
+    __table_args__ = (UniqueConstraint("agency_id", "kind", name="uq_disposition_rules_agency_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))  # "destroy" or "retain"
+    waiting_days: Mapped[int] = mapped_column(Integer, default=0)
+    updated_by: Mapped[str] = mapped_column(String(150))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

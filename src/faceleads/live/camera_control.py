@@ -22,6 +22,7 @@ from faceleads.core import audit
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import IntegrityError, KeyDestroyedError, NotFound
+from faceleads.gallery.lawful import lawful_template_clause
 from faceleads.gallery.models import FaceTemplate, Image, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime, template_context
 from faceleads.live.common import as_utc, close_if_due, effective_status, get_deployment_row
@@ -59,8 +60,9 @@ def load_watchlist(rt: GalleryRuntime, deployment_id: int) -> WatchListMatrix:
             rows = session.execute(
                 select(FaceTemplate.embedding, FaceTemplate.image_id, Image.sha256)
                 .join(Image, Image.id == FaceTemplate.image_id)
-                .where(FaceTemplate.subject_id == subject.id, FaceTemplate.model_version == model)
-            ).all()
+                .where(FaceTemplate.subject_id == subject.id, FaceTemplate.model_version == model,
+                       lawful_template_clause())
+            ).all()  # fmt: skip
             try:
                 key = rt.keystore.get(subject.key_id)
             except (KeyDestroyedError, NotFound):

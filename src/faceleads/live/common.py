@@ -11,6 +11,7 @@ from faceleads.casework.common import as_utc
 from faceleads.core import audit
 from faceleads.core.actor import Actor
 from faceleads.core.policy import Action, enforce
+from faceleads.core.regime import in_force
 from faceleads.errors import NotFound, PermissionDenied
 from faceleads.live.models import (
     Deployment,
@@ -26,8 +27,9 @@ ACTIVE = (DeploymentStatus.AUTHORISED.value, DeploymentStatus.RUNNING.value)
 
 def effective_status(dep: Deployment, now: datetime) -> DeploymentStatus:
     """The deployment's status at ``now``: an authorised or running deployment is over once its stored end time
-    has passed, whatever any process did or failed to do."""
-    if dep.status in ACTIVE and as_utc(now) >= as_utc(dep.end_at):
+    has passed, whatever any process did or failed to do (the authorisation's expiry: :func:`faceleads.core.regime.
+    in_force`, the one expiry rule)."""
+    if dep.status in ACTIVE and not in_force(as_utc(dep.end_at), as_utc(now)):
         return DeploymentStatus.ENDED
     return DeploymentStatus(dep.status)
 

@@ -29,11 +29,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from faceleads.core.regime import LIVE_PURPOSE as LIVE_PURPOSE  # re-exported: live code imports it from here
+from faceleads.core.regime import Regime
 from faceleads.db import Base, utcnow
 
-LIVE_REGIME = "live_deployment"
-# Galleries (and sharing agreements) must list this purpose for their subjects to be put on a watch list.
-LIVE_PURPOSE = "live-watchlist"
+# The legal-regime vocabulary is core's (faceleads.core.regime): a deployment is authorised under the live
+# deployment regime, and LIVE_PURPOSE — the purpose galleries (and sharing agreements) must list for their subjects to
+# be put on a watch list — is in that regime for every agency, so it never serves a retrospective search.
+LIVE_REGIME = Regime.LIVE_DEPLOYMENT.value
 
 
 def new_alert_key_id() -> str:

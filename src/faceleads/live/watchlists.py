@@ -4,7 +4,8 @@ A subject may go on a list only when its gallery is held for the ``live-watchlis
 or is shared with it for that purpose by an agreement in force (:mod:`faceleads.gallery.visibility`). Each entry
 states its reason (e.g. the warrant number) and an expiry. An entry counts (is frozen into a deployment, stays in a
 running deployment's memory) only while it has not expired, its subject is active (not destroyed or being
-destroyed), its gallery is still visible for the purpose and it has a template of the current model.
+destroyed), its gallery is still visible for the purpose and it has a template of the current model whose booking
+is held under a listed legal authority (:mod:`faceleads.gallery.lawful`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from faceleads.core.policy import Action, enforce
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, ValidationError
+from faceleads.gallery.lawful import lawful_template_clause
 from faceleads.gallery.models import FaceTemplate, Subject, SubjectStatus
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.gallery.visibility import gallery_visible
@@ -48,7 +50,7 @@ class EntryInfo:
     expires_at: datetime
     added_by: str
     added_at: datetime
-    state: str  # usable / expired / destroyed / not_visible / no_template
+    state: str  # usable / expired / destroyed / not_visible / authority_not_listed / no_template
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -92,19 +94,21 @@ def entry_state(session: Session, agency_id: int, entry: WatchListEntry, subject
     if not gallery_visible(session, agency_id, subject.gallery_id, LIVE_PURPOSE, now):
         return "not_visible"
     if model_version is not None and template_count(session, subject.id, model_version) == 0:
+        # Photos held under an authority that is not (or no longer) on the list are never compared either.
+        if template_count(session, subject.id, model_version, lawful_only=False):
+            return "authority_not_listed"
         return "no_template"
     return "usable"
 
 
-def template_count(session: Session, subject_id: int, model_version: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count(FaceTemplate.id)).where(
-                FaceTemplate.subject_id == subject_id, FaceTemplate.model_version == model_version
-            )
-        )
-        or 0
+def template_count(session: Session, subject_id: int, model_version: str, *, lawful_only: bool = True) -> int:
+    """The subject's templates of the model (by default only those lawful to search: docs/gallery.md)."""
+    query = select(func.count(FaceTemplate.id)).where(
+        FaceTemplate.subject_id == subject_id, FaceTemplate.model_version == model_version
     )
+    if lawful_only:
+        query = query.where(lawful_template_clause())
+    return int(session.scalar(query) or 0)
 
 
 def _owned(session: Session, actor: Actor, watchlist_id: int) -> WatchList:

@@ -8,6 +8,11 @@
   (12) after sign-in. Only the SHA-256 of the token is stored.
 - :func:`actor_for_session` turns a token into the :class:`Actor` every policy decision is made for; analysts and
   reviewers whose certification has expired lose those two roles there.
+- Roles that require a second factor (:func:`totp_required_roles`; in production every role that reaches
+  biometric content): a user holding one without TOTP enrolled is refused at sign-in with
+  :class:`SecondFactorEnrolmentRequired`, which carries a short-lived *enrolment session* that can only manage the
+  user's own account. A session is never worth more than its second factor: an existing session without one acts
+  with no role once such a role applies.
 
 Time comes from an injectable ``clock`` so that expiry is tested without sleeping.
 """
@@ -27,9 +32,16 @@ from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
+from faceleads.core.policy import biometric_roles
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
-from faceleads.errors import AuthenticationError, TooManyRequests, ValidationError
+from faceleads.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    SecondFactorEnrolmentRequired,
+    TooManyRequests,
+    ValidationError,
+)
 from faceleads.security import passwords, totp
 from faceleads.security.models import AuthSession, Certification, RecoveryCode, User
 from faceleads.security.throttle import SignInLimiter
@@ -39,6 +51,34 @@ Clock = Callable[[], datetime]
 # Roles that exist only for certified examiners: without a valid certification they are not effective.
 CERTIFIED_ROLES: frozenset[Role] = frozenset({Role.ANALYST, Role.REVIEWER})
 _LAST_SEEN_GRANULARITY = timedelta(seconds=60)  # avoid a database write on every request
+ENROLMENT_FACTOR = "enrolment"  # AuthSession.second_factor of an enrolment-only session
+ENROLMENT_MINUTES = 15
+TOTP_ENROL_HINT = (
+    "enrol a TOTP second factor first: 'faceleads account totp-enrol' then 'faceleads account totp-confirm CODE' "
+    "(API: POST /api/v1/account/totp/enrol and /confirm with the enrolment token), then sign in again with a code"
+)
+
+
+def totp_required_roles(settings: Settings) -> frozenset[Role]:
+    """The roles that may sign in only with TOTP enrolled (``Settings.totp_required_roles``; by default every
+    biometric role in production, none in dev mode)."""
+    if settings.totp_required_roles is not None:
+        try:
+            return frozenset(Role(name) for name in settings.totp_required_roles)
+        except ValueError:
+            raise ConfigurationError(
+                f"FACELEADS_TOTP_REQUIRED_ROLES names an unknown role ({', '.join(settings.totp_required_roles)}): "
+                f"choose from {', '.join(r.value for r in Role)}"
+            ) from None
+    return frozenset() if settings.is_dev else biometric_roles()
+
+
+def _roles_needing_totp(user: User, settings: Settings) -> list[str]:
+    """The user's granted roles that require a second factor (empty when TOTP is enrolled)."""
+    if user.totp_enabled:
+        return []
+    required = totp_required_roles(settings)
+    return sorted(grant.role for grant in user.role_grants if grant.role in required)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -164,6 +204,11 @@ def authenticate(
     same :data:`SIGN_IN_REFUSED` message after the same work — exactly one argon2id verification, against the
     account's hash or, for an unknown username, a dummy hash — so neither the message nor the time taken tells an
     unknown user from a wrong password, a locked or a deactivated account. Only the audit entry has the reason.
+
+    The one distinct answer is :class:`SecondFactorEnrolmentRequired` (a role of the user requires TOTP and none is
+    enrolled). It is given only after the same single verification found the password right on an active, unlocked
+    account, so it reveals nothing to someone who does not already hold the password; it carries a short session
+    that can do nothing but enrol the second factor (the web's account page, ``faceleads account totp-enrol``).
     With a ``limiter`` (the web app's), an attempt from ``address`` beyond its rate is refused with
     :class:`TooManyRequests` before any check (the same answer for every username), and the refusal is audited too.
     """
@@ -181,6 +226,7 @@ def authenticate(
             raise
     failure = False
     result: SignIn | None = None
+    enrolment: SecondFactorEnrolmentRequired | None = None
     try:
         lookup: str | None = identifiers.username(username)
     except ValidationError:
@@ -226,17 +272,24 @@ def authenticate(
             else:
                 reason: str | None = None
                 factor = "none"
+                # Only a right password on an active, unlocked account reaches the TOTP-required answer: it
+                # tells nothing to someone who does not already hold the password (see authenticate's docstring).
+                needing = _roles_needing_totp(user, settings) if password_ok else []
                 if not password_ok:
                     reason = "wrong password"
+                elif needing:
+                    enrolment = _open_enrolment_session(session, user, actor, needing, now, client)
                 else:
                     reason, factor = _check_second_factor(session, user, second_factor, now, master_key, settings)
                 if reason is not None:
                     _record_failure(session, user, actor, reason, now, settings, client)
                     failure = True
-                else:
+                elif enrolment is None:
                     result = _open_session(session, user, actor, password, factor, now, settings, client)
     if failure:
         raise AuthenticationError(SIGN_IN_REFUSED)
+    if enrolment is not None:
+        raise enrolment
     assert result is not None
     return result
 
@@ -276,24 +329,40 @@ def _open_session(
     user.locked_until = None
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(hours=settings.session_max_hours)
-    session.add(
-        AuthSession(
-            token_hash=hash_token(token),
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=expires_at,
-            client=client[:100],
-            second_factor=factor,
-        )
-    )
+    token = _new_session(session, user, now, expires_at, client, factor)
     audit.record(
         session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.OK,
         details={"second_factor": factor, "client": client[:100]}, at=now,
     )  # fmt: skip
     return SignIn(token=token, actor=actor, expires_at=expires_at, second_factor=factor)
+
+
+def _new_session(session: Session, user: User, now: datetime, expires_at: datetime, client: str, factor: str) -> str:
+    """Store a new session (only the token's SHA-256) and return the token."""
+    token = secrets.token_urlsafe(32)
+    session.add(AuthSession(token_hash=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now,
+                            expires_at=expires_at, client=client[:100], second_factor=factor))
+    return token
+
+
+def _open_enrolment_session(
+    session: Session, user: User, actor: Actor, needing: list[str], now: datetime, client: str
+) -> SecondFactorEnrolmentRequired:
+    """Refuse the sign-in (audited) and open a short session that can only enrol the second factor."""
+    user.failed_attempts = 0  # the password was right: this is not a failed attempt
+    token = _new_session(session, user, now, now + timedelta(minutes=ENROLMENT_MINUTES), client, ENROLMENT_FACTOR)
+    audit.record(
+        session, actor, audit.AuditAction.LOGIN, f"user:{user.id}", audit.Outcome.DENIED,
+        details={"reason": "second factor not enrolled", "roles": ",".join(needing), "client": client[:100],
+                 "enrolment_session": True},
+        at=now,
+    )  # fmt: skip
+    return SecondFactorEnrolmentRequired(
+        f"sign-in refused: the role(s) {', '.join(needing)} require a TOTP second factor, which user "
+        f"{user.username!r} has not enrolled; {TOTP_ENROL_HINT}",
+        token,
+    )
 
 
 def actor_for_session(
@@ -320,7 +389,25 @@ def actor_for_session(
         raise AuthenticationError("account deactivated")
     if now - as_utc(row.last_seen_at) >= _LAST_SEEN_GRANULARITY:
         row.last_seen_at = now
-    return actor_for_user(session, user, now)
+    actor = actor_for_user(session, user, now)
+    if _enrolment_only(row, user, settings):
+        # Enrolment-only: the user's own account and nothing else until a second factor is enrolled and used.
+        return Actor(actor.username, actor.agency_id, frozenset(), actor.user_id, actor.agency_code)
+    return actor
+
+
+def _enrolment_only(row: AuthSession, user: User, settings: Settings) -> bool:
+    return row.second_factor == ENROLMENT_FACTOR or (
+        row.second_factor == "none" and bool(_roles_needing_totp(user, settings))
+    )
+
+
+def is_enrolment_session(session: Session, token: str, *, settings: Settings | None = None) -> bool:
+    """Whether ``token`` is a session that may only enrol the second factor (for the pages to say so)."""
+    settings = settings or get_settings()
+    row = session.scalars(select(AuthSession).where(AuthSession.token_hash == hash_token(token or ""))).first()
+    user = session.get(User, row.user_id) if row is not None else None
+    return row is not None and user is not None and _enrolment_only(row, user, settings)
 
 
 def logout(session: Session, token: str, *, clock: Clock = utcnow) -> bool:
@@ -336,12 +423,16 @@ def logout(session: Session, token: str, *, clock: Clock = utcnow) -> bool:
     return True
 
 
-def revoke_user_sessions(session: Session, user_id: int, now: datetime | None = None) -> int:
-    """End every open session of a user (password reset, deactivation, role change). Returns how many."""
+def revoke_user_sessions(
+    session: Session, user_id: int, now: datetime | None = None, *, only_factor: str | None = None
+) -> int:
+    """End every open session of a user (password reset, deactivation, role change), or only those opened with
+    ``only_factor`` (e.g. the enrolment sessions once TOTP is on). Returns how many."""
     now = as_utc(now or utcnow())
-    rows = session.scalars(
-        select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-    ).all()
+    query = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if only_factor is not None:
+        query = query.where(AuthSession.second_factor == only_factor)
+    rows = session.scalars(query).all()
     for row in rows:
         row.revoked_at = now
     return len(rows)

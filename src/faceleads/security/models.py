@@ -8,8 +8,9 @@ key derived from the master key.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from faceleads.db import Agency, Base, utcnow
@@ -29,6 +30,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who created the account (None: bootstrap, or inserted before this was recorded). Nobody certifies, or approves
+    # access for, a user they created: they chose its first password.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Lockout: consecutive failures since the last success; locked while locked_until is in the future.
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -107,3 +111,50 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApprovalKind(StrEnum):
+    """What a pending approval would do once a second person approves it."""
+
+    GRANT_ROLE = "grant_role"  # a role that reaches biometric content
+    CERTIFY = "certify"  # a facial-comparison certification (makes analyst/reviewer effective)
+    RESET_PASSWORD = "reset_password"  # of a user holding a biometric role
+    RESET_TOTP = "reset_totp"  # of a user holding a biometric role
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # and applied, in the same transaction
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided within the approval window
+
+
+class AccessApproval(Base):
+    """A change that gives someone access to biometric content, waiting for a second person's approval.
+
+    Requested by one person (an administrator, a training officer), approved or rejected by another holding the
+    approving role in the same agency; it expires when nobody decides in time. The new password of a reset is held
+    only as its argon2id hash, and only while the request is pending.
+    """
+
+    __tablename__ = "access_approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    cert_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cert_reference: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    requested_by_username: Mapped[str] = mapped_column(String(150))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default=ApprovalStatus.PENDING.value, index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_by_username: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. certification:12

@@ -5,7 +5,12 @@ Every function takes a session factory and the acting :class:`Actor`, asks the c
 in that same transaction, so that a change and its audit entry commit together.
 
 Separation of duties: nobody changes their own roles or certifications (an administrator cannot make themselves an
-analyst and so reach biometric content), and administrators act only on users of their own agency.
+analyst and so reach biometric content), and administrators act only on users of their own agency. A change that
+gives someone access to biometric content — a biometric role, a certification, a password or second-factor reset of
+a biometric user — is only *requested* here and waits for a second person's approval
+(:mod:`faceleads.security.approvals`); nobody certifies a user whose account they created. Agencies are created by a
+system operator, each with its first administrator; only system operators grant the system-level roles
+(``system_operator``, ``oversight``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from faceleads import identifiers
 from faceleads.config import Settings, get_settings
 from faceleads.core import audit
 from faceleads.core.actor import Actor, Role
-from faceleads.core.policy import Action, enforce
+from faceleads.core.policy import SYSTEM_ROLES, Action, biometric_roles, enforce
 from faceleads.core.uow import transaction
 from faceleads.db import Agency, utcnow
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
-from faceleads.security import passwords, totp
-from faceleads.security.auth import Clock, actor_for_user, as_utc, revoke_user_sessions
-from faceleads.security.models import Certification, RecoveryCode, RoleGrant, User
+from faceleads.security import approvals, passwords, totp
+from faceleads.security.approvals import ApprovalInfo
+from faceleads.security.auth import ENROLMENT_FACTOR, Clock, actor_for_user, as_utc, revoke_user_sessions
+from faceleads.security.models import ApprovalKind, RecoveryCode, RoleGrant, User
 from faceleads.storage.crypto import load_master_key
 
 
@@ -70,6 +76,34 @@ def _not_self(actor: Actor, username: str, what: str) -> None:
 
 
 @dataclass(frozen=True)
+class Change:
+    """The result of an administration request: applied now, unchanged, or waiting for a second person."""
+
+    done: bool
+    message: str
+    approvals: tuple[ApprovalInfo, ...] = ()  # the requests now waiting for a second person
+    ref: int | None = None  # e.g. the new user's id
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.approvals)
+
+    def to_json(self) -> dict[str, object]:
+        return {"done": self.done, "pending": self.pending, "message": self.message, "id": self.ref,
+                "approvals": [a.to_json() for a in self.approvals]}
+
+
+def _pending(approval: ApprovalInfo) -> Change:
+    return Change(False, f"waiting for a second person's approval (request {approval.id}): {approval.description}",
+                  (approval,))
+
+
+def _holds_biometric_role(user: User) -> bool:
+    bio = {r.value for r in biometric_roles()}
+    return any(grant.role in bio for grant in user.role_grants)
+
+
+@dataclass(frozen=True)
 class UserInfo:
     """What administration screens show about a user (never secrets)."""
 
@@ -91,7 +125,12 @@ class UserInfo:
 def bootstrap(
     session_factory: sessionmaker[Session], agency_code: str, agency_name: str, username: str, password: str
 ) -> int:
-    """Create the first agency and its first administrator; refused once any user exists. Returns the user id."""
+    """Create the first agency and its first user, administrator and system operator; refused once any user exists.
+    Returns the user id.
+
+    Whoever runs it has the data directory (database, master key): they are the installation's root of trust. The
+    roles given here reach no biometric content.
+    """
     agency_code = _check_agency_code(agency_code)
     username = _check_username(username)
     passwords.check_password_rules(password, username=username)
@@ -107,9 +146,11 @@ def bootstrap(
         session.add(user)
         session.flush()
         session.add(RoleGrant(user_id=user.id, role=Role.ADMINISTRATOR.value))
+        session.add(RoleGrant(user_id=user.id, role=Role.SYSTEM_OPERATOR.value))
         audit.record(
             session, None, "bootstrap", f"user:{user.id}",
-            details={"agency_code": agency_code, "username": username, "role": Role.ADMINISTRATOR.value},
+            details={"agency_code": agency_code, "username": username,
+                     "roles": f"{Role.ADMINISTRATOR.value},{Role.SYSTEM_OPERATOR.value}"},
         )  # fmt: skip
         return user.id
 
@@ -124,20 +165,60 @@ def _check_username(username: str) -> str:
     return identifiers.username(username)
 
 
-def create_agency(session_factory: sessionmaker[Session], actor: Actor, code: str, name: str) -> int:
-    """Create an agency; returns its id."""
+@dataclass(frozen=True)
+class AgencyInfo:
+    id: int
+    code: str
+    name: str
+    first_admin: str | None = None
+
+
+def create_agency(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    code: str,
+    name: str,
+    *,
+    admin_username: str,
+    admin_password: str,
+    admin_display_name: str = "",
+) -> AgencyInfo:
+    """Create an agency with its first administrator (system operators); both in one audited transaction.
+
+    The first administrator holds no biometric role: the agency's first supervisor is approved by a second person
+    (a system operator other than the one who created the agency, while the agency has no approver of its own).
+    """
+    enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{str(code)[:32]}")
     code = _check_agency_code(code)
-    enforce(session_factory, actor, Action.ADMIN_AGENCIES, f"agency:{code}")
-    if not name.strip() or len(name) > 200:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValidationError("agency name must be 1-200 characters")
+    admin_username = _check_username(admin_username)
+    admin_display_name = identifiers.free_text(str(admin_display_name or "").strip(), "display name")
+    passwords.check_password_rules(admin_password, username=admin_username)
     with transaction(session_factory) as session:
         if session.scalars(select(Agency).where(Agency.code == code)).first() is not None:
             raise ValidationError(f"an agency with code {code!r} already exists")
+        if session.scalars(select(User).where(User.username == admin_username)).first() is not None:
+            raise ValidationError(f"username {admin_username!r} is already taken")
         agency = Agency(code=code, name=name.strip())
         session.add(agency)
         session.flush()
-        audit.record(session, actor, "agency_create", f"agency:{agency.id}", details={"code": code, "name": name})
-        return agency.id
+        user = User(agency_id=agency.id, username=admin_username, display_name=admin_display_name[:200],
+                    password_hash=passwords.hash_password(admin_password), created_by=actor.user_id)
+        session.add(user)
+        session.flush()
+        session.add(RoleGrant(user_id=user.id, role=Role.ADMINISTRATOR.value, granted_by=actor.user_id))
+        audit.record(session, actor, "agency_create", f"agency:{agency.id}",
+                     details={"code": code, "name": name.strip()[:200], "first_admin": admin_username,
+                              "first_admin_user_id": user.id})  # fmt: skip
+        return AgencyInfo(agency.id, code, agency.name, admin_username)
+
+
+def list_agencies(session_factory: sessionmaker[Session], actor: Actor) -> list[AgencyInfo]:
+    """Every agency (system operators)."""
+    enforce(session_factory, actor, Action.ADMIN_AGENCIES, "agencies")
+    with session_factory() as session:
+        return [AgencyInfo(a.id, a.code, a.name) for a in session.scalars(select(Agency).order_by(Agency.code))]
 
 
 def create_user(
@@ -149,8 +230,12 @@ def create_user(
     *,
     display_name: str = "",
     roles: Iterable[str] = (),
-) -> int:
-    """Create a user in ``agency_code`` (the administrator's own agency) with initial roles; returns the id."""
+) -> Change:
+    """Create a user in ``agency_code`` (the administrator's own agency) with initial roles.
+
+    Roles that reach no biometric content are granted at once; each biometric role becomes a request waiting for a
+    second person's approval (its :class:`ApprovalInfo` is in the message). ``Change.ref`` is the new user's id.
+    """
     username = _check_username(username)
     agency_code = _check_agency_code(agency_code)
     display_name = identifiers.free_text(display_name.strip(), "display name")
@@ -160,7 +245,10 @@ def create_user(
     role_set = parse_roles(roles)
     if role_set:
         enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}", agency_id)
+    if role_set & SYSTEM_ROLES:
+        enforce(session_factory, actor, Action.ADMIN_SYSTEM_ROLES, f"user:{username}")
     passwords.check_password_rules(password, username=username)
+    bio = biometric_roles()
     with transaction(session_factory) as session:
         if session.scalars(select(User).where(User.username == username)).first() is not None:
             raise ValidationError(f"username {username!r} is already taken")
@@ -169,51 +257,64 @@ def create_user(
             username=username,
             display_name=display_name[:200],
             password_hash=passwords.hash_password(password),
+            created_by=actor.user_id,
         )
         session.add(user)
         session.flush()
-        for role in sorted(role_set):
-            session.add(RoleGrant(user_id=user.id, role=role.value, granted_by=actor.user_id))
+        granted = sorted(r.value for r in role_set - bio)
+        for role in granted:
+            session.add(RoleGrant(user_id=user.id, role=role, granted_by=actor.user_id))
         audit.record(
             session, actor, "user_create", f"user:{user.id}",
-            details={"username": username, "agency_code": agency_code, "roles": ",".join(sorted(role_set))},
+            details={"username": username, "agency_code": agency_code, "roles": ",".join(granted),
+                     "roles_pending_approval": ",".join(sorted(r.value for r in role_set & bio))},
         )  # fmt: skip
-        return user.id
+        session.flush()
+        pending = [approvals.request(session, actor, ApprovalKind.GRANT_ROLE, user, role=role)
+                   for role in sorted(role_set & bio)]
+        message = f"created user {username!r} (id {user.id})"
+        if granted:
+            message += f" with role(s) {', '.join(granted)}"
+        if pending:
+            message += "; waiting for a second person's approval: " + "; ".join(
+                f"request {a.id} ({a.role})" for a in pending)
+        return Change(True, message, tuple(pending), user.id)
 
 
-def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: str, role: str) -> bool:
-    """Grant a role; False when the user already held it."""
+def _authorise_role_change(session_factory: sessionmaker[Session], actor: Actor, username: str, role: Role) -> None:
+    """System roles are granted by system operators (any agency); other roles by the user's agency's admins."""
+    if role in SYSTEM_ROLES:
+        enforce(session_factory, actor, Action.ADMIN_SYSTEM_ROLES, f"user:{username}")
+        with session_factory() as session:
+            _user(session, username)
+    else:
+        enforce(session_factory, actor, Action.ADMIN_ROLES, f"user:{username}",
+                _target_agency_id(session_factory, username))
+
+
+def grant_role(session_factory: sessionmaker[Session], actor: Actor, username: str, role: str) -> Change:
+    """Grant a role. A role reaching biometric content is only requested: a second person approves it."""
     (parsed,) = parse_roles([role])
-    enforce(
-        session_factory,
-        actor,
-        Action.ADMIN_ROLES,
-        f"user:{username}",
-        _target_agency_id(session_factory, username),
-    )
+    _authorise_role_change(session_factory, actor, username, parsed)
     _not_self(actor, username, "change the roles of")
     with transaction(session_factory) as session:
         user = _user(session, username)
         if any(grant.role == parsed.value for grant in user.role_grants):
-            return False
+            return Change(False, f"{username} already holds {parsed.value}")
+        if parsed in biometric_roles():
+            return _pending(approvals.request(session, actor, ApprovalKind.GRANT_ROLE, user, role=parsed))
         session.add(RoleGrant(user_id=user.id, role=parsed.value, granted_by=actor.user_id))
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
             details={"change": "grant_role", "role": parsed.value, "username": user.username},
         )  # fmt: skip
-        return True
+        return Change(True, f"granted {parsed.value} to {username}")
 
 
 def revoke_role(session_factory: sessionmaker[Session], actor: Actor, username: str, role: str) -> bool:
-    """Revoke a role; False when the user did not hold it."""
+    """Revoke a role (at once: taking access away needs no second person); False when the user did not hold it."""
     (parsed,) = parse_roles([role])
-    enforce(
-        session_factory,
-        actor,
-        Action.ADMIN_ROLES,
-        f"user:{username}",
-        _target_agency_id(session_factory, username),
-    )
+    _authorise_role_change(session_factory, actor, username, parsed)
     _not_self(actor, username, "change the roles of")
     with transaction(session_factory) as session:
         user = _user(session, username)
@@ -236,8 +337,9 @@ def certify(
     *,
     reference: str = "",
     clock: Clock = utcnow,
-) -> int:
-    """Record a facial-comparison certification valid until ``expires_at``; returns its id."""
+) -> Change:
+    """Record a facial-comparison certification valid until ``expires_at`` (training officers). It takes effect once
+    a second person approves it; nobody certifies themselves or a user whose account they created."""
     enforce(
         session_factory, actor, Action.ADMIN_CERTIFICATIONS, f"user:{username}",
         _target_agency_id(session_factory, username),
@@ -249,21 +351,13 @@ def certify(
         raise ValidationError(f"certification expiry {expires_at:%Y-%m-%d} is not in the future")
     with transaction(session_factory) as session:
         user = _user(session, username)
-        cert = Certification(
-            user_id=user.id,
-            reference=reference[:200],
-            issued_at=now,
-            expires_at=expires_at,
-            issued_by=actor.user_id,
-        )
-        session.add(cert)
-        session.flush()
-        audit.record(
-            session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
-            details={"change": "certify", "certification_id": cert.id, "expires": expires_at.isoformat(),
-                     "reference": reference[:200]},
-        )  # fmt: skip
-        return cert.id
+        if user.created_by is not None and user.created_by == actor.user_id:
+            reason = f"you created {username}'s account: another person records its certification"
+            audit.record_now(session_factory, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
+                             audit.Outcome.DENIED, details={"change": "certify", "reason": reason})
+            raise PermissionDenied(reason)
+        return _pending(approvals.request(session, actor, ApprovalKind.CERTIFY, user, cert_expires_at=expires_at,
+                                          cert_reference=reference[:200], now=now))
 
 
 def revoke_certifications(
@@ -290,8 +384,12 @@ def revoke_certifications(
         return count
 
 
-def reset_password(session_factory: sessionmaker[Session], actor: Actor, username: str, new_password: str) -> None:
-    """Set a new password for a user (their sessions end); tell them out of band."""
+def reset_password(
+    session_factory: sessionmaker[Session], actor: Actor, username: str, new_password: str
+) -> Change:
+    """Set a new password for a user (their sessions end); tell them out of band. For a user holding a biometric
+    role it is only requested: it takes effect (and the old password stops working) once a second person
+    approves."""
     enforce(
         session_factory,
         actor,
@@ -299,16 +397,22 @@ def reset_password(session_factory: sessionmaker[Session], actor: Actor, usernam
         f"user:{username}",
         _target_agency_id(session_factory, username),
     )
+    _not_self(actor, username, "reset the password of")
     passwords.check_password_rules(new_password, username=username)
+    new_hash = passwords.hash_password(new_password)
     with transaction(session_factory) as session:
         user = _user(session, username)
-        user.password_hash = passwords.hash_password(new_password)
+        if _holds_biometric_role(user):
+            return _pending(approvals.request(session, actor, ApprovalKind.RESET_PASSWORD, user,
+                                              password_hash=new_hash))
+        user.password_hash = new_hash
         user.password_changed_at = utcnow()
         ended = revoke_user_sessions(session, user.id)
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
             details={"change": "reset_password", "sessions_ended": ended},
         )  # fmt: skip
+        return Change(True, f"password of {username} reset; their sessions were ended")
 
 
 def unlock(session_factory: sessionmaker[Session], actor: Actor, username: str) -> None:
@@ -348,8 +452,9 @@ def set_active(session_factory: sessionmaker[Session], actor: Actor, username: s
         )  # fmt: skip
 
 
-def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: str) -> None:
-    """Remove a user's TOTP and recovery codes (lost device); they enrol again at next sign-in."""
+def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: str) -> Change:
+    """Remove a user's TOTP and recovery codes (lost device); they enrol again at next sign-in. For a user holding a
+    biometric role it is only requested: a second person approves it."""
     enforce(
         session_factory,
         actor,
@@ -357,18 +462,18 @@ def reset_totp(session_factory: sessionmaker[Session], actor: Actor, username: s
         f"user:{username}",
         _target_agency_id(session_factory, username),
     )
+    _not_self(actor, username, "reset the second factor of")
     with transaction(session_factory) as session:
         user = _user(session, username)
-        user.totp_enabled = False
-        user.totp_secret_enc = None
-        user.totp_last_step = None
-        for code in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
-            session.delete(code)
+        if _holds_biometric_role(user):
+            return _pending(approvals.request(session, actor, ApprovalKind.RESET_TOTP, user))
+        approvals.clear_totp(session, user)
         ended = revoke_user_sessions(session, user.id)
         audit.record(
             session, actor, audit.AuditAction.PERMISSION_CHANGE, f"user:{user.id}",
             details={"change": "reset_totp", "sessions_ended": ended},
         )  # fmt: skip
+        return Change(True, f"TOTP removed for {username}")
 
 
 def _user_info(session: Session, user: User, now: datetime) -> UserInfo:
@@ -485,7 +590,10 @@ def confirm_totp_enrolment(
         user.totp_enabled = True
         user.totp_last_step = step
         codes = _replace_recovery_codes(session, user, now)
-        audit.record(session, actor, "totp_enabled", f"user:{user.id}", details={"recovery_codes": len(codes)})
+        # The enrolment-only sessions have done their job: the user signs in again with a code.
+        ended = revoke_user_sessions(session, user.id, now, only_factor=ENROLMENT_FACTOR)
+        audit.record(session, actor, "totp_enabled", f"user:{user.id}",
+                     details={"recovery_codes": len(codes), "enrolment_sessions_ended": ended})
         return codes
 
 

@@ -64,10 +64,11 @@ class FaceEngine:
         s = self.settings
         threads = s.effective_threads
         spin = s.ort_spinning
+        rewrite = s.ort_rewrite_graphs
         pack = resolve_pack(s)
         self.pack = pack
         if detector is None:
-            runner = detector_runner or OrtRunner(pack.detector.path(s), threads, spin)
+            runner = detector_runner or OrtRunner(pack.detector.path(s), threads, spin, rewrite=rewrite)
             kind = YuNetDetector if pack.detector.kind == "yunet" else ScrfdDetector
             detector = kind(
                 runner,
@@ -84,7 +85,7 @@ class FaceEngine:
                 path = None if injected is not None else spec.path(s)
                 built.append(
                     OnnxRecognizer(
-                        injected or OrtRunner(path, threads, spin),  # type: ignore[arg-type]
+                        injected or OrtRunner(path, threads, spin, rewrite=rewrite),  # type: ignore[arg-type]
                         name=path.stem if path else s.embedder_file.rsplit(".", 1)[0],
                         digest=file_digest(path) if path else "injected",
                         dim=spec.dim,
@@ -105,7 +106,7 @@ class FaceEngine:
             self._faceness = self._faceness_model(threads, spin)
             if self._faceness is not None:
                 if landmark_runner is None:
-                    landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin)
+                    landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin, rewrite=rewrite)
                 self.landmarker = Landmarker(landmark_runner)
 
     def _faceness_model(self, threads: int, spin: bool) -> Recognizer | None:
@@ -122,7 +123,7 @@ class FaceEngine:
             return None
         if path.stem != wholecrop.FACENESS_MODEL:
             return None
-        runner = OrtRunner(path, threads, spin)
+        runner = OrtRunner(path, threads, spin, rewrite=self.settings.ort_rewrite_graphs)
         return OnnxRecognizer(runner, name=path.stem, digest="check", dim=spec.dim, fmt=spec.fmt, flip=False)
 
     @property

@@ -21,10 +21,16 @@ class InferenceRunner(Protocol):
 
 
 class OrtRunner:
-    """An :class:`InferenceRunner` backed by an ONNX Runtime CPU session."""
+    """An :class:`InferenceRunner` backed by an ONNX Runtime CPU session.
 
-    def __init__(self, path: Path, threads: int, spinning: bool = False) -> None:
+    ``rewrite``: run the graph with the exact rewrites of :mod:`faceleads.vision.graphopt` (PRelu as depthwise
+    convolutions), which give the same outputs faster; the file itself is never changed.
+    """
+
+    def __init__(self, path: Path, threads: int, spinning: bool = False, *, rewrite: bool = False) -> None:
         import onnxruntime as ort
+
+        from faceleads.vision.graphopt import optimised_model
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -34,7 +40,10 @@ class OrtRunner:
         # Spinning threads keep a core busy between operators; on shared cores they slow everyone down.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            source: str | bytes = str(path)
+            if rewrite:
+                source = optimised_model(path) or source
+            self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load model {path.name}: {exc}") from exc
         self.input_name = self._session.get_inputs()[0].name

@@ -29,6 +29,7 @@ from faceleads.config import Settings, get_settings
 from faceleads.gallery.changefeed import FeedFollower
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance.audit_integrity import periodic_anchor
+from faceleads.security.auth import totp_required_roles
 from faceleads.security.throttle import SignInLimiter
 from faceleads.web import errors
 from faceleads.web.forms import FetchRedirectMiddleware
@@ -43,7 +44,9 @@ API_PREFIX = "/api/v1"
 
 def api_routers() -> list[APIRouter]:
     """The REST API's routers (imported here, not at module level: they import the app's dependencies)."""
+    import faceleads.web.api.account
     import faceleads.web.api.admin
+    import faceleads.web.api.approvals
     import faceleads.web.api.audit_routes
     import faceleads.web.api.auth_routes
     import faceleads.web.api.casework
@@ -51,13 +54,18 @@ def api_routers() -> list[APIRouter]:
     import faceleads.web.api.faces
     import faceleads.web.api.gallery
     import faceleads.web.api.jobs
+    import faceleads.web.api.lawful
     import faceleads.web.api.live
+    import faceleads.web.api.oversight
+    import faceleads.web.api.regimes
     import faceleads.web.api.search
+    import faceleads.web.api.transparency
 
     api = faceleads.web.api
     return [api.auth_routes.router, api.faces.router, api.gallery.router, api.search.router, api.jobs.router,
             api.audit_routes.router, api.admin.router, api.casework.router,
-            api.destruction.router, api.live.router]  # fmt: skip
+            api.destruction.router, api.live.router, api.account.router, api.approvals.router, api.regimes.router,
+            api.oversight.router, api.lawful.router, api.transparency.router]  # fmt: skip
 
 
 def pages_routers() -> list[APIRouter]:
@@ -111,6 +119,7 @@ def create_app(
     """
     settings = settings or (runtime.settings if runtime else get_settings())
     settings.check_safe()
+    totp_required_roles(settings)  # a misspelt FACELEADS_TOTP_REQUIRED_ROLES stops the start, not a sign-in
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ TEMPLATES_DIR = __import__("pathlib").Path(__file__).resolve().parent / "templat
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.autoescape = True
 
-NAV: tuple[tuple[str, str, Action | None], ...] = (
+NAV: tuple[tuple[str, str, Action | tuple[Action, ...] | None], ...] = (
     ("Home", "/", None),
     ("Cases", "/cases", Action.VIEW_CASE),
     ("Verification", "/verification", Action.VERIFY),
@@ -27,11 +27,19 @@ NAV: tuple[tuple[str, str, Action | None], ...] = (
     ("Gallery", "/gallery", Action.VIEW_GALLERY_RECORD),
     ("Enrolment", "/enrol", Action.ENROL),
     ("Destruction", "/destruction", Action.VIEW_DESTRUCTION),
+    ("Lawful gallery", "/lawful", Action.VIEW_RECORDS_POLICY),
+    ("Outcomes", "/outcomes", Action.VIEW_CASE),
+    ("Transparency", "/transparency", Action.TRANSPARENCY_REPORT),
     ("Live", "/live", Action.LIVE_VIEW),
     ("Audit log", "/audit", Action.AUDIT_READ),
     ("Statistics", "/statistics", Action.VIEW_STATISTICS),
     ("Examiner QA", "/qa", Action.VIEW_STATISTICS),  # per examiner for supervisors, per agency for auditors
+    ("Ratifications", "/ratifications", Action.VIEW_RATIFICATIONS),
+    ("Partner access", "/partner-access", Action.VIEW_PARTNER_ACCESS),
     ("Administration", "/admin", Action.VIEW_USERS),
+    ("Approvals", "/approvals", (Action.VIEW_USERS, Action.APPROVE_ACCESS_BOOTSTRAP)),
+    ("Regimes", "/regimes", (Action.ADMIN_REGIMES, Action.VIEW_CASE, Action.VIEW_RATIFICATIONS)),
+    ("Agencies", "/operator", Action.ADMIN_AGENCIES),
 )
 
 FLASH_COOKIE = "fl_flash"
@@ -134,7 +142,12 @@ def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
     """Navigation links the actor's roles make useful (the routes still ask the policy)."""
     if actor is None:
         return []
-    return [(text, href) for text, href, action in NAV if action is None or allowed(actor, action)]
+    def shown(action: Action | tuple[Action, ...] | None) -> bool:
+        if action is None:
+            return True
+        return any(allowed(actor, a) for a in (action if isinstance(action, tuple) else (action,)))
+
+    return [(text, href) for text, href, action in NAV if shown(action)]
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:

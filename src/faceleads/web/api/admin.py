@@ -1,4 +1,8 @@
-"""Administration through :mod:`faceleads.security.users`: agencies, users, roles, certifications, unlocks."""
+"""Administration through :mod:`faceleads.security.users`: agencies, users, roles, certifications, unlocks.
+
+Changes that give access to biometric content (biometric roles, certifications, credential resets of biometric
+users) answer 202 with the pending approval request: a second person approves it (``/api/v1/approvals``).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from faceleads.core.policy import Action
-from faceleads.db import Agency
 from faceleads.gallery import galleries
 from faceleads.security import users
 from faceleads.web.api.schemas import DB_ID_MAX, ERRORS
-from faceleads.web.deps import ApiScope, DbSession
+from faceleads.web.deps import ApiScope
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 
@@ -22,8 +24,13 @@ Username = Annotated[str, Path(min_length=1, max_length=150)]
 
 
 class AgencyIn(BaseModel):
+    """A new agency and its first administrator (system operators)."""
+
     code: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=200)
+    admin_username: str = Field(min_length=1, max_length=150)
+    admin_password: str = Field(min_length=1, max_length=1024)
+    admin_display_name: str = Field(default="", max_length=200)
 
 
 class UserIn(BaseModel):
@@ -80,18 +87,25 @@ def user_json(info: users.UserInfo) -> dict[str, Any]:
     }
 
 
+def change_response(change: users.Change, status: int = 200) -> JSONResponse:
+    """A change applied (``status``) or waiting for a second person's approval (202), with the request."""
+    return JSONResponse(change.to_json(), status_code=202 if change.pending and not change.done else status)
+
+
 @router.get("/agencies")
-def agencies(scope: ApiScope, session: DbSession) -> list[dict[str, Any]]:
-    """Every agency (administrators)."""
-    scope.require(Action.ADMIN_AGENCIES, "agencies")
-    return [{"id": a.id, "code": a.code, "name": a.name} for a in session.scalars(select(Agency).order_by(Agency.code))]
+def agencies(scope: ApiScope) -> list[dict[str, Any]]:
+    """Every agency (system operators)."""
+    return [{"id": a.id, "code": a.code, "name": a.name} for a in users.list_agencies(scope.rt.session_factory,
+                                                                                        scope.actor)]
 
 
 @router.post("/agencies", status_code=201)
 def create_agency(body: AgencyIn, scope: ApiScope) -> dict[str, Any]:
-    """Create an agency."""
-    agency_id = users.create_agency(scope.rt.session_factory, scope.actor, body.code.strip(), body.name)
-    return {"id": agency_id, "code": body.code.strip(), "name": body.name.strip()}
+    """Create an agency with its first administrator (system operators); audited."""
+    info = users.create_agency(scope.rt.session_factory, scope.actor, body.code.strip(), body.name,
+                               admin_username=body.admin_username.strip(), admin_password=body.admin_password,
+                               admin_display_name=body.admin_display_name)  # fmt: skip
+    return {"id": info.id, "code": info.code, "name": info.name, "first_admin": info.first_admin}
 
 
 @router.get("/users")
@@ -101,19 +115,20 @@ def list_users(scope: ApiScope) -> list[dict[str, Any]]:
 
 
 @router.post("/users", status_code=201)
-def create_user(body: UserIn, scope: ApiScope) -> dict[str, Any]:
-    """Create a user in your agency with initial roles."""
-    user_id = users.create_user(
+def create_user(body: UserIn, scope: ApiScope) -> JSONResponse:
+    """Create a user in your agency with initial roles; biometric roles wait for a second person's approval
+    (listed in ``approvals``)."""
+    change = users.create_user(
         scope.rt.session_factory, scope.actor, scope.actor.agency_code, body.username, body.password,
         display_name=body.display_name, roles=body.roles,
     )  # fmt: skip
-    return {"id": user_id, "username": body.username}
+    return JSONResponse({**change.to_json(), "username": body.username}, status_code=201)
 
 
-@router.post("/users/{username}/roles")
-def grant_role(username: Username, body: RoleIn, scope: ApiScope) -> dict[str, Any]:
-    """Grant a role (nobody changes their own roles)."""
-    return {"changed": users.grant_role(scope.rt.session_factory, scope.actor, username, body.role)}
+@router.post("/users/{username}/roles", responses={202: {"description": "Waiting for a second person's approval"}})
+def grant_role(username: Username, body: RoleIn, scope: ApiScope) -> JSONResponse:
+    """Grant a role (nobody changes their own roles); a biometric role is requested (202) for approval."""
+    return change_response(users.grant_role(scope.rt.session_factory, scope.actor, username, body.role))
 
 
 @router.delete("/users/{username}/roles/{role}")
@@ -122,12 +137,14 @@ def revoke_role(username: Username, role: Annotated[str, Path(max_length=32)], s
     return {"changed": users.revoke_role(scope.rt.session_factory, scope.actor, username, role)}
 
 
-@router.post("/users/{username}/certifications", status_code=201)
-def certify(username: Username, body: CertificationIn, scope: ApiScope) -> dict[str, Any]:
-    """Record a facial-comparison certification valid until the end of ``expires_on`` (UTC)."""
+@router.post("/users/{username}/certifications", status_code=202,
+             responses={202: {"description": "Waiting for a second person's approval"}})
+def certify(username: Username, body: CertificationIn, scope: ApiScope) -> JSONResponse:
+    """Record a facial-comparison certification valid until the end of ``expires_on`` (UTC) (training officers);
+    it takes effect once a second person approves it."""
     expires = datetime.combine(body.expires_on, time.max, tzinfo=UTC)
-    cert_id = users.certify(scope.rt.session_factory, scope.actor, username, expires, reference=body.reference)
-    return {"id": cert_id, "expires_at": expires.isoformat()}
+    change = users.certify(scope.rt.session_factory, scope.actor, username, expires, reference=body.reference)
+    return change_response(change)
 
 
 @router.delete("/users/{username}/certifications")
@@ -136,11 +153,10 @@ def revoke_certifications(username: Username, scope: ApiScope) -> dict[str, Any]
     return {"revoked": users.revoke_certifications(scope.rt.session_factory, scope.actor, username)}
 
 
-@router.post("/users/{username}/password", status_code=204)
-def reset_password(username: Username, body: PasswordIn, scope: ApiScope) -> Response:
-    """Set a new password (the user's sessions end)."""
-    users.reset_password(scope.rt.session_factory, scope.actor, username, body.password)
-    return Response(status_code=204)
+@router.post("/users/{username}/password", responses={202: {"description": "Waiting for a second person's approval"}})
+def reset_password(username: Username, body: PasswordIn, scope: ApiScope) -> JSONResponse:
+    """Set a new password (the user's sessions end); for a biometric user it waits for approval (202)."""
+    return change_response(users.reset_password(scope.rt.session_factory, scope.actor, username, body.password))
 
 
 @router.post("/users/{username}/unlock", status_code=204)
@@ -157,11 +173,10 @@ def set_active(username: Username, body: ActiveIn, scope: ApiScope) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/users/{username}/totp-reset", status_code=204)
-def reset_totp(username: Username, scope: ApiScope) -> Response:
-    """Remove a user's TOTP and recovery codes (lost device)."""
-    users.reset_totp(scope.rt.session_factory, scope.actor, username)
-    return Response(status_code=204)
+@router.post("/users/{username}/totp-reset", responses={202: {"description": "Waiting for a second person's approval"}})
+def reset_totp(username: Username, scope: ApiScope) -> JSONResponse:
+    """Remove a user's TOTP and recovery codes (lost device); for a biometric user it waits for approval (202)."""
+    return change_response(users.reset_totp(scope.rt.session_factory, scope.actor, username))
 
 
 @router.post("/galleries", status_code=201)

@@ -46,13 +46,15 @@ def audit_page(
     outcome: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    agency: str | None = None,
 ) -> AuditPage:
-    """Entries of the actor's agency, newest first (auditors); the governance service authorises and audits."""
+    """Entries of the actor's agency, newest first (auditors; oversight: every agency's, or ``agency``'s); the
+    governance service authorises and audits."""
     flt = audit_log.AuditFilter(since=audit_log.parse_when(since, "since"),
                                 until=audit_log.parse_when(until, "until", end=True),
                                 username=username or None, action=action or None)  # fmt: skip
     page = audit_log.read_entries(scope.rt.session_factory, scope.actor, flt, outcome=outcome or None, limit=limit,
-                                  offset=offset)  # fmt: skip
+                                  offset=offset, agency_code=agency or None)  # fmt: skip
     return AuditPage(total=page.total, entries=page.entries)
 
 
@@ -66,10 +68,12 @@ def entries(
     outcome: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    agency: Annotated[str | None, Query(max_length=32, description="oversight: one agency's code")] = None,
 ) -> AuditPage:
-    """Audit entries of your agency, newest first, with filters (the read is itself audited)."""
+    """Audit entries of your agency (oversight: of every agency), newest first, with filters (the read is itself
+    audited)."""
     return audit_page(scope, since=since, until=until, username=username, action=action,
-                      outcome=outcome, limit=limit, offset=offset)  # fmt: skip
+                      outcome=outcome, limit=limit, offset=offset, agency=agency)  # fmt: skip
 
 
 def verify(scope: Scope) -> VerifyOut:
@@ -96,7 +100,7 @@ def verify_route(scope: ApiScope) -> VerifyOut:
 
 
 def statistics(scope: Scope, since: str | None, until: str | None) -> list[dict[str, Any]]:
-    """Searches, leads, verified leads and outcomes by agency, offence and month."""
+    """Searches, leads, verified leads, outcomes and exigent ratifications by agency, regime, offence and month."""
     flt = audit_log.AuditFilter(since=audit_log.parse_when(since, "since"),
                                 until=audit_log.parse_when(until, "until", end=True))  # fmt: skip
     return audit_log.statistics(scope.rt.session_factory, scope.actor, flt)
@@ -123,12 +127,13 @@ def export(
     until: Annotated[str | None, Query(max_length=40)] = None,
     username: Annotated[str | None, Query(max_length=150)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
+    agency: Annotated[str | None, Query(max_length=32, description="oversight: one agency's code")] = None,
 ) -> Response:
-    """Export your agency's audit entries as CSV or JSON (the export itself is audited)."""
+    """Export your agency's audit entries (oversight: every agency's) as CSV or JSON (the export is audited)."""
     flt = audit_log.AuditFilter(since=audit_log.parse_when(since, "since"),
                                 until=audit_log.parse_when(until, "until", end=True),
                                 username=username or None, action=action or None)  # fmt: skip
-    body, _ = audit_log.export(scope.rt.session_factory, scope.actor, format, flt)
+    body, _ = audit_log.export(scope.rt.session_factory, scope.actor, format, flt, agency_code=agency or None)
     media = "text/csv" if format == "csv" else "application/json"
     return Response(body, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="audit-{scope.actor.agency_code}.{format}"'})  # fmt: skip

@@ -43,6 +43,8 @@ class RequestIn(BaseModel):
 class AuthoriseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     grant: bool = True
+    expires_at: datetime | None = Field(default=None, description="default: the agency's authorisation validity")
+    galleries: list[int] | None = Field(default=None, max_length=100, description="gallery ids; default: all")
 
 
 class EditsIn(BaseModel):
@@ -97,7 +99,9 @@ class PurposeIn(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=200)
     requires_authorisation: bool = False
-    exigent: bool = False
+    regime: str | None = Field(default=None, max_length=32,
+                               description="also put it in this legal regime for your agency: investigative, exigent "
+                                           "or live_deployment (docs/regimes.md)")
 
 
 # --- cases and requests ----------------------------------------------------------------------------------------
@@ -145,7 +149,8 @@ def open_request(case_id: Id, body: RequestIn, scope: ApiScope) -> dict[str, Any
 @router.post("/requests/{request_id}/authorisation")
 def authorise_request(request_id: Id, body: AuthoriseIn, scope: ApiScope) -> dict[str, Any]:
     """A supervisor authorises (or refuses) a request's purpose; who, when and why are recorded."""
-    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant).to_json()
+    return cases.authorise_request(scope.rt, scope.actor, request_id, body.reason, grant=body.grant,
+                                   expires_at=body.expires_at, galleries=body.galleries).to_json()
 
 
 # --- probes ----------------------------------------------------------------------------------------------------
@@ -391,8 +396,8 @@ def add_offence(body: OffenceIn, scope: ApiScope) -> dict[str, Any]:
 
 @router.get("/purposes")
 def purposes(scope: ApiScope) -> list[dict[str, Any]]:
-    """The search purposes."""
-    return [p.to_json() for p in admin.list_purposes(scope.rt)]
+    """The search purposes, each with its legal regime for your agency."""
+    return [p.to_json() for p in admin.list_purposes(scope.rt, scope.actor.agency_id)]
 
 
 @router.post("/purposes", status_code=201)
@@ -402,4 +407,4 @@ def add_purpose(body: PurposeIn, scope: ApiScope) -> dict[str, Any]:
         raise ValidationError("purpose code is required")
     return admin.add_purpose(scope.rt, scope.actor, body.code, body.title,
                              requires_authorisation=body.requires_authorisation,
-                             exigent=body.exigent).to_json()  # fmt: skip
+                             regime=body.regime).to_json()  # fmt: skip

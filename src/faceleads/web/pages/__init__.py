@@ -12,8 +12,13 @@
 | ``gallery`` | gallery subjects and photos |
 | ``enrolment`` | single and bulk enrolment |
 | ``audit`` | audit log, statistics |
-| ``administration`` | users, roles, certifications, lists, galleries, sharing |
+| ``administration`` | users, roles (biometric ones requested), certifications, lists, galleries, sharing |
+| ``approvals`` | separation of duties: requests waiting for a second person, certifications recorded |
+| ``regimes`` | legal regimes per agency, exigent searches and their ratification |
+| ``agencies`` | the system operator's agencies and system roles; partner accesses to the agency's records |
 | ``destruction`` | destruction requests, certificates (JSON and PDF) |
+| ``lawful`` | the lawful gallery: legal authorities, records awaiting review, dispositions, policy, criteria |
+| ``transparency`` | outcomes of released leads; the public transparency report (page, CSV, PDF) |
 | ``live`` | live watch-list deployments: watch lists, preparation, authorisation, cameras, alert review, report |
 | ``compare`` | (no routes) the data of the comparison view, shared by analysts, verifiers and supervisors |
 
@@ -33,19 +38,25 @@ def routers() -> list[APIRouter]:
     from faceleads.web.pages import (
         account,
         administration,
+        agencies,
+        approvals,
         audit,
         cases,
         destruction,
         enrolment,
         gallery,
         home,
+        lawful,
         live,
         probes,
         qa,
+        regimes,
         searches,
+        transparency,
         verification,
     )
 
     return [home.router, account.router, cases.router, probes.router, searches.router, verification.router,
-            gallery.router, enrolment.router, audit.router, qa.router, administration.router,
-            destruction.router, live.router]  # fmt: skip
+            gallery.router, enrolment.router, audit.router, qa.router, administration.router, approvals.router,
+            regimes.router, agencies.router, destruction.router, lawful.router, transparency.router,
+            live.router]  # fmt: skip

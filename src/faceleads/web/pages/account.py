@@ -11,8 +11,8 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from faceleads.errors import ValidationError
-from faceleads.security import users
-from faceleads.web.deps import PageScope
+from faceleads.security import auth, users
+from faceleads.web.deps import PageScope, page_token
 from faceleads.web.pages.common import done, page_router
 from faceleads.web.render import render
 
@@ -21,8 +21,15 @@ router = page_router()
 
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, scope: PageScope) -> Response:
-    """The account's roles, certification and second factor, with the forms to change them."""
-    return render(request, "account.html", {"me": users.own_account(scope.rt.session_factory, scope.actor)})
+    """The account's roles, certification and second factor, with the forms to change them. After a sign-in
+    refused for want of a required authenticator app, this is where the enrolment-only session lands."""
+    return render(request, "account.html", {"me": users.own_account(scope.rt.session_factory, scope.actor),
+                                            "enrolment_only": _enrolment_only(request, scope)})
+
+
+def _enrolment_only(request: Request, scope: PageScope) -> bool:
+    with scope.rt.session_factory() as session:
+        return auth.is_enrolment_session(session, page_token(request) or "", settings=scope.rt.settings)
 
 
 @router.post("/account/password")
@@ -51,10 +58,12 @@ def begin_totp_page(request: Request, scope: PageScope) -> Response:
 
 @router.post("/account/totp/confirm", response_class=HTMLResponse)
 def confirm_totp_page(request: Request, scope: PageScope, code: Annotated[str, Form(max_length=16)]) -> Response:
-    """Turn TOTP on once the app shows the right code; the recovery codes are shown once."""
+    """Turn TOTP on once the app shows the right code; the recovery codes are shown once. An enrolment-only session
+    ends here (the service revokes it): the page says to sign in again with the app's code."""
+    enrolment_only = _enrolment_only(request, scope)
     codes = users.confirm_totp_enrolment(scope.rt.session_factory, scope.actor, code.replace(" ", ""),
                                          settings=scope.rt.settings)  # fmt: skip
-    return render(request, "account_codes.html", {"codes": codes, "new": True})
+    return render(request, "account_codes.html", {"codes": codes, "new": True, "sign_in_again": enrolment_only})
 
 
 @router.post("/account/recovery-codes", response_class=HTMLResponse)

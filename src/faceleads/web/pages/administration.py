@@ -1,5 +1,9 @@
 """Administration: users of the agency with roles and certifications, unlocks, offence and purpose lists,
-galleries and sharing agreements, agencies."""
+galleries and sharing agreements, agencies.
+
+Separation of duties is the services': a biometric role, a certification or a credential reset of a biometric user
+asked for here is only *requested* (``users.Change.approvals``); the message says which request waits, and a second
+person decides it on the Approvals page (``web.pages.approvals``)."""
 
 from __future__ import annotations
 
@@ -7,18 +11,17 @@ from datetime import UTC, datetime, time
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from faceleads.casework import admin as lists
 from faceleads.core.actor import Role
 from faceleads.core.policy import Action
-from faceleads.db import Agency
+from faceleads.core.regime import Regime
 from faceleads.gallery.enrolment import parse_date
 from faceleads.gallery.galleries import create_gallery, share_gallery
 from faceleads.security import users
-from faceleads.web.deps import DbSession, PageScope
+from faceleads.web.deps import PageScope
 from faceleads.web.pages.common import page_router, redirect
 from faceleads.web.render import render
 
@@ -30,17 +33,23 @@ def _done(message: str) -> Response:
 
 
 @router.get("/admin", response_class=HTMLResponse)
-def admin_page(request: Request, scope: PageScope, session: DbSession, message: str | None = None) -> Response:
+def admin_page(
+    request: Request, scope: PageScope, message: Annotated[str | None, Query(max_length=500)] = None
+) -> Response:
     """Users of the agency with roles and certifications; forms to create users, grant roles, certify."""
-    people = users.list_users(scope.rt.session_factory, scope.actor)
-    agencies = list(session.scalars(select(Agency).order_by(Agency.code))) if scope.may(Action.ADMIN_AGENCIES) else []
-    can_lists = scope.may(Action.ADMIN_OFFENCES, scope.actor.agency_id)
+    rt, actor = scope.rt, scope.actor
+    people = users.list_users(rt.session_factory, actor)
+    agencies = users.list_agencies(rt.session_factory, actor) if scope.may(Action.ADMIN_AGENCIES) else []
+    can_lists = scope.may(Action.ADMIN_OFFENCES, actor.agency_id)
     return render(request, "admin.html", {"users": people, "agencies": agencies, "message": message,
-                                          "can_admin": scope.may(Action.ADMIN_USERS, scope.actor.agency_id),
+                                          "can_admin": scope.may(Action.ADMIN_USERS, actor.agency_id),
+                                          "can_certify": scope.may(Action.ADMIN_CERTIFICATIONS, actor.agency_id),
+                                          "can_regimes": scope.may(Action.ADMIN_REGIMES, actor.agency_id),
                                           "can_lists": can_lists,
-                                          "can_galleries": scope.may(Action.MANAGE_GALLERY, scope.actor.agency_id),
-                                          "offences": lists.list_offences(scope.rt, scope.actor) if can_lists else [],
-                                          "purposes": lists.list_purposes(scope.rt) if can_lists else [],
+                                          "can_galleries": scope.may(Action.MANAGE_GALLERY, actor.agency_id),
+                                          "offences": lists.list_offences(rt, actor) if can_lists else [],
+                                          "purposes": lists.list_purposes(rt, actor.agency_id) if can_lists else [],
+                                          "regimes": [r.value for r in Regime],
                                           "categories": sorted(scope.rt.settings.retention_days),
                                           "roles": [r.value for r in Role]})  # fmt: skip
 
@@ -53,10 +62,10 @@ def admin_create_user(
     display_name: Annotated[str, Form(max_length=200)] = "",
     roles: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    """Create a user in the administrator's agency."""
-    users.create_user(scope.rt.session_factory, scope.actor, scope.actor.agency_code, username.strip(), password,
-                      display_name=display_name, roles=roles or [])  # fmt: skip
-    return _done(f"user {username.strip()} created")
+    """Create a user in the administrator's agency (biometric roles wait for a second person's approval)."""
+    change = users.create_user(scope.rt.session_factory, scope.actor, scope.actor.agency_code, username.strip(),
+                               password, display_name=display_name, roles=roles or [])  # fmt: skip
+    return _done(change.message)
 
 
 @router.post("/admin/users/{username}/roles")
@@ -66,10 +75,11 @@ def admin_role(
     role: Annotated[str, Form(max_length=32)],
     change: Annotated[str, Form(pattern="^(grant|revoke)$")] = "grant",
 ) -> Response:
-    """Grant or revoke a role."""
-    fn = users.grant_role if change == "grant" else users.revoke_role
-    fn(scope.rt.session_factory, scope.actor, username, role)
-    return _done(f"{change} {role} for {username}: done")
+    """Grant (a biometric role: request) or revoke a role."""
+    if change == "grant":
+        return _done(users.grant_role(scope.rt.session_factory, scope.actor, username, role).message)
+    revoked = users.revoke_role(scope.rt.session_factory, scope.actor, username, role)
+    return _done(f"{role} revoked from {username}" if revoked else f"{username} did not hold {role}")
 
 
 @router.post("/admin/users/{username}/certify")
@@ -79,11 +89,11 @@ def admin_certify(
     expires_on: Annotated[str, Form(max_length=10)],
     reference: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Record a certification valid to the end of ``expires_on``."""
+    """Training officers: record a certification valid to the end of ``expires_on`` (a supervisor approves it)."""
     day = parse_date(expires_on, "expiry date")
-    users.certify(scope.rt.session_factory, scope.actor, username, datetime.combine(day, time.max, tzinfo=UTC),
-                  reference=reference)  # fmt: skip
-    return _done(f"{username} certified until {day.isoformat()}")
+    change = users.certify(scope.rt.session_factory, scope.actor, username,
+                           datetime.combine(day, time.max, tzinfo=UTC), reference=reference)  # fmt: skip
+    return _done(change.message)
 
 
 @router.post("/admin/offences")
@@ -104,12 +114,12 @@ def admin_purpose(
     code: Annotated[str, Form(max_length=64)],
     title: Annotated[str, Form(max_length=200)],
     requires_authorisation: Annotated[bool, Form()] = False,
-    exigent: Annotated[bool, Form()] = False,
+    regime: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
-    """Add a search purpose."""
-    lists.add_purpose(scope.rt, scope.actor, code, title, requires_authorisation=requires_authorisation,
-                      exigent=exigent)
-    return _done(f"purpose {code.strip()} added")
+    """Add a search purpose, optionally putting it in a legal regime for the agency (exigent: threat to life)."""
+    info = lists.add_purpose(scope.rt, scope.actor, code, title, requires_authorisation=requires_authorisation,
+                             regime=regime or None)  # fmt: skip
+    return _done(f"purpose {info.code} added ({(info.regime or 'investigative').replace('_', ' ')} regime)")
 
 
 @router.post("/admin/galleries")

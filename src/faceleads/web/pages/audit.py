@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from faceleads.core.policy import Action
+from faceleads.governance.audit_log import regime_totals
 from faceleads.web.api.audit_routes import audit_page, export, statistics, verify
 from faceleads.web.deps import PageScope
 from faceleads.web.pages.common import page_router
@@ -94,11 +95,11 @@ def statistics_page(
     since: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    """Searches, leads and outcomes by agency, offence and month, with charts."""
+    """Searches, leads and outcomes by agency, legal regime, offence and month, with charts and totals by regime."""
     rows = statistics(scope, since, until)
     # bar_chart escapes every text it writes, so its SVG is safe to insert as markup.
     charts = [Markup(bar_chart(rows, "searches", "Searches per month")),
               Markup(bar_chart(rows, "leads", "Possible leads per month")),
               Markup(bar_chart(rows, "verified_leads", "Verified leads per month"))]  # fmt: skip
     return render(request, "statistics.html", {"rows": rows, "charts": charts, "since": since or "",
-                                               "until": until or ""})  # fmt: skip
+                                               "until": until or "", "by_regime": regime_totals(rows)})  # fmt: skip

@@ -67,7 +67,8 @@ def case_page(request: Request, case_id: Id, scope: PageScope) -> Response:
     """A case: requests, probes, searches and leads, with the actions the actor's roles allow."""
     rt, actor = scope.rt, scope.actor
     info = cases.show_case(rt, actor, case_id)
-    purposes = [p for p in admin.list_purposes(rt) if p.active]
+    # Live-deployment purposes serve authorised live deployments only: a request for one is refused.
+    purposes = [p for p in admin.list_purposes(rt, actor.agency_id) if p.active and p.regime != "live_deployment"]
     may = {name: scope.may(action, actor.agency_id) for name, action in (
         ("request", Action.OPEN_CASE), ("evidence", Action.SUBMIT_EVIDENCE), ("authorise", Action.AUTHORISE_EXCEPTION),
         ("release", Action.RELEASE_LEAD), ("search", Action.SEARCH), ("report", Action.VIEW_REPORT),

@@ -24,8 +24,7 @@ def destruction_page(request: Request, scope: PageScope) -> Response:
     may = {name: scope.may(action, scope.actor.agency_id) for name, action in (
         ("request", Action.DESTRUCTION_REQUEST), ("decide", Action.DESTRUCTION_DECIDE),
         ("execute", Action.DESTRUCTION_EXECUTE))}  # fmt: skip
-    return render(request, "destruction.html", {"requests": [r.to_json() for r in listed], "may": may,
-                                                "items": destruction.CHECKLIST_ITEMS})  # fmt: skip
+    return render(request, "destruction.html", {"requests": [r.to_json() for r in listed], "may": may})
 
 
 @router.post("/destruction")

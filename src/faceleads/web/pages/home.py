@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from faceleads.casework import dashboard, searching
+from faceleads.casework import dashboard, regimes, searching
 from faceleads.core.policy import Action
 from faceleads.core.uow import transaction
-from faceleads.errors import AuthenticationError
+from faceleads.errors import AuthenticationError, SecondFactorEnrolmentRequired
 from faceleads.security import auth
 from faceleads.web.deps import PageScope, Runtime, page_token, run_blocking
-from faceleads.web.pages.common import page_router, redirect
+from faceleads.web.pages.common import done, page_router, redirect
 from faceleads.web.render import render
 from faceleads.web.security import SESSION_COOKIE, clear_cookie, client_address, set_cookie
 
@@ -49,6 +49,14 @@ async def sign_in(
             settings=rt.settings, client=f"web {client_address(request)}",
             limiter=request.app.state.sign_in_limiter, address=client_address(request),
         )  # fmt: skip
+    except SecondFactorEnrolmentRequired as exc:
+        # The password was right (only then is this answer given), but a role of the account requires an
+        # authenticator app and none is enrolled: the short enrolment-only session can do nothing but add one, on
+        # the account page; the user then signs in again with its code.
+        response = done(request, "/account#totp", "Your roles require an authenticator app: add one below, then "
+                                                  "sign in again with its code.")
+        set_cookie(response, request, rt.settings, SESSION_COOKIE, exc.enrolment_token, auth.ENROLMENT_MINUTES * 60)
+        return response
     except AuthenticationError as exc:
         return render(request, "sign_in.html", {"next": safe_next(next), "error": str(exc), "username": username},
                       status_code=401)  # fmt: skip
@@ -78,5 +86,10 @@ def home(request: Request, scope: PageScope) -> Response:
     can_cases = scope.may(Action.VIEW_CASE, actor.agency_id)
     work = dashboard.work_items(rt, actor) if can_cases else []
     mine = dashboard.case_overviews(rt, actor, status="open", mine=True) if can_cases else []
+    # Exigent searches awaiting ratification (lapsed ones flagged): supervisors, auditors, oversight. Audited only
+    # when there is one to show (see regimes.list_ratifications).
+    ratify = (regimes.list_ratifications(rt, actor, state="open", audit_when_empty=False)
+              if scope.may(Action.VIEW_RATIFICATIONS, actor.agency_id) else [])
     return render(request, "home.html", {"searches": recent, "scope": scope, "work": work, "can_cases": can_cases,
-                                         "overdue": [i for i in work if i.overdue], "mine": mine})  # fmt: skip
+                                         "overdue": [i for i in work if i.overdue], "mine": mine,
+                                         "ratify": ratify})  # fmt: skip

@@ -1,7 +1,7 @@
 """search-index change feed: index_changes (written by triggers) and index_followers
 
 Revision ID: platform_1
-Revises: accuracy_1
+Revises: transparency_1
 Create Date: 2026-12-01 14:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "platform_1"
-down_revision = "accuracy_1"
+down_revision = "transparency_1"
 branch_labels = None
 depends_on = None
 
