@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from faceleads.casework import admin as lists
@@ -30,6 +31,7 @@ from faceleads.gallery.galleries import create_gallery
 from faceleads.security import users
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
+from faceleads.security.throttle import RateLimitBucket
 from tests.security.identity_helpers import PASSWORD, add_user
 from tests.web.conftest import AUTHORITY, LEGAL_BASIS, OPEN_CASE, PEOPLE, WebEnv, build_env
 from tests.web.test_security import browser_sign_in, csrf_of
@@ -401,6 +403,10 @@ def test_refused_alike_everywhere_and_audited(
         assert refusal.says(env) in response.json()["detail"]
     else:
         client = TestClient(env.client.app, base_url="http://127.0.0.1")
+        # Every case signs in again from the same address: start each with fresh sign-in buckets (they are in the
+        # database and shared by the module's cases; the throttle itself is tested in tests/web/test_api.py).
+        with env.rt.session_factory.begin() as session:
+            session.execute(delete(RateLimitBucket))
         browser_sign_in(client, refusal.user)
         method, path, kwargs = refusal.page(env)
         if method == "POST":

@@ -23,7 +23,7 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security.auth import actor_for_user
 from faceleads.security.models import Certification, RoleGrant, User
 from faceleads.vision.imaging import encode_jpeg, load_image
-from tests.conftest import LFW_DIR, lfw_identities
+from tests.conftest import lfw_identities
 from tests.dbs import settings_for
 from tests.lawful import list_authorities
 

@@ -13,7 +13,6 @@ import pytest
 from faceleads.config import Settings
 from faceleads.gallery.enrolment import RecordInput
 from faceleads.gallery.runtime import GalleryRuntime
-from tests.conftest import LFW_DIR
 from tests.lawful import list_authorities
 
 # The agencies gallery tests act for; each holds its photos under the test authorities (tests/lawful.py).

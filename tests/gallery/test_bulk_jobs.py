@@ -29,7 +29,8 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.security.auth import actor_for_user_id
 from tests.conftest import lfw_identities
 from tests.dbs import database_env
-from tests.security.identity_helpers import add_agency, add_user
+from tests.lawful import list_authorities
+from tests.security.identity_helpers import add_user
 
 PEOPLE = lfw_identities()
 AUTH = "Custody Records Act s.12"
@@ -43,7 +44,7 @@ def rt(settings, engine):  # type: ignore[no-untyped-def]
 
 
 def _records_officer(rt: GalleryRuntime) -> Actor:
-    agency = add_agency(rt.session_factory, "MET")
+    agency = list_authorities(rt, "MET")  # the agency, with the test authorities listed
     user = add_user(rt.session_factory, agency, "rob.records", {Role.RECORDS_OFFICER})
     return Actor("rob.records", agency, frozenset({Role.RECORDS_OFFICER}), user, "MET")
 

@@ -23,7 +23,7 @@ from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.governance import destruction
 from tests.conftest import lfw_identities
 from tests.gallery.conftest import record
-from tests.lawful import search_on_case
+from tests.lawful import list_authorities, search_on_case
 
 PEOPLE = lfw_identities()
 NAMES = sorted(n for n, p in PEOPLE.items() if len(p) >= 3)[:3]
@@ -39,6 +39,7 @@ def milvus_settings(settings: Settings, tmp_path: Path) -> Settings:
 def servers(milvus_settings: Settings, engine) -> Iterator[list[GalleryRuntime]]:  # type: ignore[no-untyped-def]
     """Two runtimes on the same database and the same Milvus collection, as two app servers would be."""
     runtimes = [GalleryRuntime(milvus_settings, face_engine=engine) for _ in range(2)]
+    list_authorities(runtimes[0], "MET")
     yield runtimes
     for rt in runtimes:
         rt.close()

@@ -22,6 +22,7 @@ from faceleads.storage.keystore import KeyService
 from tests import dbs
 from tests.conftest import lfw_identities
 from tests.gallery.conftest import record
+from tests.lawful import list_authorities
 
 MASTER = bytes(range(32))
 
@@ -120,6 +121,7 @@ def test_gallery_with_the_server_keystore(tmp_path: Path, keystore_url: str, eng
     rt = GalleryRuntime(settings, face_engine=engine)
     try:
         assert isinstance(rt.keystore, SqlKeyStore)
+        list_authorities(rt, "MET")
         actor = cli_actor(rt, "MET")
         result = enrol_record(rt, actor, record("AJ_Cook", "B1"), [people["AJ_Cook"][0]])
         assert not (tmp_path / "data" / "keys").exists(), "no keystore file on this host"

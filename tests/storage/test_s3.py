@@ -24,6 +24,7 @@ from faceleads.storage.s3 import S3Backend
 from tests.conftest import lfw_identities
 from tests.dbs import settings_for
 from tests.gallery.conftest import record
+from tests.lawful import list_authorities
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -123,6 +124,7 @@ def test_gallery_on_object_storage_end_to_end(tmp_path: Path, s3_endpoint: str, 
                             s3_secret_access_key="test")  # fmt: skip
     rt = GalleryRuntime(settings, face_engine=engine)
     try:
+        list_authorities(rt, "MET")
         actor = cli_actor(rt, "MET")
         result = enrol_record(rt, actor, record("AJ_Cook", "B1"), [PEOPLE["AJ_Cook"][0]])
         assert not (tmp_path / "data" / "store").exists() or not any((tmp_path / "data" / "store").rglob("*"))

@@ -22,7 +22,7 @@ from faceleads.security.auth import actor_for_user
 from faceleads.security.models import User
 from faceleads.web.app import create_app
 from faceleads.web.demo import seed_lists
-from tests.conftest import LFW_DIR, lfw_identities
+from tests.conftest import lfw_identities
 from tests.dbs import settings_for
 from tests.lawful import list_authorities
 from tests.security.identity_helpers import PASSWORD, add_agency, add_user
