@@ -53,6 +53,8 @@ def cli(env: WebEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
     from faceleads.config import get_settings
 
     monkeypatch.setenv("FACELEADS_DATA_DIR", str(env.settings.data_dir))
+    if env.settings.database_url:  # the PostgreSQL pass: the CLI works on the same database
+        monkeypatch.setenv("FACELEADS_DATABASE_URL", env.settings.database_url)
     monkeypatch.delenv("FACELEADS_SESSION", raising=False)
     get_settings.cache_clear()
     monkeypatch.setattr(context, "_runtime", env.rt)

@@ -22,7 +22,7 @@ from faceleads.casework import adjudication as adj
 from faceleads.casework import cases, outcomes, probes, regimes, searching
 from faceleads.casework.models import CaseSearch
 from faceleads.cli import context
-from faceleads.config import Settings, get_settings
+from faceleads.config import get_settings
 from faceleads.core.actor import Actor, Role
 from faceleads.core.audit import AuditEntry
 from faceleads.core.uow import transaction
@@ -247,8 +247,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     _measure(env, tmp_path, monkeypatch)
 
     # --- the report, with every count published (threshold 1) to check the figures
-    exact_rt = GalleryRuntime(Settings(data_dir=rt.settings.data_dir, transparency_min_count=1),
-                              face_engine=rt.face_engine)  # fmt: skip
+    exact_rt = GalleryRuntime(rt.settings.model_copy(update={"transparency_min_count": 1}), face_engine=rt.face_engine)
     exact = transparency_report(exact_rt, env.supervisor, TODAY - timedelta(days=1), TODAY)
     assert exact.csv is not None and exact.pdf is not None
     got = _csv(exact.csv)

@@ -77,6 +77,8 @@ def test_partner_access_from_the_command_line(shared: WebEnv, monkeypatch: pytes
     from faceleads.config import get_settings
 
     monkeypatch.setenv("FACELEADS_DATA_DIR", str(shared.settings.data_dir))
+    if shared.settings.database_url:  # the PostgreSQL pass: the CLI works on the same database
+        monkeypatch.setenv("FACELEADS_DATABASE_URL", shared.settings.database_url)
     get_settings.cache_clear()
     monkeypatch.setattr(context, "_runtime", shared.rt)
     runner = CliRunner()

@@ -108,6 +108,8 @@ def test_regimes_and_ratification_from_the_command_line(urgent: WebEnv, monkeypa
     from faceleads.config import get_settings
 
     monkeypatch.setenv("FACELEADS_DATA_DIR", str(urgent.settings.data_dir))
+    if urgent.settings.database_url:  # the PostgreSQL pass: the CLI works on the same database
+        monkeypatch.setenv("FACELEADS_DATABASE_URL", urgent.settings.database_url)
     get_settings.cache_clear()
     monkeypatch.setattr(context, "_runtime", urgent.rt)
     runner = CliRunner()
