@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8000, ge=1, le=65535)
     web_inference_threads: int = Field(default=2, ge=1, le=64)  # concurrent face inference in the web app
     web_max_request_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # largest request body (bulk zips)
+    # Sign-in attempts allowed per minute (and at once) from one client address, and per address and username;
+    # counted in the database, so shared by every server (faceleads.security.throttle).
+    sign_in_attempts_per_address: int = Field(default=30, ge=1, le=100_000)
+    sign_in_attempts_per_account: int = Field(default=5, ge=1, le=1_000)
     admin_password: str | None = Field(default=None, repr=False)  # first administrator's password (first start)
     # Addresses of the TLS reverse proxies whose X-Forwarded-* headers are trusted (comma-separated; unset = none).
     web_forwarded_allow_ips: str | None = None

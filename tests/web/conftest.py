@@ -72,7 +72,9 @@ class WebEnv:
 
 def build_env(tmp: Path, engine: Any, *, users: bool = True) -> Iterator[WebEnv]:
     """Runtime + app + users + a small gallery, inside a running TestClient."""
-    settings = settings_for(tmp / "data")
+    # Every test module signs in many users from one address: the per-address limit would turn a fast run into
+    # 429s. The per-account limit stays as shipped (tests/web/test_api.py checks it).
+    settings = settings_for(tmp / "data", sign_in_attempts_per_address=100_000)
     rt = GalleryRuntime(settings, face_engine=engine)
     factory = rt.session_factory
     aga = add_agency(factory, "AGA")

@@ -96,7 +96,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     import uvicorn
 
     # A role no other step signs in with requires an authenticator app, so that its enrolment flow is walked.
-    settings = settings_for(tmp_path_factory.mktemp("browser") / "data", totp_required_roles=["training_officer"])
+    settings = settings_for(tmp_path_factory.mktemp("browser") / "data", totp_required_roles=["training_officer"],
+                            sign_in_attempts_per_address=100_000)  # every role signs in from one address
     rt = GalleryRuntime(settings, face_engine=engine)
     ensure_admin(rt, ADMIN_PASSWORD)
     report = load_demo(rt)

@@ -85,12 +85,19 @@ class TokenBucketLimiter:
 
 
 class SignInLimiter:
-    """Sign-in throttling per client address (30 at once, 30/min) and per address + username (5 at once, 5/min),
+    """Sign-in throttling per client address (default 30 at once, 30/min) and per address + username (5, 5/min),
     counted in the database so that every server behind the load balancer sees the same attempts."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
-        self.per_ip = TokenBucketLimiter(session_factory, "sign-in-ip", 30, 30, clock)
-        self.per_user = TokenBucketLimiter(session_factory, "sign-in-user", 5, 5, clock)
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        clock: Callable[[], float] = time.time,
+        *,
+        per_address: int = 30,
+        per_account: int = 5,
+    ) -> None:
+        self.per_ip = TokenBucketLimiter(session_factory, "sign-in-ip", per_address, per_address, clock)
+        self.per_user = TokenBucketLimiter(session_factory, "sign-in-user", per_account, per_account, clock)
 
     def check(self, client: str, username: str) -> None:
         """Raise :class:`TooManyRequests` when either bucket is empty."""

@@ -128,7 +128,11 @@ def create_app(
         # Local references: a second lifespan of the same app (a test client) must not make this one close the
         # other's services and leak its own.
         jobs = app.state.jobs = JobService(rt, run_jobs=settings.web_run_jobs)
-        app.state.sign_in_limiter = SignInLimiter(rt.session_factory)
+        app.state.sign_in_limiter = SignInLimiter(
+            rt.session_factory,
+            per_address=settings.sign_in_attempts_per_address,
+            per_account=settings.sign_in_attempts_per_account,
+        )
         anchors = AnchorTimer(rt.session_factory, rt.settings)
         follower: FeedFollower | None = None
         if warm or follow:
