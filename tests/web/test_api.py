@@ -586,6 +586,10 @@ def test_ids_past_the_database_range_and_nul_text_are_422(web: WebEnv) -> None:
     """PostgreSQL ids are 32-bit and its text cannot hold NUL: both are input errors, on every backend."""
     big = web.client.get("/api/v1/probes/2147483648", headers=web.headers("analyst"))
     assert big.status_code == 422
+    search = web.client.post("/api/v1/searches", headers=web.headers("analyst"), data={
+        "case": "OCC-1", "offence": "ROB", "reason": "x", "request_id": str(2**31)},
+        files={"photo": ("p.jpg", b"not read", "image/jpeg")})  # fmt: skip
+    assert search.status_code == 422 and "request_id" in search.text
     nul = web.client.post("/api/v1/cases", headers=web.headers("investigator"), json={
         "occurrence_number": "NUL-1", "offence": "ROB", "justification": "bad\x00byte"})  # fmt: skip
     # Refused by the service's text check (naming U+0000) before the database layer's NUL guard would.

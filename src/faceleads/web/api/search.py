@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from faceleads.casework import quick, searching
 from faceleads.gallery.visibility import DEFAULT_PURPOSE
-from faceleads.web.api.schemas import ERRORS, Id
+from faceleads.web.api.schemas import DB_ID_MAX, ERRORS, Id
 from faceleads.web.deps import ApiScope, run_blocking
 from faceleads.web.security import read_upload
 
@@ -31,7 +31,7 @@ async def run_search(
     legal_basis: Annotated[str, Form(min_length=1, max_length=2000, description="Legal basis for the evidence")],
     purpose: Annotated[str, Form(min_length=1, max_length=64)] = DEFAULT_PURPOSE,
     offence: Annotated[str | None, Form(max_length=50, description="If given, must be the case's offence")] = None,
-    request_id: Annotated[int | None, Form(ge=1, le=2**53, description="Use this request of the case")] = None,
+    request_id: Annotated[int | None, Form(ge=1, le=DB_ID_MAX, description="Use this request of the case")] = None,
     source: Annotated[str | None, Form(max_length=2000, description="Where the photo came from")] = None,
     obtained_by: Annotated[str | None, Form(max_length=200, description="Who obtained it (default: you)")] = None,
     obtained_at: Annotated[datetime | None, Form(description="When it was obtained (default: now)")] = None,
