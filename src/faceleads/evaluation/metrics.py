@@ -463,6 +463,24 @@ def _codes(groups: npt.ArrayLike, names: Sequence[str], what: str) -> npt.NDArra
     return codes
 
 
+def _ratio_intervals(
+    rates: dict[str, list[npt.NDArray[np.float64]]], confidence: float, replicates: int, seed: int
+) -> dict[str, Any]:
+    """Bootstrap intervals of each error rate's group ratio (``<kind>_ratio_ci``, from the replicate rates of the
+    groups with enough trials; NaN with fewer than two such groups), and how the replicates were drawn."""
+    intervals: dict[str, Any] = {}
+    for kind, reps in rates.items():
+        ratio_reps = bootstrap.replicate_ratios(reps) if len(reps) >= 2 else np.full(1, np.nan)
+        intervals[f"{kind}_ratio_ci"] = bootstrap.percentile_interval(ratio_reps, confidence)
+    intervals["bootstrap"] = {
+        "replicates": int(replicates),
+        "confidence": float(confidence),
+        "unit": "identity",
+        "seed": int(seed),
+    }
+    return intervals
+
+
 def verification_differentials(
     scores: npt.ArrayLike,
     same: npt.ArrayLike,
@@ -546,15 +564,7 @@ def verification_differentials(
                 per_group[g][f"{kind}_ci"] = bootstrap.percentile_interval(reps, confidence)
                 if per_group[g][count_key] >= min_trials:
                     rates[kind].append(reps)
-        for kind in ("fmr", "fnmr"):
-            ratio_reps = bootstrap.replicate_ratios(rates[kind]) if len(rates[kind]) >= 2 else np.full(1, np.nan)
-            ratios_ci[f"{kind}_ratio_ci"] = bootstrap.percentile_interval(ratio_reps, confidence)
-        ratios_ci["bootstrap"] = {
-            "replicates": int(replicates),
-            "confidence": float(confidence),
-            "unit": "identity",
-            "seed": int(seed),
-        }
+        ratios_ci.update(_ratio_intervals(rates, confidence, replicates, seed))
     return {
         "threshold": float(threshold),
         "overall": {
@@ -655,15 +665,7 @@ def identification_differentials(
                 per_group[g][f"{kind}_ci"] = bootstrap.percentile_interval(reps, confidence)
                 if per_group[g][count_key] >= min_trials:
                     rates[kind].append(reps)
-        for kind in ("fnir", "fpir"):
-            ratio_reps = bootstrap.replicate_ratios(rates[kind]) if len(rates[kind]) >= 2 else np.full(1, np.nan)
-            ratios_ci[f"{kind}_ratio_ci"] = bootstrap.percentile_interval(ratio_reps, confidence)
-        ratios_ci["bootstrap"] = {
-            "replicates": int(replicates),
-            "confidence": float(confidence),
-            "unit": "identity",
-            "seed": int(seed),
-        }
+        ratios_ci.update(_ratio_intervals(rates, confidence, replicates, seed))
     return {
         "threshold": float(threshold),
         "max_rank": int(max_rank),
