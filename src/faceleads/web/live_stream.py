@@ -21,10 +21,12 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from faceleads.core.actor import Actor
+from faceleads.core.uow import transaction
 from faceleads.errors import AuthenticationError, FaceleadsError
 from faceleads.gallery.runtime import GalleryRuntime
 from faceleads.live import alerts, deployments
 from faceleads.live.runner import DeploymentRunner
+from faceleads.security import auth
 
 STATUS_EVERY_S = 2.0
 SESSION_CHECK_EVERY_S = 30.0
@@ -120,6 +122,17 @@ def alert_stream(
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def session_check(rt: GalleryRuntime, token: str) -> Callable[[], Any]:
+    """The stream's periodic re-check of the sign-in session ``token`` (cookie or bearer): the actor, or an
+    :class:`AuthenticationError` once the session has ended."""
+
+    def still_signed_in() -> Any:
+        with transaction(rt.session_factory) as session:
+            return auth.actor_for_session(session, token, settings=rt.settings)
+
+    return still_signed_in
 
 
 def last_event_id(request: Request, after: int) -> int:

@@ -10,13 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from faceleads.core.uow import transaction
 from faceleads.live import alerts, deployments, reports, watchlists
-from faceleads.security import auth
 from faceleads.vision.imaging import media_type
 from faceleads.web.api.schemas import ERRORS, Id
 from faceleads.web.deps import ApiScope, bearer_token, run_blocking
-from faceleads.web.live_stream import alert_stream, last_event_id, start_cameras, stop_cameras
+from faceleads.web.live_stream import alert_stream, last_event_id, session_check, start_cameras, stop_cameras
 
 router = APIRouter(prefix="/live", tags=["live"], responses=ERRORS)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -181,12 +179,7 @@ def alert_events(
     deployment_id: Id, request: Request, scope: ApiScope, after: Annotated[int, Query(ge=0)] = 0
 ) -> StreamingResponse:
     """Server-sent events: ``alert`` (each new alert), ``status`` (counts), ``end``."""
-    token = bearer_token(request) or ""
-
-    def still_signed_in() -> Any:
-        with transaction(scope.rt.session_factory) as session:
-            return auth.actor_for_session(session, token, settings=scope.rt.settings)
-
+    still_signed_in = session_check(scope.rt, bearer_token(request) or "")
     return alert_stream(request, scope.rt, scope.actor, deployment_id, last_event_id(request, after), still_signed_in)
 
 

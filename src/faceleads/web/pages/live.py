@@ -12,14 +12,12 @@ from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from faceleads.core.policy import Action
-from faceleads.core.uow import transaction
 from faceleads.errors import ValidationError
 from faceleads.live import alerts, deployments, reports, watchlists
-from faceleads.security import auth
 from faceleads.vision.imaging import media_type
 from faceleads.web.api.schemas import Id
 from faceleads.web.deps import PageScope, page_token, run_blocking
-from faceleads.web.live_stream import alert_stream, last_event_id, start_cameras, stop_cameras
+from faceleads.web.live_stream import alert_stream, last_event_id, session_check, start_cameras, stop_cameras
 from faceleads.web.pages.common import NO_STORE, done, page_router
 from faceleads.web.render import render
 
@@ -183,12 +181,7 @@ def alert_events_page(
     request: Request, deployment_id: Id, scope: PageScope, after: Annotated[int, Query(ge=0)] = 0
 ) -> StreamingResponse:
     """The alert stream for the review page (session cookie)."""
-    token = page_token(request) or ""
-
-    def still_signed_in() -> Any:
-        with transaction(scope.rt.session_factory) as session:
-            return auth.actor_for_session(session, token, settings=scope.rt.settings)
-
+    still_signed_in = session_check(scope.rt, page_token(request) or "")
     return alert_stream(request, scope.rt, scope.actor, deployment_id, last_event_id(request, after), still_signed_in)
 
 
