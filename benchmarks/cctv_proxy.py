@@ -36,8 +36,8 @@ import numpy as np
 from faceleads.config import Settings
 from faceleads.evaluation.degrade import cctv_probe, lfw_split
 from faceleads.evaluation.templates import TemplateExtractor, embedding_matrix, fuse
+from faceleads.vision import enhance, wholecrop
 from faceleads.vision import quality as quality_module
-from faceleads.vision import wholecrop
 from faceleads.vision.engine import ALIGNED_KEY, FaceEngine
 from faceleads.vision.imaging import load_image
 
@@ -99,6 +99,8 @@ def _finder_key(settings: Settings) -> tuple[Any, ...]:
         s.whole_crop_max_side,
         s.det_threshold,
         {k: v for k, v in vars(wholecrop).items() if k.isupper()},
+        {k: v for k, v in vars(enhance).items() if k.isupper() and k != "ENHANCEMENTS"},
+        [f.__name__ for f in enhance.ENHANCEMENTS],
         quality_module.PATH_FACTORS,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from faceleads.vision.recognition import (
     split_template,
     with_mirrors,
 )
+from faceleads.vision.types import Detection
 
 pytestmark = pytest.mark.no_database  # never touches the database: run once, on SQLite
 
@@ -201,6 +204,38 @@ def test_contrast_enhancement_of_dark_flat_crops() -> None:
     np.testing.assert_array_equal(enhance.autolevel(flat), flat)  # nothing to stretch
     local = enhance.local_contrast(dark)
     assert local.shape == dark.shape and local.std() > dark.std()
+
+
+def test_denoised_stretch_keeps_an_edge_and_not_the_noise() -> None:
+    """A dark, noisy crop with one edge: smoothing before the stretch keeps the edge's full contrast but stretches
+    far less noise than stretching alone."""
+    rng = np.random.default_rng(1)
+    clean = np.full((48, 40, 3), 20.0)
+    clean[:, 20:] = 45.0  # a faint edge in a dark picture
+    noisy = np.clip(clean + rng.normal(0, 4, clean.shape), 0, 255).astype(np.uint8)
+    plain, denoised = enhance.autolevel(noisy), enhance.denoised_autolevel(noisy)
+    assert denoised.dtype == np.uint8 and denoised.shape == noisy.shape
+    for out in (plain, denoised):
+        assert out[:, 24:].mean() - out[:, :16].mean() > 120  # the edge is stretched either way
+    assert denoised[:, :16].std() < 0.6 * plain[:, :16].std()  # the noise much less
+    assert enhance.ENHANCEMENTS[0] is enhance.denoised_autolevel
+
+
+def _detection(box: list[float], five: np.ndarray, score: float = 0.55) -> Detection:
+    return Detection(box=np.array(box, np.float32), landmarks=five.astype(np.float32), score=score)
+
+
+def test_a_face_found_by_a_fallback_must_fill_the_photo_look_like_a_face_and_have_a_face_norm() -> None:
+    # A face box 40 px wide with the ArcFace template's layout in it.
+    five = ARCFACE_TEMPLATE * (40 / 112) + np.array([5.0, 4.0])
+    face = _detection([5, 4, 45, 48], five)
+    assert wholecrop.fallback_is_face(face, 15.5, 52, 48)  # fills a tight 48x52 crop
+    assert not wholecrop.fallback_is_face(face, 15.5, 120, 100)  # a 40 px find in a corner of a 100 px picture
+    assert not wholecrop.fallback_is_face(face, 14.0, 52, 48)  # the recognition model does not see a face
+    assert wholecrop.fallback_is_face(replace(face, score=0.65), 12.5, 52, 48)  # a confident find, lower norm
+    assert not wholecrop.fallback_is_face(replace(face, score=0.65), 11.0, 52, 48)
+    scrambled = five[[2, 3, 0, 4, 1]]  # nose and mouth where the eyes should be
+    assert not wholecrop.fallback_is_face(_detection([5, 4, 45, 48], scrambled), 18.0, 52, 48)
 
 
 def test_fallback_ladder_helpers() -> None:

@@ -197,12 +197,13 @@ class FaceEngine:
         if self._faceness is None:
             return detections
         kept = []
+        height, width = image.shape[:2]
         for d in detections:
             if d.found_by == "detector":
                 kept.append(d)
                 continue
             _, norms = self._faceness.embed(align_face(image, d.landmarks)[None])
-            if wholecrop.fallback_is_face(d.score, float(norms[0])):
+            if wholecrop.fallback_is_face(d, float(norms[0]), height, width):
                 kept.append(d)
         return kept
 

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faceleads.vision.align import ARCFACE_TEMPLATE, estimate_similarity
-from faceleads.vision.types import FloatArray, ImageArray
+from faceleads.vision.types import Detection, FloatArray, ImageArray
 
 MIN_SIDE = 28  # px: a face crop this small has under ~12 px between the eyes, too little to align or compare
 MAX_ASPECT = 2.0  # a face crop is at most this elongated either way
@@ -36,11 +36,26 @@ FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the l
 FALLBACK_NORM = 15.0
 FALLBACK_SCORE = 0.6
 FALLBACK_MIN_NORM = 12.0
+# The fallbacks exist for tight crops, where the face fills the photo: a face they find must span at least this share
+# of the photo's short side (a badge, a logo or a fold of cloth found in a corner of a small picture does not; a
+# small face inside a larger picture is found by drawing a box around it, FaceEngine.detect_in_box).
+MIN_FACE_SHARE = 0.6
 
 
-def fallback_is_face(score: float, norm: float) -> bool:
-    """Whether a face found by a fallback path (not the plain passes) is kept (docs/detection.md)."""
+def fallback_is_face(detection: Detection, norm: float, height: int, width: int) -> bool:
+    """Whether a face found by a fallback path (not the plain passes) in a ``height`` x ``width`` photo is kept:
+    it fills the photo, its five points are laid out like a face within its box, and the recognition model's
+    embedding of it has a face's norm (docs/detection.md)."""
+    box = detection.box
+    box_width = float(box[2] - box[0])
+    if box_width < MIN_FACE_SHARE * min(height, width):
+        return False
+    if not plausible_geometry(detection.landmarks - box[:2], max(box_width, 1.0)):
+        return False
+    score = detection.score
     return norm >= FALLBACK_NORM or (score >= FALLBACK_SCORE and norm >= FALLBACK_MIN_NORM)
+
+
 IOD_SHARE = (0.18, 0.75)  # inter-eye distance as a share of the crop width
 MAX_ROLL = 40.0  # degrees
 CANVAS = 192  # re-aligned verification canvas (px): the face at 2x the ArcFace template size, centred
@@ -71,7 +86,7 @@ def disagreement(estimates: Sequence[FloatArray]) -> float:
     return worst
 
 
-def plausible_geometry(five: FloatArray, width: int) -> bool:
+def plausible_geometry(five: FloatArray, width: float) -> bool:
     """Whether five points are laid out like a face seen roughly from the front, at a tight crop's scale.
 
     In the frame of the eye line: eyes level within ``MAX_ROLL``, the nose below the eyes and above the mouth,
