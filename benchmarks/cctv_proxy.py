@@ -36,6 +36,8 @@ import numpy as np
 from faceleads.config import Settings
 from faceleads.evaluation.degrade import cctv_probe, lfw_split
 from faceleads.evaluation.templates import TemplateExtractor, embedding_matrix, fuse
+from faceleads.vision import detector as detector_module
+from faceleads.vision import engine as engine_module
 from faceleads.vision import enhance, wholecrop
 from faceleads.vision import quality as quality_module
 from faceleads.vision.engine import ALIGNED_KEY, FaceEngine
@@ -90,9 +92,18 @@ class Cache:
             tmp.replace(self.directory / f"{key}.npz")
 
 
+def _code_digest() -> str:
+    """Digest of the source of the modules that find faces: cached detections are stale once any of them changes."""
+    digest = hashlib.sha256()
+    for module in (detector_module, engine_module, enhance, wholecrop, quality_module):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _finder_key(settings: Settings) -> tuple[Any, ...]:
     s = settings
     return (
+        _code_digest(),
         s.model_pack,
         s.det_max_upscale,
         s.whole_crop,

@@ -229,13 +229,20 @@ def test_a_face_found_by_a_fallback_must_fill_the_photo_look_like_a_face_and_hav
     # A face box 40 px wide with the ArcFace template's layout in it.
     five = ARCFACE_TEMPLATE * (40 / 112) + np.array([5.0, 4.0])
     face = _detection([5, 4, 45, 48], five)
-    assert wholecrop.fallback_is_face(face, 15.5, 52, 48)  # fills a tight 48x52 crop
-    assert not wholecrop.fallback_is_face(face, 15.5, 120, 100)  # a 40 px find in a corner of a 100 px picture
-    assert not wholecrop.fallback_is_face(face, 14.0, 52, 48)  # the recognition model does not see a face
-    assert wholecrop.fallback_is_face(replace(face, score=0.65), 12.5, 52, 48)  # a confident find, lower norm
-    assert not wholecrop.fallback_is_face(replace(face, score=0.65), 11.0, 52, 48)
+    arcface = wholecrop.FACENESS["arcface"]
+    assert wholecrop.fallback_is_face(face, 52, 48, 15.5, arcface)  # fills a tight 48x52 crop
+    assert not wholecrop.fallback_is_face(face, 120, 100, 15.5, arcface)  # a 40 px find in a 100 px picture
+    assert not wholecrop.fallback_is_face(face, 52, 48, 14.0, arcface)  # the recognition model does not see a face
+    assert wholecrop.fallback_is_face(replace(face, score=0.65), 52, 48, 12.5, arcface)  # confident, lower norm
+    assert not wholecrop.fallback_is_face(replace(face, score=0.65), 52, 48, 11.0, arcface)
+    assert not wholecrop.fallback_is_face(face, 52, 48, 9.0, wholecrop.FACENESS["sface"])  # SFace's own scale
+    assert wholecrop.fallback_is_face(replace(face, score=0.65), 52, 48, 7.0, wholecrop.FACENESS["sface"])
     scrambled = five[[2, 3, 0, 4, 1]]  # nose and mouth where the eyes should be
-    assert not wholecrop.fallback_is_face(_detection([5, 4, 45, 48], scrambled), 18.0, 52, 48)
+    assert not wholecrop.fallback_is_face(_detection([5, 4, 45, 48], scrambled), 52, 48, 18.0, arcface)
+    # Without a faceness model (a vendor's weights) the fill and layout checks still apply.
+    assert wholecrop.fallback_is_face(face, 52, 48)
+    assert not wholecrop.fallback_is_face(face, 120, 100)
+    assert not wholecrop.fallback_is_face(_detection([5, 4, 45, 48], scrambled), 52, 48)
 
 
 def test_fallback_ladder_helpers() -> None:

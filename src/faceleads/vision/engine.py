@@ -97,23 +97,25 @@ class FaceEngine:
             recognizers = built
         self.recognizer = FusedRecognizer(recognizers)
         self.landmarker: Landmarker | None = None
-        # The whole-crop check's recognition evidence is the raw norm of ArcFace MobileFaceNet's embedding (its
-        # limit is measured for that model), reusing the pipeline's own session when it runs that model.
+        # Faces found by a fallback are checked with the raw embedding norm of the pack's faceness model (limits
+        # measured per model), reusing the pipeline's own session when it runs that model.
         self._faceness: Recognizer | None = None
-        if s.whole_crop and pack.landmarks and isinstance(self.detector, AnchorDetector):
-            # Without the model whose norm limit was measured (agency weights of another name), the whole-crop
-            # fallback is off rather than unchecked; `faceleads selfcheck` says so.
-            self._faceness = self._faceness_model(threads, spin)
-            if self._faceness is not None:
-                if landmark_runner is None:
-                    landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin, rewrite=rewrite)
-                self.landmarker = Landmarker(landmark_runner)
+        self._faceness_limits: wholecrop.FacenessLimits | None = None
+        if pack.faceness is not None and isinstance(self.detector, AnchorDetector):
+            self._faceness_limits = wholecrop.FACENESS[pack.faceness]
+            self._faceness = self._faceness_model(self._faceness_limits, threads, spin)
+        # The whole-crop check's recognition evidence is ArcFace MobileFaceNet's norm: without that model (agency
+        # weights of another name) the whole-crop fallback is off rather than unchecked; `faceleads selfcheck` says so.
+        if s.whole_crop and pack.landmarks and self._faceness is not None:
+            if landmark_runner is None:
+                landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin, rewrite=rewrite)
+            self.landmarker = Landmarker(landmark_runner)
 
-    def _faceness_model(self, threads: int, spin: bool) -> Recognizer | None:
-        """ArcFace MobileFaceNet without flip, for the whole-crop norm check (None when it is not available)."""
-        spec = RECOGNIZERS["arcface"]
+    def _faceness_model(self, limits: wholecrop.FacenessLimits, threads: int, spin: bool) -> Recognizer | None:
+        """The model of ``limits`` without flip, for the norm checks (None when that model file is not available)."""
+        spec = RECOGNIZERS[limits.recognizer]
         for member in self.recognizer.members:
-            if isinstance(member, OnnxRecognizer) and member.name == wholecrop.FACENESS_MODEL:
+            if isinstance(member, OnnxRecognizer) and member.name == limits.model:
                 return OnnxRecognizer(
                     member.runner, name=member.name, digest="check", dim=spec.dim, fmt=spec.fmt, flip=False
                 )
@@ -121,7 +123,7 @@ class FaceEngine:
             path = spec.path(self.settings)
         except ModelError:
             return None
-        if path.stem != wholecrop.FACENESS_MODEL:
+        if path.stem != limits.model:
             return None
         runner = OrtRunner(path, threads, spin, rewrite=self.settings.ort_rewrite_graphs)
         return OnnxRecognizer(runner, name=path.stem, digest="check", dim=spec.dim, fmt=spec.fmt, flip=False)
@@ -193,17 +195,18 @@ class FaceEngine:
         return Detection(box=box, landmarks=five, score=score, found_by="whole_crop")
 
     def _checked(self, image: ImageArray, detections: list[Detection]) -> list[Detection]:
-        """Drop faces found by a fallback path that the recognition model does not see as faces."""
-        if self._faceness is None:
-            return detections
+        """Drop faces found by a fallback path that do not fill the photo, are not laid out like a face, or that
+        the recognition model does not see as faces (that last check only with the pack's faceness model loaded)."""
         kept = []
         height, width = image.shape[:2]
         for d in detections:
             if d.found_by == "detector":
                 kept.append(d)
                 continue
-            _, norms = self._faceness.embed(align_face(image, d.landmarks)[None])
-            if wholecrop.fallback_is_face(d, float(norms[0]), height, width):
+            norm = None
+            if self._faceness is not None:
+                norm = float(self._faceness.embed(align_face(image, d.landmarks)[None])[1][0])
+            if wholecrop.fallback_is_face(d, height, width, norm, self._faceness_limits):
                 kept.append(d)
         return kept
 

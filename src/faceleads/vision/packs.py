@@ -81,6 +81,7 @@ class ModelPack:
     recognizers: tuple[str, ...]
     landmarks: bool
     description: str
+    faceness: str | None = None  # recognizer whose norm checks fallback faces (wholecrop.FACENESS)
 
 
 PACKS: dict[str, ModelPack] = {
@@ -90,6 +91,7 @@ PACKS: dict[str, ModelPack] = {
         ("arcface",),
         True,
         "SCRFD-500M + ArcFace MobileFaceNet (+ 2d106det landmarks): InsightFace research weights",
+        faceness="arcface",
     ),
     "open": ModelPack(
         "open",
@@ -97,6 +99,7 @@ PACKS: dict[str, ModelPack] = {
         ("sface",),
         False,
         "YuNet (MIT) + SFace (Apache-2.0): licence-clean, lower accuracy (docs/models.md)",
+        faceness="sface",
     ),
 }
 

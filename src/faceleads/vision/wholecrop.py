@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,30 +31,55 @@ MAX_DISAGREEMENT = 0.25  # mean landmark disagreement between the three runs, in
 MIN_DETECTOR_SCORE = 0.05  # detector confidence on the re-aligned face, below its detection threshold
 MIN_EMBEDDING_NORM = 16.0  # raw norm of the ArcFace MobileFaceNet embedding of the aligned crop
 FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the limit is measured for it)
-# A face the detector found only on an enlarged, bordered or enhanced copy of a small photo must also look like a
-# face to the recognition model: embedding norm >= FALLBACK_NORM, or a detector score >= FALLBACK_SCORE with a norm
-# >= FALLBACK_MIN_NORM (enlarged fabric, hands and walls reach the detection threshold with low norms).
-FALLBACK_NORM = 15.0
-FALLBACK_SCORE = 0.6
-FALLBACK_MIN_NORM = 12.0
 # The fallbacks exist for tight crops, where the face fills the photo: a face they find must span at least this share
 # of the photo's short side (a badge, a logo or a fold of cloth found in a corner of a small picture does not; a
 # small face inside a larger picture is found by drawing a box around it, FaceEngine.detect_in_box).
 MIN_FACE_SHARE = 0.6
 
 
-def fallback_is_face(detection: Detection, norm: float, height: int, width: int) -> bool:
+@dataclass(frozen=True)
+class FacenessLimits:
+    """How a recognition model's raw embedding norm tells a face from a texture, for a face found by a fallback.
+
+    Enlarged, bordered or enhanced, fabric, hands, badges and walls reach a detector's threshold; a recognition
+    model gives them a low norm. A fallback face is kept at ``norm`` or above, or at ``confident_score`` (detector)
+    with ``confident_norm``. The limits hold only for the model file they were measured on (``model``, its stem).
+    """
+
+    recognizer: str  # key of faceleads.vision.packs.RECOGNIZERS
+    model: str
+    norm: float
+    confident_score: float
+    confident_norm: float
+
+    def accepts(self, score: float, norm: float) -> bool:
+        return norm >= self.norm or (score >= self.confident_score and norm >= self.confident_norm)
+
+
+#: Measured limits per model (docs/accuracy.md, "Photos without a face").
+FACENESS: dict[str, FacenessLimits] = {
+    "arcface": FacenessLimits("arcface", FACENESS_MODEL, norm=15.0, confident_score=0.6, confident_norm=12.0),
+    "sface": FacenessLimits(
+        "sface", "face_recognition_sface_2021dec", norm=10.0, confident_score=0.6, confident_norm=6.5
+    ),
+}
+
+
+def fallback_is_face(
+    detection: Detection, height: int, width: int, norm: float | None = None, limits: FacenessLimits | None = None
+) -> bool:
     """Whether a face found by a fallback path (not the plain passes) in a ``height`` x ``width`` photo is kept:
-    it fills the photo, its five points are laid out like a face within its box, and the recognition model's
-    embedding of it has a face's norm (docs/detection.md)."""
+    it fills the photo, its five points are laid out like a face within its box, and, when a model with measured
+    ``limits`` gave its embedding ``norm``, the norm is a face's (docs/detection.md)."""
     box = detection.box
     box_width = float(box[2] - box[0])
     if box_width < MIN_FACE_SHARE * min(height, width):
         return False
     if not plausible_geometry(detection.landmarks - box[:2], max(box_width, 1.0)):
         return False
-    score = detection.score
-    return norm >= FALLBACK_NORM or (score >= FALLBACK_SCORE and norm >= FALLBACK_MIN_NORM)
+    if norm is None or limits is None:
+        return True
+    return limits.accepts(detection.score, norm)
 
 
 IOD_SHARE = (0.18, 0.75)  # inter-eye distance as a share of the crop width
