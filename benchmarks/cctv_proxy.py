@@ -15,8 +15,9 @@ of all probes whose mate is ranked first); ``rank1_found`` (the same among probe
 ``fused_rank1`` (each identity's found probes fused into one quality-weighted template, searched once: share of
 identities ranked first, an identity with no face found in any probe counting as a miss); plus which detection
 path found the faces and rank-1 per path. Probe detections and templates are cached under
-``FACELEADS_DATA_DIR/cache/cctv_proxy`` (by probe set, seed and pipeline), gallery templates in the template cache
-of ``faceleads evaluate`` (``FACELEADS_DATA_DIR/cache/templates``), so a second run only re-scores.
+``FACELEADS_DATA_DIR/cache/cctv_proxy`` (by probe set, seed, pipeline settings and the detection code), gallery
+templates in the template cache of ``faceleads evaluate`` (``FACELEADS_DATA_DIR/cache/templates``), so a second run
+only re-scores.
 """
 
 from __future__ import annotations
@@ -109,10 +110,6 @@ def _finder_key(settings: Settings) -> tuple[Any, ...]:
         s.whole_crop,
         s.whole_crop_max_side,
         s.det_threshold,
-        {k: v for k, v in vars(wholecrop).items() if k.isupper()},
-        {k: v for k, v in vars(enhance).items() if k.isupper() and k != "ENHANCEMENTS"},
-        [f.__name__ for f in enhance.ENHANCEMENTS],
-        quality_module.PATH_FACTORS,
     )
 
 

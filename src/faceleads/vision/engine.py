@@ -104,9 +104,11 @@ class FaceEngine:
         if pack.faceness is not None and isinstance(self.detector, AnchorDetector):
             self._faceness_limits = wholecrop.FACENESS[pack.faceness]
             self._faceness = self._faceness_model(self._faceness_limits, threads, spin)
-        # The whole-crop check's recognition evidence is ArcFace MobileFaceNet's norm: without that model (agency
+        # The whole crop needs its own norm limit (measured for ArcFace MobileFaceNet): without that model (agency
         # weights of another name) the whole-crop fallback is off rather than unchecked; `faceleads selfcheck` says so.
-        if s.whole_crop and pack.landmarks and self._faceness is not None:
+        limits = self._faceness_limits
+        has_limit = limits is not None and limits.whole_crop_norm is not None
+        if s.whole_crop and pack.landmarks and self._faceness is not None and has_limit:
             if landmark_runner is None:
                 landmark_runner = OrtRunner(model_path(s, LANDMARK_FILE), threads, spin, rewrite=rewrite)
             self.landmarker = Landmarker(landmark_runner)
@@ -188,10 +190,12 @@ class FaceEngine:
         score = self.detector.best_score(canvas, expected)
         if score < wholecrop.MIN_DETECTOR_SCORE:
             return None
-        if self._faceness is not None:
-            _, norms = self._faceness.embed(align_face(image, five)[None])
-            if float(norms[0]) < wholecrop.MIN_EMBEDDING_NORM:
-                return None
+        limits = self._faceness_limits
+        if self._faceness is None or limits is None or limits.whole_crop_norm is None:
+            return None
+        _, norms = self._faceness.embed(align_face(image, five)[None])
+        if float(norms[0]) < limits.whole_crop_norm:
+            return None
         return Detection(box=box, landmarks=five, score=score, found_by="whole_crop")
 
     def _checked(self, image: ImageArray, detections: list[Detection]) -> list[Detection]:

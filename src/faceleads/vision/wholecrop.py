@@ -29,8 +29,6 @@ MIN_SIDE = 28  # px: a face crop this small has under ~12 px between the eyes, t
 MAX_ASPECT = 2.0  # a face crop is at most this elongated either way
 MAX_DISAGREEMENT = 0.25  # mean landmark disagreement between the three runs, in inter-eye distances
 MIN_DETECTOR_SCORE = 0.05  # detector confidence on the re-aligned face, below its detection threshold
-MIN_EMBEDDING_NORM = 16.0  # raw norm of the ArcFace MobileFaceNet embedding of the aligned crop
-FACENESS_MODEL = "w600k_mbf"  # the model whose embedding norm is checked (the limit is measured for it)
 # The fallbacks exist for tight crops, where the face fills the photo: a face they find must span at least this share
 # of the photo's short side (a badge, a logo or a fold of cloth found in a corner of a small picture does not; a
 # small face inside a larger picture is found by drawing a box around it, FaceEngine.detect_in_box).
@@ -43,7 +41,9 @@ class FacenessLimits:
 
     Enlarged, bordered or enhanced, fabric, hands, badges and walls reach a detector's threshold; a recognition
     model gives them a low norm. A fallback face is kept at ``norm`` or above, or at ``confident_score`` (detector)
-    with ``confident_norm``. The limits hold only for the model file they were measured on (``model``, its stem).
+    with ``confident_norm``. A whole crop (no detector find at all) needs ``whole_crop_norm``; a model without that
+    limit does not run the whole-crop fallback. The limits hold only for the model file they were measured on
+    (``model``, its stem).
     """
 
     recognizer: str  # key of faceleads.vision.packs.RECOGNIZERS
@@ -51,6 +51,7 @@ class FacenessLimits:
     norm: float
     confident_score: float
     confident_norm: float
+    whole_crop_norm: float | None = None
 
     def accepts(self, score: float, norm: float) -> bool:
         return norm >= self.norm or (score >= self.confident_score and norm >= self.confident_norm)
@@ -58,7 +59,9 @@ class FacenessLimits:
 
 #: Measured limits per model (docs/accuracy.md, "Photos without a face").
 FACENESS: dict[str, FacenessLimits] = {
-    "arcface": FacenessLimits("arcface", FACENESS_MODEL, norm=15.0, confident_score=0.6, confident_norm=12.0),
+    "arcface": FacenessLimits(
+        "arcface", "w600k_mbf", norm=15.0, confident_score=0.6, confident_norm=12.0, whole_crop_norm=16.0
+    ),
     "sface": FacenessLimits(
         "sface", "face_recognition_sface_2021dec", norm=10.0, confident_score=0.6, confident_norm=6.5
     ),
