@@ -320,7 +320,8 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
         assert leaked == [], leaked
     with rt.session_factory() as session:
         produced = session.scalars(select(AuditEntry).where(AuditEntry.action == "transparency_report",
-                                                            AuditEntry.outcome == "ok")).all()  # fmt: skip
+                                                            AuditEntry.outcome == "ok")
+                                   .order_by(AuditEntry.seq)).all()  # fmt: skip
     assert produced and produced[-1].details["formats"] == "csv,pdf"
 
 

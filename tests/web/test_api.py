@@ -263,8 +263,10 @@ def test_gallery_images_are_audited_and_never_cached(web: WebEnv) -> None:
     aligned = web.client.get(f"/api/v1/gallery/images/{image_id}?view=aligned", headers=web.headers("reviewer"))
     assert aligned.status_code == 200 and aligned.content[:2] == b"\xff\xd8"
     with web.rt.session_factory() as session:
-        entries = session.query(AuditEntry).filter(AuditEntry.action == "view_gallery_image",
-                                                   AuditEntry.object_ref == f"image:{image_id}").all()  # fmt: skip
+        # Ordered by sequence number: PostgreSQL returns rows in no particular order without it.
+        entries = (session.query(AuditEntry).filter(AuditEntry.action == "view_gallery_image",
+                                                    AuditEntry.object_ref == f"image:{image_id}")
+                   .order_by(AuditEntry.seq).all())  # fmt: skip
     assert len(entries) == before + 2
     assert entries[-2].case_ref == "OCC-9" and entries[-2].username == "reviewer"
     marks = web.client.get(f"/api/v1/gallery/images/{image_id}/landmarks", headers=web.headers("reviewer")).json()
