@@ -51,7 +51,7 @@ def test_lfw_dev_rank1(rt, tmp_path, full_lfw_dir) -> None:  # type: ignore[no-u
     assert no_face <= 3  # the detector finds a face in (nearly) every LFW photo
 
     with rt.session_factory() as session:
-        number_of = dict(session.execute(select(Image.subject_id, Image.source)).tuples().all())
+        number_of = dict(session.execute(select(Image.subject_id, Image.source)).all())
     subject_name = {sid: source.split("/")[-2] for sid, source in number_of.items()}
     probes = [(name, p) for name, photos in sorted(people.items()) for p in photos[1:]]
     assert len(probes) == 1897

@@ -120,10 +120,9 @@ def list_galleries(rt: GalleryRuntime, actor: Actor) -> list[dict[str, Any]]:
     """The actor's agency's galleries and those shared with it (any purpose), with template counts."""
     require(actor, Action.VIEW_GALLERY_RECORD)
     with rt.session_factory() as session:
-        codes = dict(session.execute(select(Agency.id, Agency.code)).tuples().all())
+        codes = dict(session.execute(select(Agency.id, Agency.code)).all())
         counts = dict(
             session.execute(select(FaceTemplate.gallery_id, func.count()).group_by(FaceTemplate.gallery_id))
-            .tuples()
             .all()
         )
         shared_ids = set(

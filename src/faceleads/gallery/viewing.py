@@ -199,10 +199,14 @@ def list_subjects(
                 .order_by(Subject.subject_number)
                 .limit(limit)
                 .offset(offset)
-            ).tuples().all()
-            page = SubjectPage(total=total, subjects=[
-                SubjectSummary(s.id, s.subject_number, code, s.gallery_id, n or 0, d) for s, code, n, d in rows
-            ])  # fmt: skip
+            ).all()
+            summaries = []
+            for row in rows:
+                # Indexed, not unpacked: the subquery columns leave the row untyped, and unpacking it yields `object`.
+                subject: Subject = row[0]
+                summaries.append(SubjectSummary(subject.id, subject.subject_number, row[1], subject.gallery_id,
+                                                row[2] or 0, row[3]))  # fmt: skip
+            page = SubjectPage(total=total, subjects=summaries)
     audit.record_now(rt.session_factory, actor, "view_gallery_records", "gallery:subjects", audit.Outcome.OK,
                      purpose=purpose, details={"listed": len(page.subjects), "total": page.total, "offset": offset,
                                                "filtered": bool(number)})  # fmt: skip
