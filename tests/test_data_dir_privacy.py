@@ -26,8 +26,10 @@ from tests.conftest import LFW_DIR
 PW = "Tr0ub4dor&3-horse"
 
 
-def _shell_umask() -> None:
-    os.umask(0o022)  # what a login shell usually has: files 0644, directories 0755
+# What a login shell usually has: files 0644, directories 0755. Passed as Popen's ``umask``, set in C in the child:
+# a ``preexec_fn`` runs Python in a forked copy of this multi-threaded process (gRPC threads from the Milvus tests),
+# where gRPC's finalisers can abort the child before it execs.
+SHELL_UMASK = 0o022
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -38,7 +40,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def _faceleads(env: dict[str, str], *args: str, stdin: str = "", ok: tuple[int, ...] = (0,)) -> str:
     proc = subprocess.run([sys.executable, "-m", "faceleads.cli.main", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=600, preexec_fn=_shell_umask)  # fmt: skip
+                          capture_output=True, timeout=600, umask=SHELL_UMASK)  # fmt: skip
     assert proc.returncode in ok, f"faceleads {' '.join(args)}: {proc.returncode}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -113,7 +115,7 @@ def test_server_fresh_start_is_private(tmp_path: Path) -> None:
     env = _env(data, FACELEADS_ADMIN_PASSWORD=PW, FACELEADS_WEB_PORT=str(port), FACELEADS_WORKERS="1")
     log = (tmp_path / "serve.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "faceleads.cli.main", "serve", "--demo"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=_shell_umask)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True, umask=SHELL_UMASK)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
