@@ -70,7 +70,8 @@ def test_regimes_are_administered_per_agency_and_audited(env: Env) -> None:
     other = Actor("admin-b", 999, frozenset({Role.ADMINISTRATOR}), None, "NOWHERE")
     assert {p.code: p.regime for p in regimes.show_regimes(rt, other).purposes}[EXIGENT] == "investigative"
     with rt.session_factory() as session:
-        changes = session.scalars(select(AuditEntry).where(AuditEntry.action == "setting_change")).all()
+        changes = session.scalars(select(AuditEntry).where(AuditEntry.action == "setting_change")
+                                  .order_by(AuditEntry.seq)).all()  # fmt: skip
         assert [c.details["setting"] for c in changes] == ["regime", "regime_windows", "regime_windows"]
 
 

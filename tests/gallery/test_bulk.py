@@ -227,7 +227,7 @@ def test_kill_minus_nine_and_resume(settings, engine, tmp_path) -> None:  # type
     actor = cli_actor(rt, "DEV")
     # An orphan blob, as left by a kill between the blob write and the commit, is swept on resume.
     with rt.session_factory() as session:
-        key_id = session.scalars(select(Subject.key_id)).first()
+        key_id = session.scalars(select(Subject.key_id).order_by(Subject.id)).first()
     orphan = rt.store.put(key_id, b"half-enrolled photo", "gallery-image|orphan")
     resumed = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]

@@ -123,7 +123,8 @@ def test_policy_waiting_periods_retention_and_other_bookings(rt: GalleryRuntime)
     s = dispositions.record_disposition(rt, officer, "T-2", "acquitted", day, "CC 3", today=TODAY).schedule
     assert s.state == "request_open"
     with rt.session_factory() as session:
-        runs = session.scalars(select(AuditEntry).where(AuditEntry.action == "disposition_run")).all()
+        runs = session.scalars(select(AuditEntry).where(AuditEntry.action == "disposition_run")
+                               .order_by(AuditEntry.seq)).all()  # fmt: skip
     assert [r.details["opened_count"] for r in runs] == [0, 0, 1]
 
 
@@ -232,9 +233,10 @@ def test_agency_checklist_snapshot_and_computed_refusals(rt: GalleryRuntime) -> 
     # The records say the subject was an adult: recording it as satisfied is refused, and the refusal audited.
     with pytest.raises(ValidationError, match="cannot be recorded as satisfied: the records say at least 29"):
         destruction.record_checklist(rt, officer, req.id, "under_18", True, "looked fine")
-    with rt.session_factory() as session:
+    with rt.session_factory() as session:  # the latest refusal: the one just made
         refused = session.scalars(select(AuditEntry).where(AuditEntry.action == "destruction",
-                                                           AuditEntry.outcome == "denied")).first()  # fmt: skip
+                                                           AuditEntry.outcome == "denied")
+                                  .order_by(AuditEntry.seq.desc())).first()  # fmt: skip
     assert refused is not None and refused.details["item"] == "under_18"
     # Undetermined (no disposition recorded yet): a person may record it, saying how it was checked.
     with pytest.raises(ValidationError, match="say how it was checked"):

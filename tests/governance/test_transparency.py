@@ -229,8 +229,10 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     awaiting = outcomes.released_leads(rt, env.investigator, awaiting_only=True)
     assert [x.lead_id for x in awaiting] == [lead_b]
     with rt.session_factory() as session:
-        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "lead_outcome")).all()
-        by_role = session.scalars(select(AuditEntry).where(AuditEntry.action == "record_outcome")).all()
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "lead_outcome")
+                                  .order_by(AuditEntry.seq)).all()  # fmt: skip
+        by_role = session.scalars(select(AuditEntry).where(AuditEntry.action == "record_outcome")
+                                  .order_by(AuditEntry.seq)).all()  # fmt: skip
     assert [(e.outcome, e.details.get("outcome")) for e in entries if e.outcome == "ok"] == [
         ("ok", "corroborated"), ("ok", "charged")]  # fmt: skip
     assert [e.username for e in entries if e.outcome == "denied"] == [env.investigator.username]  # unreleased

@@ -172,7 +172,8 @@ def test_end_time_holds_even_if_every_process_died(live_env: LiveEnv) -> None:
         dep.start_at = utcnow() - timedelta(hours=2)
         dep.end_at = utcnow() - timedelta(seconds=1)
         camera_id = session.scalars(select(DeploymentCamera.id).where(DeploymentCamera.deployment_id == info.id)).one()
-        entry = session.scalars(select(FrozenEntry).where(FrozenEntry.deployment_id == info.id)).first()
+        entry = session.scalars(select(FrozenEntry).where(FrozenEntry.deployment_id == info.id)
+                                .order_by(FrozenEntry.id)).first()  # fmt: skip
         assert entry is not None
         entry_id = entry.id
     listed = deployments.list_deployments(env.rt, env.actors["auditor"])
@@ -255,7 +256,7 @@ def test_alerts_are_visible_through_a_second_runtime(live_env: LiveEnv) -> None:
     other = GalleryRuntime(live_env.settings, face_engine=live_env.rt.face_engine, create=False)
     try:
         with other.session_factory() as session:
-            deps = [d for d in session.scalars(select(Deployment.id)).all()]
+            deps = session.scalars(select(Deployment.id).order_by(Deployment.id)).all()
         assert deps
         seen = alerts.latest_alert_id(other, deps[0])
         assert seen >= 0

@@ -400,6 +400,7 @@ def check_report(rt: GalleryRuntime, actor: Actor, data: bytes) -> tuple[str, Re
         row = session.execute(
             select(LeadReport, Case).join(Case, Case.id == LeadReport.case_id)
             .where(LeadReport.sha256 == digest, Case.agency_id == actor.agency_id)
+            .order_by(LeadReport.id)  # the same bytes issued twice: the first issue
         ).first()
         found = _record(session, row[0], row[1]) if row else None
     audit.record_now(rt.session_factory, actor, "report_check", "lead_report:check", audit.Outcome.OK,

@@ -146,7 +146,8 @@ def get_job(session: Session, actor: Actor, job_id: str) -> JobView:
 def list_jobs(session: Session, actor: Actor, limit: int = 100) -> list[JobView]:
     """The actor's agency's jobs, newest first."""
     rows = session.scalars(
-        select(Job).where(Job.agency_id == actor.agency_id).order_by(Job.created_at.desc()).limit(limit)
+        select(Job).where(Job.agency_id == actor.agency_id)
+        .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
     ).all()
     return [JobView.of(j) for j in rows]
 
@@ -163,7 +164,7 @@ def claim(session_factory: Any, worker: str, lease: float, kinds: set[str] | Non
     """Take the oldest runnable job for ``worker`` (or None); the row says who runs it from now on."""
     now = utcnow()
     with transaction(session_factory) as session:
-        query = select(Job).where(_runnable(now, lease)).order_by(Job.created_at).limit(1)
+        query = select(Job).where(_runnable(now, lease)).order_by(Job.created_at, Job.id).limit(1)
         if kinds:
             query = query.where(Job.kind.in_(sorted(kinds)))
         if is_postgres(session):

@@ -174,7 +174,8 @@ def list_partner_accesses(
             )
             for r in rows
         ]
-        page = PartnerAccessPage(total, views, {codes.get(a, str(a)): n for a, n in per_partner})
+        by_partner = sorted((codes.get(a, str(a)), int(n)) for a, n in per_partner)  # shown as a list, by code
+        page = PartnerAccessPage(total, views, dict(by_partner))
     audit.record_now(rt.session_factory, actor, "view_partner_accesses", "partner_accesses", audit.Outcome.OK,
                      details={"owner": owner_code or (None if every else actor.agency_code), "partner":
                               partner_code or None, "returned": len(page.accesses), "total": page.total})

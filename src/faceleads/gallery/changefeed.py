@@ -186,12 +186,14 @@ class Lagging:
 
 
 def lagging_followers(session: Session, seq: int, live_seconds: float) -> list[Lagging]:
-    """Live followers (heartbeat within ``live_seconds``) that have not applied ``seq`` yet."""
+    """Live followers (heartbeat within ``live_seconds``) that have not applied ``seq`` yet, furthest behind first."""
     since = utcnow() - timedelta(seconds=live_seconds)
     rows = session.execute(
         select(IndexFollower.id, IndexFollower.host, IndexFollower.pid, IndexFollower.applied_seq).where(
             IndexFollower.heartbeat_at >= since, IndexFollower.applied_seq < seq
         )
+        # The furthest behind first: the refusal names the first few.
+        .order_by(IndexFollower.applied_seq, IndexFollower.id)
     ).all()
     session.rollback()
     return [Lagging(str(i), str(h), int(p), int(a)) for i, h, p, a in rows]
@@ -331,7 +333,7 @@ class FeedFollower:
 
 def follower_rows(session: Session) -> list[dict[str, Any]]:
     """Registered followers (for status pages and tests)."""
-    rows = session.scalars(select(IndexFollower).order_by(IndexFollower.started_at)).all()
+    rows = session.scalars(select(IndexFollower).order_by(IndexFollower.started_at, IndexFollower.id)).all()
     out = [
         {"id": r.id, "host": r.host, "pid": r.pid, "role": r.role, "applied_seq": r.applied_seq,
          "heartbeat_at": _iso(r.heartbeat_at)}

@@ -117,7 +117,8 @@ def revoke_share(rt: GalleryRuntime, actor: Actor, share_id: int) -> None:
 
 
 def list_galleries(rt: GalleryRuntime, actor: Actor) -> list[dict[str, Any]]:
-    """The actor's agency's galleries and those shared with it (any purpose), with template counts."""
+    """The actor's agency's galleries and those shared with it (any purpose), with template counts, in the order
+    they were created (each one's shares likewise)."""
     require(actor, Action.VIEW_GALLERY_RECORD)
     with rt.session_factory() as session:
         codes = dict(session.execute(select(Agency.id, Agency.code)).all())
@@ -132,6 +133,7 @@ def list_galleries(rt: GalleryRuntime, actor: Actor) -> list[dict[str, Any]]:
         )
         galleries = session.scalars(
             select(Gallery).where((Gallery.agency_id == actor.agency_id) | Gallery.id.in_(shared_ids))
+            .order_by(Gallery.id)
         ).all()
         out = []
         for g in galleries:

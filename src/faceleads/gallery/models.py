@@ -123,7 +123,9 @@ class Gallery(Base):
     purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    shares: Mapped[list[GalleryShare]] = relationship(back_populates="gallery", cascade="all, delete-orphan")
+    shares: Mapped[list[GalleryShare]] = relationship(
+        back_populates="gallery", cascade="all, delete-orphan", order_by="GalleryShare.id"
+    )
 
 
 class GalleryShare(Base):

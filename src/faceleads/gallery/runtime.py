@@ -451,6 +451,9 @@ class GalleryRuntime:
             .join(Subject, Subject.id == FaceTemplate.subject_id)
             .join(Image, Image.id == FaceTemplate.image_id)
             .where(FaceTemplate.id.in_(template_ids))
+            # In id order, like _refresh_sums: a subject's fused sum then adds the same floats in the same order in
+            # every process and after every rebuild (float addition is not associative).
+            .order_by(FaceTemplate.id)
         ).all()
         keys = self.keystore.lookup({r[5] for r in rows})
         batch: list[tuple[int, int, int, np.ndarray]] = []
@@ -578,6 +581,7 @@ class GalleryRuntime:
                     .join(Subject, Subject.id == FaceTemplate.subject_id)
                     .join(Image, Image.id == FaceTemplate.image_id)
                     .where(FaceTemplate.id.in_(tids[start : start + 4096]))
+                    .order_by(FaceTemplate.id)
                 ).all()
                 keys = self.keystore.lookup({r[4] for r in rows}).live
                 for sid, blob, model_version, gid, key_id, sha in rows:

@@ -181,6 +181,7 @@ def _decrypt_subject_templates(
         .join(Subject, Subject.id == FaceTemplate.subject_id)
         .join(Image, Image.id == FaceTemplate.image_id)
         .where(FaceTemplate.subject_id.in_(subject_ids), FaceTemplate.model_version == rt.model_version)
+        .order_by(FaceTemplate.id)  # of equally close photos, the one shown is the oldest
     ).all()
     out: dict[int, list[tuple[int, np.ndarray]]] = {}
     keys = rt.keystore.lookup({r[4] for r in rows})

@@ -170,7 +170,8 @@ def list_subjects(
     offset: int = 0,
 ) -> SubjectPage:
     """Active subjects in the galleries the actor's agency may see for ``purpose`` (own galleries and those shared
-    with it by an agreement in force), by subject number; ``number`` filters on a part of it. The listing is audited.
+    with it by an agreement in force), by subject number and then id (numbers repeat across agencies), so pages
+    neither overlap nor skip; ``number`` filters on a part of it. The listing is audited.
     """
     enforce(rt.session_factory, actor, Action.VIEW_GALLERY_RECORD, "gallery:subjects")
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE or not isinstance(offset, int) or offset < 0:
@@ -196,7 +197,9 @@ def list_subjects(
                 .outerjoin(photos, photos.c.subject_id == Subject.id)
                 .outerjoin(latest, latest.c.subject_id == Subject.id)
                 .where(*where)
-                .order_by(Subject.subject_number)
+                # Subject numbers are unique only within an agency (shared galleries list several): the id breaks
+                # ties, so that pages never overlap or skip a subject.
+                .order_by(Subject.subject_number, Subject.id)
                 .limit(limit)
                 .offset(offset)
             ).all()
@@ -214,7 +217,8 @@ def list_subjects(
 
 
 def subject_detail(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: str | None = None) -> SubjectDetail:
-    """One subject's encounters (bookings, newest first) and photo ids; the read is audited."""
+    """One subject's encounters (bookings, newest first; one day's in the order recorded, as in the filmstrip)
+    and photo ids; the read is audited."""
     ref, missing, case_ref = f"subject:{subject_id}", f"no subject {subject_id}", _case_ref(case)
     enforce(rt.session_factory, actor, Action.VIEW_GALLERY_RECORD, ref, case=case_ref)
     with rt.session_factory() as session:
@@ -223,7 +227,8 @@ def subject_detail(rt: GalleryRuntime, actor: Actor, subject_id: int, *, case: s
                                   found.gallery_id if found else None, missing, case_ref)  # fmt: skip
         agency = session.get(Agency, subject.agency_id)
         encounters = session.scalars(
-            select(Encounter).where(Encounter.subject_id == subject.id).order_by(Encounter.booking_date.desc())
+            select(Encounter).where(Encounter.subject_id == subject.id)
+            .order_by(Encounter.booking_date.desc(), Encounter.id)
         ).all()
         views = []
         for enc in encounters:

@@ -526,6 +526,7 @@ def reconcile(rt: GalleryRuntime, actor: Actor | None, report: RestoreReport | N
     with rt.session_factory() as session:
         rows = session.execute(
             select(Subject.id, Subject.key_id).where(Subject.status != SubjectStatus.DESTROYED.value)
+            .order_by(Subject.id)  # the report's lists and the audit entries in subject order
         ).all()
     destroyed = set(rt.keystore.destroyed_ids())  # read the ledger once, not once per subject
     for sid, key_id in rows:

@@ -167,7 +167,10 @@ def subject_schedule(session: Session, subject: Subject, policy: dict[str, Rule]
     events = _events(session, subject.id)
     shown = [{"disposition_id": d.id, "booking_number": e.booking_number, "kind": d.kind,
               "occurred_on": d.occurred_on.isoformat(), "reference": d.reference} for d, e in events]  # fmt: skip
-    bookings = list(session.scalars(select(Encounter).where(Encounter.subject_id == subject.id)))
+    # In the order recorded: the first booking that keeps the records is the one the reason names.
+    bookings = list(
+        session.scalars(select(Encounter).where(Encounter.subject_id == subject.id).order_by(Encounter.id))
+    )
     requests = list(
         session.scalars(
             select(DestructionRequest)

@@ -191,7 +191,7 @@ def purge_expired_alerts(
                     LiveAlert.agency_id == actor.agency_id,
                     LiveAlert.purged_at.is_(None),
                     LiveAlert.retention_until <= moment,
-                )
+                ).order_by(LiveAlert.id)  # purged (and audited) oldest first
             )
         )
     for alert_id in due:

@@ -52,6 +52,9 @@ def load_watchlist(rt: GalleryRuntime, deployment_id: int) -> WatchListMatrix:
     with rt.session_factory() as session:
         frozen = session.scalars(
             select(FrozenEntry).where(FrozenEntry.deployment_id == deployment_id, FrozenEntry.dropped_at.is_(None))
+            # Entry and template order is the matrix's row order, which decides exact ties (argmax takes the first):
+            # fixed, so every camera worker and every restart matches alike.
+            .order_by(FrozenEntry.id)
         ).all()
         for entry in frozen:
             subject = session.get(Subject, entry.subject_id)
@@ -62,6 +65,7 @@ def load_watchlist(rt: GalleryRuntime, deployment_id: int) -> WatchListMatrix:
                 .join(Image, Image.id == FaceTemplate.image_id)
                 .where(FaceTemplate.subject_id == subject.id, FaceTemplate.model_version == model,
                        lawful_template_clause())
+                .order_by(FaceTemplate.id)
             ).all()  # fmt: skip
             try:
                 key = rt.keystore.get(subject.key_id)
@@ -89,6 +93,7 @@ def check_entries(rt: GalleryRuntime, deployment_id: int, now: datetime | None =
             select(FrozenEntry, Subject.status)
             .join(Subject, Subject.id == FrozenEntry.subject_id)
             .where(FrozenEntry.deployment_id == deployment_id)
+            .order_by(FrozenEntry.id)  # the drops are audited in entry order
         ).all()
         dropped = []
         for entry, status in rows:

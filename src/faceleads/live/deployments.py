@@ -576,6 +576,7 @@ def sweep_due(rt: GalleryRuntime, now: datetime | None = None) -> int:
         due = session.scalars(
             select(Deployment).where(Deployment.status.in_(
                 (DeploymentStatus.AUTHORISED.value, DeploymentStatus.RUNNING.value)), Deployment.end_at <= moment)
+            .order_by(Deployment.id)  # the automatic stops are audited in deployment order
         ).all()  # fmt: skip
         return sum(1 for dep in due if close_if_due(session, dep, moment))
 

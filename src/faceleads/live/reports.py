@@ -248,7 +248,7 @@ def deployment_statistics(
     with transaction(rt.session_factory) as session:
         agencies = {a.id: a.code for a in session.scalars(select(Agency))}
         query = select(Deployment).where(Deployment.started_at.is_not(None), Deployment.started_at >= start,
-                                         Deployment.started_at < end)  # fmt: skip
+                                         Deployment.started_at < end).order_by(Deployment.id)  # fmt: skip
         per: dict[int, list[Deployment]] = {}
         for dep in session.scalars(query):
             close_if_due(session, dep, now)

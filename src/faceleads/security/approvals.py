@@ -199,7 +199,7 @@ def _expire_due(session: Session, now: datetime) -> int:
     rows = session.scalars(
         select(AccessApproval).where(
             AccessApproval.status == ApprovalStatus.PENDING.value, AccessApproval.expires_at <= now
-        )
+        ).order_by(AccessApproval.id)  # the log records the expiries in request order
     ).all()
     for row in rows:
         row.status = ApprovalStatus.EXPIRED.value
@@ -222,9 +222,11 @@ _APPROVER_ROLES = roles_for(Action.APPROVE_ACCESS)
 
 
 def _eligible_approvers(session: Session, row: AccessApproval) -> list[str]:
-    """Active users of the request's agency who hold the approving role and are neither requester nor target."""
+    """Active users of the request's agency who hold the approving role and are neither requester nor target, by
+    user name (a refusal names the first few)."""
     names = []
-    for user in session.scalars(select(User).where(User.agency_id == row.agency_id, User.active.is_(True))):
+    users = select(User).where(User.agency_id == row.agency_id, User.active.is_(True)).order_by(User.username)
+    for user in session.scalars(users):
         if user.id in (row.requested_by, row.target_user_id):
             continue
         if any(grant.role in _APPROVER_ROLES for grant in user.role_grants):
