@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.errors import ValidationError
 
@@ -32,15 +30,6 @@ lead_app = typer.Typer(help="Leads: supervisor decisions on disagreements, relea
                        no_args_is_help=True)
 report_app = typer.Typer(help="Lead reports (PDF) with their recorded SHA-256.", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention of case data and probes by offence category.", no_args_is_help=True)
-
-
-def _emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> None:
-    if as_json:
-        print_json(data)
-    elif human is not None:
-        human()
-    else:
-        console.print_json(json.dumps(data, default=str))
 
 
 def _parse_time(text: str, what: str) -> datetime:
@@ -68,8 +57,8 @@ def offence_add(
     with cli_errors():
         rt = runtime()
         info = admin.add_offence(rt, cli_actor(rt, agency), code, title, category)
-        _emit(info.to_json(), as_json, lambda: console.print(
-            f"offence {info.code} added ({info.category}: cases kept {info.retention_days} days)"))
+        emit(info.to_json(), as_json,
+             f"offence {info.code} added ({info.category}: cases kept {info.retention_days} days)")
 
 
 @offence_app.command("withdraw")
@@ -85,7 +74,7 @@ def offence_withdraw(
     with cli_errors():
         rt = runtime()
         info = admin.set_offence_active(rt, cli_actor(rt, agency), code, restore)
-        _emit(info.to_json(), as_json, lambda: console.print(f"offence {info.code}: active={info.active}"))
+        emit(info.to_json(), as_json, f"offence {info.code}: active={info.active}")
 
 
 @offence_app.command("list")
@@ -103,7 +92,7 @@ def offence_list(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
                 t.add_row(o.code, o.title, o.category, str(o.retention_days), "yes" if o.active else "no")
             console.print(t)
 
-        _emit([o.to_json() for o in rows], as_json, table)
+        emit([o.to_json() for o in rows], as_json, table)
 
 
 @purpose_app.command("add")
@@ -128,7 +117,7 @@ def purpose_add(
         rt = runtime()
         info = admin.add_purpose(rt, cli_actor(rt, agency), code, title, requires_authorisation=requires_authorisation,
                                  regime=regime)  # fmt: skip
-        _emit(info.to_json(), as_json, lambda: console.print(f"purpose {info.code} added"))
+        emit(info.to_json(), as_json, f"purpose {info.code} added")
 
 
 @purpose_app.command("list")
@@ -145,7 +134,7 @@ def purpose_list(as_json: JsonOpt = False) -> None:
                 t.add_row(p.code, p.title, "yes" if p.requires_authorisation else "no", "yes" if p.active else "no")
             console.print(t)
 
-        _emit([p.to_json() for p in rows], as_json, table)
+        emit([p.to_json() for p in rows], as_json, table)
 
 
 # --------------------------------------------------------------------------------------------- cases and requests
@@ -167,8 +156,8 @@ def case_open(
         rt = runtime()
         info = cases.open_case(rt, cli_actor(rt, agency), occurrence, offence, justification,
                                investigator=investigator)
-        _emit(info.to_json(), as_json, lambda: console.print(
-            f"case {info.id} ({info.occurrence_number}) opened; data kept until {info.retention_until:%Y-%m-%d}"))
+        emit(info.to_json(), as_json,
+             f"case {info.id} ({info.occurrence_number}) opened; data kept until {info.retention_until:%Y-%m-%d}")
 
 
 @case_app.command("show")
@@ -188,7 +177,7 @@ def case_show(
         data["probes"] = [p.to_json() for p in probes.list_probes(rt, actor, case_id)]
         data["searches"] = searching.list_case_searches(rt, actor, case_id)
         data["leads"] = [lead.to_json() for lead in adjudication.list_leads(rt, actor, case_id)]
-        _emit(data, as_json)
+        emit(data, as_json)
 
 
 @case_app.command("list")
@@ -211,7 +200,7 @@ def case_list(
                           f"{c.opened_at:%Y-%m-%d}")
             console.print(t)
 
-        _emit([c.to_json() for c in rows], as_json, table)
+        emit([c.to_json() for c in rows], as_json, table)
 
 
 @case_app.command("close")
@@ -227,7 +216,7 @@ def case_close(
     with cli_errors():
         rt = runtime()
         info = cases.close_case(rt, cli_actor(rt, agency), case_id, reason)
-        _emit(info.to_json(), as_json, lambda: console.print(f"case {info.id} closed"))
+        emit(info.to_json(), as_json, f"case {info.id} closed")
 
 
 @case_app.command("request")
@@ -247,7 +236,7 @@ def case_request(
     with cli_errors():
         rt = runtime()
         info = cases.open_request(rt, cli_actor(rt, agency), case_id, purpose, justification, priority=priority)
-        _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
+        emit(info.to_json(), as_json, f"request {info.id}: {info.status}")
 
 
 @case_app.command("authorise")
@@ -270,7 +259,7 @@ def case_authorise(
         until = _parse_time(expires, "--expires") if expires else None
         info = cases.authorise_request(rt, cli_actor(rt, agency), request_id, reason, grant=not refuse,
                                        expires_at=until, galleries=gallery or None)
-        _emit(info.to_json(), as_json, lambda: console.print(f"request {info.id}: {info.status}"))
+        emit(info.to_json(), as_json, f"request {info.id}: {info.status}")
 
 
 @case_app.command("search")
@@ -298,7 +287,7 @@ def case_search(
             console.print(t)
             err_console.print(info.result["notice"])
 
-        _emit(info.to_json(), as_json, table)
+        emit(info.to_json(), as_json, table)
 
 
 # --------------------------------------------------------------------------------------------- probes
@@ -327,8 +316,8 @@ def probe_add(
         rt = runtime()
         info = probes.add_photo(rt, cli_actor(rt, agency), case_id, photo, source=source, obtained_by=obtained_by,
                                 obtained_at=_parse_time(obtained_at, "--obtained-at"), legal_basis=legal_basis)
-        _emit(info.to_json(), as_json, lambda: console.print(
-            f"probe {info.id} (evidence sha256 {info.evidence_sha256}); next: faceleads probe faces {info.id}"))
+        emit(info.to_json(), as_json,
+             f"probe {info.id} (evidence sha256 {info.evidence_sha256}); next: faceleads probe faces {info.id}")
 
 
 @probe_app.command("video")
@@ -370,7 +359,7 @@ def probe_video(
                           ", ".join(str(s["time_s"]) for s in tr["best_shots"]))
             console.print(t)
 
-        _emit(intake.to_json(), as_json, human)
+        emit(intake.to_json(), as_json, human)
 
 
 @probe_app.command("show")
@@ -404,7 +393,7 @@ def probe_faces(
             console.print(t)
             err_console.print(f"quality floor: {rt.settings.quality_floor}")
 
-        _emit([f.to_json() for f in rows], as_json, table)
+        emit([f.to_json() for f in rows], as_json, table)
 
 
 @probe_app.command("pick")
@@ -520,7 +509,7 @@ def adjudicate_list(
                           c.conclusion or "-", (c.notes or "")[:40])
             console.print(t)
 
-        _emit([c.to_json() for c in rows], as_json, table)
+        emit([c.to_json() for c in rows], as_json, table)
 
 
 @adjudicate_app.command("mark")
@@ -710,7 +699,7 @@ def report_export(
         export = reporting.export_report(rt, cli_actor(rt, agency), case_search_id)
         out.write_bytes(export.pdf)
         data = {"report_id": export.report_id, "file": str(out), "sha256": export.sha256, "lead_ids": export.lead_ids}
-        _emit(data, as_json, lambda: console.print(f"wrote {out} (sha256 {export.sha256})"))
+        emit(data, as_json, f"wrote {out} (sha256 {export.sha256})")
 
 
 @report_app.command("list")
@@ -735,10 +724,10 @@ def retention_run(
     with cli_errors():
         rt = runtime()
         report = retention.run_retention(rt, cli_actor(rt, agency), dry_run=dry_run)
-        _emit(report.to_json(), as_json, lambda: console.print(
-            f"{'would purge' if dry_run else 'purged'} {len(report.cases)} case(s): "
-            f"{report.evidence_purged} evidence file(s), {report.probes_purged} probe(s), "
-            f"{report.blobs_deleted} blob(s)"))
+        emit(report.to_json(), as_json,
+             f"{'would purge' if dry_run else 'purged'} {len(report.cases)} case(s): "
+             f"{report.evidence_purged} evidence file(s), {report.probes_purged} probe(s), "
+             f"{report.blobs_deleted} blob(s)")
 
 
 def register(app: typer.Typer) -> None:

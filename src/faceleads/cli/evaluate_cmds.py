@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, cli_errors
+from faceleads.cli.common import AgencyOpt, cli_errors, emit
 from faceleads.config import Settings, get_settings
 from faceleads.errors import ValidationError
 from faceleads.evaluation import calibrate as calibration
@@ -98,12 +97,13 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
-    """Print the figures: one JSON object, or a readable table."""
+def _emit_figures(result: dict[str, Any], as_json: bool, title: str) -> None:
+    """Print the figures: one JSON object on one line (what scripts and the benchmarks parse), or readable tables."""
     data = _clean(result)
-    if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
-        return
+    emit(data, as_json, lambda: _print_figures(data, title), compact=True)
+
+
+def _print_figures(data: dict[str, Any], title: str) -> None:
     out = Console()
     table = Table(title=title, show_header=False)
     for key, value in data.items():
@@ -166,7 +166,7 @@ def verify_cmd(
         if save:
             result["evaluation_result_id"] = _save_result(settings, agency, "verify", result, pairs or labels,
                                                           group_column)  # fmt: skip
-    _emit(result, as_json, "verification")
+    _emit_figures(result, as_json, "verification")
 
 
 def _save_result(
@@ -313,7 +313,7 @@ def identify_cmd(
             _identify_report(report_dir, result, res)
         if save:
             result["evaluation_result_id"] = _save_result(settings, agency, "identify", result, labels, group_column)
-    _emit(result, as_json, "identification")
+    _emit_figures(result, as_json, "identification")
 
 
 def run_identify(
@@ -452,7 +452,7 @@ def calibrate_cmd(
             )
     for warning in cal.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}")
-    _emit(result, as_json, "calibration")
+    _emit_figures(result, as_json, "calibration")
 
 
 def register(app: typer.Typer) -> None:

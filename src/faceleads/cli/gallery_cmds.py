@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.gallery.bulk import BatchReport, ProgressCallback, enrol_manifest, write_error_report
 from faceleads.gallery.enrolment import RecordInput, enrol_record, parse_birth_year, parse_date, parse_sex
@@ -83,23 +83,24 @@ def _print_report(report: BatchReport, errors_path: Path | None, as_json: bool) 
     if errors_path is not None:
         write_error_report(report, errors_path)
     code = batch_exit_code(report)
-    if as_json:
-        data = report.as_dict()
-        data["error_report"] = str(errors_path) if errors_path else None
-        data["exit_code"] = code
-        print_json(data)
-        raise typer.Exit(code)
-    err_console.print(
-        f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
-        f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
-        f"{report.processed_this_run} processed in this run"
-    )
-    if errors_path is not None and report.error_rows:
-        err_console.print(f"error report: {errors_path}")
-    if code == EXIT_ALL_FAILED:
-        err_console.print("[bold red]every row failed:[/] nothing was enrolled (see the error report)")
-    elif code == EXIT_PARTIAL:
-        err_console.print(f"[yellow]{report.errors} row(s) failed[/] (see the error report); exit code {code}")
+    data = report.as_dict()
+    data["error_report"] = str(errors_path) if errors_path else None
+    data["exit_code"] = code
+
+    def summary() -> None:
+        err_console.print(
+            f"batch {report.batch_id}: {report.total} row(s): {report.enrolled} enrolled, {report.skipped} skipped "
+            f"(already enrolled), {report.errors} error(s), {report.warnings} warning(s); "
+            f"{report.processed_this_run} processed in this run"
+        )
+        if errors_path is not None and report.error_rows:
+            err_console.print(f"error report: {errors_path}")
+        if code == EXIT_ALL_FAILED:
+            err_console.print("[bold red]every row failed:[/] nothing was enrolled (see the error report)")
+        elif code == EXIT_PARTIAL:
+            err_console.print(f"[yellow]{report.errors} row(s) failed[/] (see the error report); exit code {code}")
+
+    emit(data, as_json, summary)
     raise typer.Exit(code)
 
 
@@ -144,12 +145,13 @@ def enroll_record_cmd(
             }
             for p, o in zip(photos, result.photos, strict=True)
         ]
-        if as_json:
-            print_json({"subject_id": result.subject_id, "booking": result.encounter_booking, "photos": rows})
-            return
-        for row in rows:
-            note = f"  [yellow]{row['warning']}[/]" if row["warning"] else ""
-            console.print(f"{row['photo']}: {row['status']} (image {row['image_id']}){note}")
+
+        def lines() -> None:
+            for row in rows:
+                note = f"  [yellow]{row['warning']}[/]" if row["warning"] else ""
+                console.print(f"{row['photo']}: {row['status']} (image {row['image_id']}){note}")
+
+        emit({"subject_id": result.subject_id, "booking": result.encounter_booking, "photos": rows}, as_json, lines)
 
 
 @enroll_app.command("bulk")
@@ -231,23 +233,24 @@ def reindex_cmd(
         actor = cli_actor(rt, agency)
         with _progress(f"re-embedding for {rt.model_version}", enabled=not (as_json or check)) as update:
             report = reindex(rt, actor, progress=update, dry_run=check)
-        if as_json:
-            print_json(report.as_dict())
-            return
-        if check:
-            err_console.print(f"running template version: {report.model_version}")
-            for version, count in sorted(report.stale_versions.items()):
-                err_console.print(f"  {count} stale template(s) of {version} (not searched until reindexed)")
-            if not report.stale_versions:
-                err_console.print("  no stale templates")
-            return
-        err_console.print(
-            f"{report.reembedded} template(s) re-embedded with {report.model_version} "
-            f"({report.reused} per-model template(s) reused, computed {report.computed or 'none'}), "
-            f"{report.failed} failed"
-        )
-        for problem in report.problems:
-            err_console.print(f"  [yellow]{problem}[/]")
+
+        def summary() -> None:
+            if check:
+                err_console.print(f"running template version: {report.model_version}")
+                for version, count in sorted(report.stale_versions.items()):
+                    err_console.print(f"  {count} stale template(s) of {version} (not searched until reindexed)")
+                if not report.stale_versions:
+                    err_console.print("  no stale templates")
+                return
+            err_console.print(
+                f"{report.reembedded} template(s) re-embedded with {report.model_version} "
+                f"({report.reused} per-model template(s) reused, computed {report.computed or 'none'}), "
+                f"{report.failed} failed"
+            )
+            for problem in report.problems:
+                err_console.print(f"  [yellow]{problem}[/]")
+
+        emit(report.as_dict(), as_json, summary)
 
 
 def search_cmd(
@@ -286,37 +289,39 @@ def search_cmd(
             rt, actor, case, probe, reason=reason, legal_basis=legal_basis or "", offence=offence, purpose=purpose,
             request_id=request, source=source, obtained_by=obtained_by, face=face, top=top, floor=floor,
         )  # fmt: skip
-        if as_json:
-            print_json(result.to_json())
-            return
-        search = result.search
-        table = Table(
-            title=f"case {result.occurrence_number}, case search {result.case_search_id}: "
-            f"{len(search.candidates)} candidate(s) from {search.gallery_size} template(s) — leads, not identifications"
-        )
-        for column in ("rank", "score", "agency", "subject", "booking", "date", "image", "other photos"):
-            table.add_column(column, justify="right" if column in ("rank", "score", "image") else "left")
-        for c in search.candidates:
-            table.add_row(
-                str(c.rank),
-                f"{c.score:.3f}",
-                c.agency,
-                c.subject_number,
-                c.booking_number,
-                c.booking_date.isoformat(),
-                str(c.image_id),
-                str(len(c.other_image_ids)),
+
+        def candidates() -> None:
+            search = result.search
+            table = Table(
+                title=f"case {result.occurrence_number}, case search {result.case_search_id}: "
+                f"{len(search.candidates)} candidate(s) from {search.gallery_size} template(s) — leads, not "
+                "identifications"
             )
-        console.print(table)
-        console.print(
-            f"request {result.request_id}{' (opened)' if result.request_opened else ''}, probe {result.probe_id}: "
-            f"face {search.face_index} of {search.faces_found}, quality {(search.probe_quality or 0):.2f}; "
-            f"model {search.model_version}"
-        )
-        err_console.print(
-            f"next: mark every candidate (faceleads adjudicate mark {result.case_search_id} RANK --conclusion ... "
-            f"--notes ...), then faceleads adjudicate submit {result.case_search_id}"
-        )
+            for column in ("rank", "score", "agency", "subject", "booking", "date", "image", "other photos"):
+                table.add_column(column, justify="right" if column in ("rank", "score", "image") else "left")
+            for c in search.candidates:
+                table.add_row(
+                    str(c.rank),
+                    f"{c.score:.3f}",
+                    c.agency,
+                    c.subject_number,
+                    c.booking_number,
+                    c.booking_date.isoformat(),
+                    str(c.image_id),
+                    str(len(c.other_image_ids)),
+                )
+            console.print(table)
+            console.print(
+                f"request {result.request_id}{' (opened)' if result.request_opened else ''}, probe {result.probe_id}: "
+                f"face {search.face_index} of {search.faces_found}, quality {(search.probe_quality or 0):.2f}; "
+                f"model {search.model_version}"
+            )
+            err_console.print(
+                f"next: mark every candidate (faceleads adjudicate mark {result.case_search_id} RANK --conclusion ... "
+                f"--notes ...), then faceleads adjudicate submit {result.case_search_id}"
+            )
+
+        emit(result.to_json(), as_json, candidates)
 
 
 @gallery_app.command("create")
@@ -347,22 +352,23 @@ def gallery_list_cmd(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None
         rt = runtime()
         actor = cli_actor(rt, agency)
         rows = list_galleries(rt, actor)
-        if as_json:
-            print_json(rows)
-            return
-        table = Table(title="galleries")
-        for column in ("id", "agency", "name", "purposes", "templates", "shared with / by"):
-            table.add_column(column)
-        for r in rows:
-            table.add_row(
-                str(r["id"]),
-                r["agency"],
-                r["name"],
-                ", ".join(r["purposes"]),
-                str(r["templates"]),
-                "; ".join(r["shares"]),
-            )
-        console.print(table)
+
+        def table() -> Table:
+            t = Table(title="galleries")
+            for column in ("id", "agency", "name", "purposes", "templates", "shared with / by"):
+                t.add_column(column)
+            for r in rows:
+                t.add_row(
+                    str(r["id"]),
+                    r["agency"],
+                    r["name"],
+                    ", ".join(r["purposes"]),
+                    str(r["templates"]),
+                    "; ".join(r["shares"]),
+                )
+            return t
+
+        emit(rows, as_json, table)
 
 
 @gallery_app.command("subject")
@@ -380,18 +386,19 @@ def gallery_subject_cmd(
     with cli_errors():
         rt = runtime()
         detail = viewing.subject_detail(rt, cli_actor(rt, agency), subject_id, case=case)
-        if as_json:
-            data = asdict(detail)
-            for encounter in data["encounters"]:
-                encounter["booking_date"] = encounter["booking_date"].isoformat()
-            print_json(data)
-            return
-        table = Table(title=f"subject {detail.subject_number} ({detail.agency}), gallery {detail.gallery_id}")
-        for column in ("booking", "date", "charge", "photos"):
-            table.add_column(column)
-        for e in detail.encounters:
-            table.add_row(e.booking_number, e.booking_date.isoformat(), e.charge, " ".join(map(str, e.image_ids)))
-        console.print(table)
+        data = asdict(detail)
+        for encounter in data["encounters"]:
+            encounter["booking_date"] = encounter["booking_date"].isoformat()
+
+        def table() -> Table:
+            t = Table(title=f"subject {detail.subject_number} ({detail.agency}), gallery {detail.gallery_id}")
+            for column in ("booking", "date", "charge", "photos"):
+                t.add_column(column)
+            for e in detail.encounters:
+                t.add_row(e.booking_number, e.booking_date.isoformat(), e.charge, " ".join(map(str, e.image_ids)))
+            return t
+
+        emit(data, as_json, table)
 
 
 @gallery_app.command("photo")

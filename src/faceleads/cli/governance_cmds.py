@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console, print_json
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.config import get_settings
 from faceleads.errors import ValidationError
@@ -50,9 +50,10 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]
 
 
 def _show(view: destruction.RequestView, as_json: bool) -> None:
-    if as_json:
-        print_json(view.to_json())
-        return
+    emit(view.to_json(), as_json, lambda: _request_table(view))
+
+
+def _request_table(view: destruction.RequestView) -> Table:
     data = view.to_json()
     table = Table(title=f"destruction request {view.id}", show_header=False)
     for key in ("agency", "subject_id", "subject_number", "subject_status", "requester", "grounds", "recorded_by",
@@ -66,7 +67,16 @@ def _show(view: destruction.RequestView, as_json: bool) -> None:
         found = item.get("assessment") or {}
         records = f" [records: {found['explanation']}]" if found.get("verdict") is not None else ""
         table.add_row(f"checklist: {item['code']}", f"{mark}{note}{records}")
-    console.print(table)
+    return table
+
+
+def _print_checklist(view: destruction.RequestView) -> None:
+    for criterion in view.criteria:
+        entry = view.checklist.get(criterion["code"])
+        mark = "—" if entry is None else ("yes" if entry.get("satisfied") else "NO")
+        found = criterion.get("assessment") or {}
+        hint = f" [records: {found['explanation']}]" if found.get("verdict") is not None else ""
+        console.print(f"[bold]{criterion['code']}[/] ({mark}): {criterion['text']}{hint}", highlight=False)
 
 
 @destruction_app.command("request")
@@ -109,15 +119,8 @@ def checklist_cmd(
         actor = cli_actor(rt, agency)
         if item is None:
             view = destruction.get_request(rt, actor, request_id)
-            if as_json:
-                print_json({"items": view.to_json()["items"], "criteria": view.criteria, "checklist": view.checklist})
-                return
-            for criterion in view.criteria:
-                entry = view.checklist.get(criterion["code"])
-                mark = "—" if entry is None else ("yes" if entry.get("satisfied") else "NO")
-                found = criterion.get("assessment") or {}
-                hint = f" [records: {found['explanation']}]" if found.get("verdict") is not None else ""
-                console.print(f"[bold]{criterion['code']}[/] ({mark}): {criterion['text']}{hint}", highlight=False)
+            data = {"items": view.to_json()["items"], "criteria": view.criteria, "checklist": view.checklist}
+            emit(data, as_json, lambda: _print_checklist(view))
             return
         _show(destruction.record_checklist(rt, actor, request_id, item, satisfied, note), as_json)
 
@@ -145,16 +148,17 @@ def execute_cmd(request_id: RequestArg, agency: AgencyOpt = None, as_json: JsonO
         actor = cli_actor(rt, agency)
         with _progress(not as_json) as update:
             cert = destruction.execute(rt, actor, request_id, progress=update)
-        if as_json:
-            print_json(cert)
-            return
-        counts = ", ".join(f"{k} {v}" for k, v in cert["destroyed"].items())
-        err_console.print(
-            f"request {request_id}: subject {cert['subject_id']} destroyed ({counts}); "
-            f"data key {cert['data_key_destroyed']} shredded. Certificate: faceleads destruction certificate "
-            f"{request_id}",
-            highlight=False,
-        )
+
+        def line() -> None:
+            counts = ", ".join(f"{k} {v}" for k, v in cert["destroyed"].items())
+            err_console.print(
+                f"request {request_id}: subject {cert['subject_id']} destroyed ({counts}); "
+                f"data key {cert['data_key_destroyed']} shredded. Certificate: faceleads destruction certificate "
+                f"{request_id}",
+                highlight=False,
+            )
+
+        emit(cert, as_json, line)
 
 
 @destruction_app.command("list")
@@ -168,17 +172,18 @@ def list_cmd(
         rt = runtime()
         actor = cli_actor(rt, agency)
         views = destruction.list_requests(rt, actor, status)
-        if as_json:
-            print_json([v.to_json() for v in views])
-            return
-        table = Table(title="destruction requests")
-        for col in ("id", "subject", "status", "step", "requester", "recorded", "decided by"):
-            table.add_column(col)
-        for v in views:
-            data = v.to_json()
-            table.add_row(str(v.id), v.subject_number, v.status, data["step"], v.requester,
+
+        def table() -> Table:
+            t = Table(title="destruction requests")
+            for col in ("id", "subject", "status", "step", "requester", "recorded", "decided by"):
+                t.add_column(col)
+            for v in views:
+                data = v.to_json()
+                t.add_row(str(v.id), v.subject_number, v.status, data["step"], v.requester,
                           str(data["recorded_at"])[:19], v.decided_by or "")  # fmt: skip
-        console.print(table)
+            return t
+
+        emit([v.to_json() for v in views], as_json, table)
 
 
 @destruction_app.command("show")
@@ -224,20 +229,21 @@ def backup_cmd(
         actor = cli_actor(rt, agency)
         with _progress(not as_json) as update:
             report = backups.backup(rt, actor, dest, keys_dest=keys, progress=update)
-        if as_json:
-            print_json(report.as_dict())
-            return
-        err_console.print(
-            f"backup {report.path}: {report.files} file(s), {report.bytes} bytes, {report.blobs} blob(s); "
-            f"manifest SHA-256 {report.manifest_sha256}"
-            + (f"; keys escrow copy {report.keys_path}" if report.keys_path else "; keystore NOT included"),
-            highlight=False,
-        )
-        if report.referenced_missing:
+
+        def summary() -> None:
             err_console.print(
-                f"[yellow]warning:[/] {report.referenced_missing} blob(s) referenced by the database were not in "
-                "the store (destroyed meanwhile or damaged store)"
+                f"backup {report.path}: {report.files} file(s), {report.bytes} bytes, {report.blobs} blob(s); "
+                f"manifest SHA-256 {report.manifest_sha256}"
+                + (f"; keys escrow copy {report.keys_path}" if report.keys_path else "; keystore NOT included"),
+                highlight=False,
             )
+            if report.referenced_missing:
+                err_console.print(
+                    f"[yellow]warning:[/] {report.referenced_missing} blob(s) referenced by the database were not in "
+                    "the store (destroyed meanwhile or damaged store)"
+                )
+
+        emit(report.as_dict(), as_json, summary)
 
 
 def restore_cmd(
@@ -260,22 +266,24 @@ def restore_cmd(
             rt.close()
         with _progress(not as_json) as update:
             report = backups.restore(settings, src, actor=actor, force=force, keys_src=keys, progress=update)
-        if as_json:
-            print_json(report.as_dict())
-            return
-        err_console.print(
-            f"restored {src} (taken {report.backup_created_at}); {report.blobs_copied} blob(s) copied; "
-            f"{len(report.reconciled_subjects)} subject(s) destroyed since the backup were destroyed again",
-            highlight=False,
-        )
-        if report.unreadable_subjects:
+
+        def summary() -> None:
             err_console.print(
-                f"[yellow]warning:[/] {len(report.unreadable_subjects)} subject(s) have no data key in the keystore: "
-                "restore the keys escrow copy (--keys)"
+                f"restored {src} (taken {report.backup_created_at}); {report.blobs_copied} blob(s) copied; "
+                f"{len(report.reconciled_subjects)} subject(s) destroyed since the backup were destroyed again",
+                highlight=False,
             )
-        if report.open_destructions:
-            ids = " ".join(str(i) for i in report.open_destructions)
-            err_console.print(f"destruction(s) in progress in the backup: run 'faceleads destruction execute' {ids}")
+            if report.unreadable_subjects:
+                err_console.print(
+                    f"[yellow]warning:[/] {len(report.unreadable_subjects)} subject(s) have no data key in the "
+                    "keystore: restore the keys escrow copy (--keys)"
+                )
+            if report.open_destructions:
+                ids = " ".join(str(i) for i in report.open_destructions)
+                err_console.print(f"destruction(s) in progress in the backup: run 'faceleads destruction execute' "
+                                  f"{ids}")  # fmt: skip
+
+        emit(report.as_dict(), as_json, summary)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.errors import ValidationError
 from faceleads.gallery import authorities
@@ -53,16 +53,17 @@ def authority_list(
     with cli_errors():
         rt = runtime()
         entries = authorities.list_authorities(rt, cli_actor(rt, agency), include_withdrawn=not active_only)
-        if as_json:
-            print_json([e.to_json() for e in entries])
-            return
-        table = Table(title="legal authorities")
-        for col in ("code", "authority", "state", "bookings"):
-            table.add_column(col)
-        for e in entries:
-            state = "active" if e.active else f"withdrawn {str(e.withdrawn_at)[:10]}"
-            table.add_row(e.code, e.title, state, str(e.bookings))
-        console.print(table)
+
+        def table() -> Table:
+            t = Table(title="legal authorities")
+            for col in ("code", "authority", "state", "bookings"):
+                t.add_column(col)
+            for e in entries:
+                state = "active" if e.active else f"withdrawn {str(e.withdrawn_at)[:10]}"
+                t.add_row(e.code, e.title, state, str(e.bookings))
+            return t
+
+        emit([e.to_json() for e in entries], as_json, table)
 
 
 @authority_app.command("add")
@@ -77,10 +78,7 @@ def authority_add(
     with cli_errors():
         rt = runtime()
         entry = authorities.add_authority(rt, cli_actor(rt, agency), code, title, description)
-        if as_json:
-            print_json(entry.to_json())
-        else:
-            err_console.print(f"added {entry.code}: {entry.title}", highlight=False)
+        emit(entry.to_json(), as_json, lambda: err_console.print(f"added {entry.code}: {entry.title}", highlight=False))
 
 
 @authority_app.command("withdraw")
@@ -94,11 +92,9 @@ def authority_withdraw(
     with cli_errors():
         rt = runtime()
         entry = authorities.withdraw_authority(rt, cli_actor(rt, agency), code, reason)
-        if as_json:
-            print_json(entry.to_json())
-        else:
-            err_console.print(f"withdrew {entry.code}; {entry.bookings} booking(s) held under it now await review "
-                              "(faceleads authority compliance)", highlight=False)  # fmt: skip
+        emit(entry.to_json(), as_json, lambda: err_console.print(
+            f"withdrew {entry.code}; {entry.bookings} booking(s) held under it now await review "
+            "(faceleads authority compliance)", highlight=False))  # fmt: skip
 
 
 @authority_app.command("compliance")
@@ -111,18 +107,19 @@ def authority_compliance(
     with cli_errors():
         rt = runtime()
         report = authorities.compliance(rt, cli_actor(rt, agency), details=details)
-        if as_json:
-            print_json(report.to_json())
-            return
-        console.print(f"{report.agency}: {report.listed_bookings} booking(s) held under a listed authority, "
-                      f"{report.unlisted_bookings} awaiting review", highlight=False)  # fmt: skip
-        for group in report.unlisted:
-            console.print(f"- {group.authority!r} ({group.state}): {group.bookings} booking(s) of "
-                          f"{group.subjects} subject(s), {group.photos_not_searched} photo(s) not searched",
-                          highlight=False)  # fmt: skip
-            for rec in group.records:
-                console.print(f"    booking {rec['booking_number']} ({rec['booking_date']}), subject "
-                              f"{rec['subject_number']}", highlight=False)  # fmt: skip
+
+        def lines() -> None:
+            console.print(f"{report.agency}: {report.listed_bookings} booking(s) held under a listed authority, "
+                          f"{report.unlisted_bookings} awaiting review", highlight=False)  # fmt: skip
+            for group in report.unlisted:
+                console.print(f"- {group.authority!r} ({group.state}): {group.bookings} booking(s) of "
+                              f"{group.subjects} subject(s), {group.photos_not_searched} photo(s) not searched",
+                              highlight=False)  # fmt: skip
+                for rec in group.records:
+                    console.print(f"    booking {rec['booking_number']} ({rec['booking_date']}), subject "
+                                  f"{rec['subject_number']}", highlight=False)  # fmt: skip
+
+        emit(report.to_json(), as_json, lines)
 
 
 @authority_app.command("review")
@@ -140,10 +137,8 @@ def authority_review(
     with cli_errors():
         rt = runtime()
         count = authorities.reattribute(rt, cli_actor(rt, agency), to, reason, from_text=from_text, booking=booking)
-        if as_json:
-            print_json({"reattributed": count, "authority": to})
-        else:
-            err_console.print(f"{count} booking(s) now held under {to} and searched again", highlight=False)
+        emit({"reattributed": count, "authority": to}, as_json,
+             lambda: err_console.print(f"{count} booking(s) now held under {to} and searched again", highlight=False))
 
 
 # --------------------------------------------------------------------------------------------- dispositions
@@ -177,14 +172,16 @@ def disposition_record(
         rt = runtime()
         done = dispositions.record_disposition(rt, cli_actor(rt, agency), booking, parse_kind(kind),
                                                parse_day(on, "--date"), reference, source="cli")  # fmt: skip
-        if as_json:
-            print_json(done.to_json())
-            return
-        s = done.schedule
-        news = "recorded" if done.new else "already recorded"
-        err_console.print(f"{news}: booking {done.booking_number} {done.kind} on {done.occurred_on} "
-                          f"(ref {done.reference}); subject {s.subject_number}: {s.state}"
-                          + (f", due {s.due_on}" if s.due_on else "") + f" - {s.reason}", highlight=False)  # fmt: skip
+
+        def line() -> None:
+            s = done.schedule
+            news = "recorded" if done.new else "already recorded"
+            err_console.print(f"{news}: booking {done.booking_number} {done.kind} on {done.occurred_on} "
+                              f"(ref {done.reference}); subject {s.subject_number}: {s.state}"
+                              + (f", due {s.due_on}" if s.due_on else "") + f" - {s.reason}",
+                              highlight=False)  # fmt: skip
+
+        emit(done.to_json(), as_json, line)
 
 
 @disposition_app.command("policy")
@@ -210,12 +207,14 @@ def disposition_policy(
             dispositions.set_rule(rt, actor, parse_kind(kind), dispositions.RETAIN if retain else dispositions.DESTROY,
                                   destroy_after or 0)  # fmt: skip
         rules = dispositions.list_rules(rt, actor)
-        if as_json:
-            print_json([r.to_json() for r in rules])
-            return
-        for r in rules:
-            what = "keep the records" if r.action == dispositions.RETAIN else f"destroy after {r.waiting_days} day(s)"
-            console.print(f"{r.kind}: {what}{' (default)' if r.default else ''}", highlight=False)
+
+        def lines() -> None:
+            for r in rules:
+                what = ("keep the records" if r.action == dispositions.RETAIN
+                        else f"destroy after {r.waiting_days} day(s)")  # fmt: skip
+                console.print(f"{r.kind}: {what}{' (default)' if r.default else ''}", highlight=False)
+
+        emit([r.to_json() for r in rules], as_json, lines)
 
 
 @disposition_app.command("report")
@@ -224,10 +223,8 @@ def disposition_report(agency: AgencyOpt = None, as_json: JsonOpt = False) -> No
     with cli_errors():
         rt = runtime()
         rows = dispositions.schedule_report(rt, cli_actor(rt, agency))
-        if as_json:
-            print_json([r.to_json() for r in rows])
-        else:
-            _schedule_table(rows, "destruction scheduled by dispositions")
+        emit([r.to_json() for r in rows], as_json,
+             lambda: _schedule_table(rows, "destruction scheduled by dispositions"))
 
 
 @disposition_app.command("run")
@@ -241,11 +238,12 @@ def disposition_run(
     with cli_errors():
         rt = runtime()
         done = dispositions.run(rt, cli_actor(rt, agency), dry_run=dry_run)
-        if as_json:
-            print_json(done.to_json())
-        else:
+
+        def summary() -> None:
             _schedule_table(done.schedules, "disposition run (dry run)" if dry_run else "disposition run")
             err_console.print(f"{done.opened} destruction request(s) opened", highlight=False)
+
+        emit(done.to_json(), as_json, summary)
 
 
 # --------------------------------------------------------------------------------------------- criteria
@@ -257,13 +255,14 @@ def criteria_list(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
     with cli_errors():
         rt = runtime()
         items = criteria.list_criteria(rt, cli_actor(rt, agency))
-        if as_json:
-            print_json([c.to_json() for c in items])
-            return
-        for c in items:
-            how = c.check if c.parameter is None else f"{c.check} {c.parameter}"
-            state = "" if c.active else " [withdrawn]"
-            console.print(f"[bold]{c.code}[/] ({how}){state}: {c.text}", highlight=False)
+
+        def lines() -> None:
+            for c in items:
+                how = c.check if c.parameter is None else f"{c.check} {c.parameter}"
+                state = "" if c.active else " [withdrawn]"
+                console.print(f"[bold]{c.code}[/] ({how}){state}: {c.text}", highlight=False)
+
+        emit([c.to_json() for c in items], as_json, lines)
 
 
 @criteria_app.command("add")
@@ -282,10 +281,7 @@ def criteria_add(
     with cli_errors():
         rt = runtime()
         item = criteria.add_criterion(rt, cli_actor(rt, agency), code, text, check=check, parameter=parameter)
-        if as_json:
-            print_json(item.to_json())
-        else:
-            err_console.print(f"added criterion {item.code}", highlight=False)
+        emit(item.to_json(), as_json, lambda: err_console.print(f"added criterion {item.code}", highlight=False))
 
 
 @criteria_app.command("withdraw")

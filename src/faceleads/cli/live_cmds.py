@@ -3,7 +3,6 @@ retention; and ``faceleads evaluate live``. Thin shells over :mod:`faceleads.liv
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.errors import ValidationError
 
@@ -43,13 +42,6 @@ def _time(text: str, what: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _emit(data: Any, as_json: bool) -> None:
-    if as_json:
-        print_json(data)
-    else:
-        console.print_json(json.dumps(data, default=str))
-
-
 # --------------------------------------------------------------------------------------------- watch lists
 
 
@@ -66,7 +58,7 @@ def watchlist_create(
     with cli_errors():
         rt = runtime()
         info = watchlists.create_watchlist(rt, cli_actor(rt, agency), name, description)
-    _emit(info.to_json(), as_json)
+    emit(info.to_json(), as_json)
 
 
 @watchlist_app.command("add")
@@ -88,7 +80,7 @@ def watchlist_add(
         rt = runtime()
         entry = watchlists.add_entry(rt, cli_actor(rt, agency), watchlist_id, subject_number, reason,
                                      _time(expires, "--expires"), agency_code=owner_agency)  # fmt: skip
-    _emit(entry.to_json(), as_json)
+    emit(entry.to_json(), as_json)
 
 
 @watchlist_app.command("remove")
@@ -115,7 +107,7 @@ def watchlist_show(
     with cli_errors():
         rt = runtime()
         info = watchlists.get_watchlist(rt, cli_actor(rt, agency), watchlist_id, check_templates=True)
-    _emit(info.to_json(), as_json)
+    emit(info.to_json(), as_json)
 
 
 @watchlist_app.command("list")
@@ -126,7 +118,7 @@ def watchlist_list(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
     with cli_errors():
         rt = runtime()
         data = [w.to_json() for w in watchlists.list_watchlists(rt, cli_actor(rt, agency))]
-    _emit(data, as_json)
+    emit(data, as_json)
 
 
 # --------------------------------------------------------------------------------------------- deployments
@@ -169,9 +161,10 @@ def prepare(
 
 
 def _show(info: Any, as_json: bool) -> None:
-    if as_json:
-        print_json(info.to_json())
-        return
+    emit(info.to_json(), as_json, lambda: _print_deployment(info))
+
+
+def _print_deployment(info: Any) -> None:
     table = Table(title=f"deployment {info.id} ({info.status})", show_header=False)
     for key in ("location", "watchlist_name", "start_at", "end_at", "threshold", "signage_confirmed", "officers",
                 "created_by", "authorised_by", "started_at", "stopped_at", "stop_reason", "frozen_size"):
@@ -231,7 +224,7 @@ def list_cmd(
     with cli_errors():
         rt = runtime()
         rows = d.list_deployments(rt, cli_actor(rt, agency), status)
-    _emit([r.to_json() for r in rows], as_json)
+    emit([r.to_json() for r in rows], as_json)
 
 
 @live_app.command("expected-rate")
@@ -249,10 +242,7 @@ def expected_rate_cmd(
         rate = d.expected_for(rt, cli_actor(rt, agency), watchlist, threshold)
         if rate is None:
             raise ValidationError("no calibration stored for this agency: run `faceleads evaluate calibrate --save`")
-    if as_json:
-        print_json(rate.to_json())
-    else:
-        console.print(rate.sentence())
+    emit(rate.to_json(), as_json, rate.sentence)
 
 
 @live_app.command("run")
@@ -320,7 +310,7 @@ def alerts_cmd(
     with cli_errors():
         rt = runtime()
         rows = alerts.list_alerts(rt, cli_actor(rt, agency), deployment_id, after_id=after)
-    _emit([a.to_json() for a in rows], as_json)
+    emit([a.to_json() for a in rows], as_json)
 
 
 @live_app.command("decide")
@@ -337,7 +327,7 @@ def decide_cmd(
     with cli_errors():
         rt = runtime()
         info = alerts.decide_alert(rt, cli_actor(rt, agency), alert_id, decision, note)
-    _emit(info.to_json(), as_json)
+    emit(info.to_json(), as_json)
 
 
 @live_app.command("report")
@@ -356,7 +346,7 @@ def report_cmd(
         if pdf is not None:
             pdf.write_bytes(reports.render_pdf(data))
             err_console.print(f"PDF written to {pdf}")
-    _emit(data, as_json)
+    emit(data, as_json)
 
 
 @live_app.command("stats")
@@ -374,7 +364,7 @@ def stats_cmd(
         rt = runtime()
         rows = reports.deployment_statistics(rt, cli_actor(rt, agency), _time(since, "--since"),
                                              _time(until, "--until"), agency_code=only)  # fmt: skip
-    _emit([r.to_json() for r in rows], as_json)
+    emit([r.to_json() for r in rows], as_json)
 
 
 @live_app.command("retention")
@@ -389,7 +379,7 @@ def retention_cmd(
     with cli_errors():
         rt = runtime()
         report = alerts.purge_expired_alerts(rt, cli_actor(rt, agency), dry_run=dry_run)
-    _emit(report.to_json(), as_json)
+    emit(report.to_json(), as_json)
 
 
 # --------------------------------------------------------------------------------------------- evaluate live
@@ -443,10 +433,7 @@ def evaluate_live(
                           model_version=engine.model_version, impostor_scores=ev.impostor_scores,
                           dataset=f"{video.name} with {watchlist.name}", threshold=t)  # fmt: skip
             result["calibration_id"] = stored.id
-    if as_json:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
-        console.print_json(json.dumps(result))
+    emit(result, as_json, compact=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, emit, err_console
 from faceleads.cli.context import cli_actor, runtime
 
 regime_app = typer.Typer(help="Legal regimes of your agency: each purpose's regime, the exigent window.",
@@ -40,7 +40,7 @@ def regime_show(agency: AgencyOpt = None, as_json: JsonOpt = False) -> None:
     with cli_errors():
         rt = runtime()
         info = regimes.show_regimes(rt, cli_actor(rt, agency))
-    print_json(info.to_json()) if as_json else _print_regimes(info)
+    emit(info.to_json(), as_json, lambda: _print_regimes(info))
 
 
 @regime_app.command("set")
@@ -56,7 +56,7 @@ def regime_set(
     with cli_errors():
         rt = runtime()
         info = regimes.set_purpose_regime(rt, cli_actor(rt, agency), purpose, regime)
-    print_json(info.to_json()) if as_json else _print_regimes(info)
+    emit(info.to_json(), as_json, lambda: _print_regimes(info))
 
 
 @regime_app.command("window")
@@ -77,7 +77,7 @@ def regime_window(
         rt = runtime()
         info = regimes.set_windows(rt, cli_actor(rt, agency), exigent_window_hours=exigent_hours,
                                    authorisation_hours=authorisation_hours)  # fmt: skip
-    print_json(info.to_json()) if as_json else _print_regimes(info)
+    emit(info.to_json(), as_json, lambda: _print_regimes(info))
 
 
 @ratification_app.command("list")
@@ -93,15 +93,16 @@ def ratification_list(
     with cli_errors():
         rt = runtime()
         rows = regimes.list_ratifications(rt, cli_actor(rt, agency), state=state, agency_code=of_agency)
-    if as_json:
-        print_json([r.to_json() for r in rows])
-        return
-    table = Table("search", "agency", "case", "purpose", "analyst", "searched", "ratify by", "state")
-    for r in rows:
-        table.add_row(str(r.case_search_id), r.agency, r.occurrence_number, r.purpose, r.analyst,
+
+    def table() -> Table:
+        t = Table("search", "agency", "case", "purpose", "analyst", "searched", "ratify by", "state")
+        for r in rows:
+            t.add_row(str(r.case_search_id), r.agency, r.occurrence_number, r.purpose, r.analyst,
                       f"{r.searched_at:%Y-%m-%d %H:%M}", f"{r.ratify_by:%Y-%m-%d %H:%M}" if r.ratify_by else "",
                       r.state + (" (LOCKED)" if r.locked else ""))
-    console.print(table)
+        return t
+
+    emit([r.to_json() for r in rows], as_json, table)
 
 
 def _decide(case_search_id: int, reason: str, grant: bool, agency: str | None, as_json: bool) -> None:
@@ -110,10 +111,9 @@ def _decide(case_search_id: int, reason: str, grant: bool, agency: str | None, a
     with cli_errors():
         rt = runtime()
         info = regimes.ratify_search(rt, cli_actor(rt, agency), case_search_id, reason, grant=grant)
-    if as_json:
-        print_json(info.to_json())
-    else:
-        err_console.print(f"case search {info.case_search_id}: {info.state.replace('_', ' ')}", highlight=False)
+    emit(info.to_json(), as_json,
+         lambda: err_console.print(f"case search {info.case_search_id}: {info.state.replace('_', ' ')}",
+                                   highlight=False))
 
 
 @ratification_app.command("ratify")

@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from faceleads.cli.common import cli_errors, console, err_console, print_json
+from faceleads.cli.common import cli_errors, console, emit, err_console, print_json
 from faceleads.config import Settings, get_settings
 from faceleads.core.actor import Actor
 from faceleads.core.uow import transaction
@@ -163,13 +163,10 @@ def whoami(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
             "agency_id": actor.agency_id,
             "roles": roles,
         }
-        if json_out:
-            print_json(data)
-        else:
-            console.print(
-                f"{actor.username} @ {actor.agency_code} — roles: {', '.join(roles) or 'none'}",
-                highlight=False,
-            )
+        emit(data, json_out, lambda: console.print(
+            f"{actor.username} @ {actor.agency_code} — roles: {', '.join(roles) or 'none'}",
+            highlight=False,
+        ))  # fmt: skip
 
 
 # --- admin -----------------------------------------------------------------------------------------------------
@@ -209,13 +206,14 @@ def admin_agency_list(json_out: Annotated[bool, typer.Option("--json", help="Pri
     """System operators: every agency."""
     with cli_errors():
         rows = users.list_agencies(session_factory(), current_actor())
-        if json_out:
-            print_json([{"id": a.id, "code": a.code, "name": a.name} for a in rows])
-            return
-        table = Table("id", "code", "name")
-        for a in rows:
-            table.add_row(str(a.id), a.code, a.name)
-        console.print(table)
+
+        def table() -> Table:
+            t = Table("id", "code", "name")
+            for a in rows:
+                t.add_row(str(a.id), a.code, a.name)
+            return t
+
+        emit([{"id": a.id, "code": a.code, "name": a.name} for a in rows], json_out, table)
 
 
 @admin_app.command("user-create")
@@ -246,35 +244,35 @@ def admin_user_list(json_out: Annotated[bool, typer.Option("--json", help="Print
     """List the users of your agency with roles, lockout, TOTP and certification expiry."""
     with cli_errors():
         rows = users.list_users(session_factory(), current_actor())
-        if json_out:
-            print_json(
-                [
-                    {
-                        "username": r.username,
-                        "agency": r.agency_code,
-                        "roles": list(r.roles),
-                        "effective_roles": list(r.effective_roles),
-                        "active": r.active,
-                        "locked_until": r.locked_until.isoformat() if r.locked_until else None,
-                        "totp": r.totp_enabled,
-                        "certified_until": r.certified_until.isoformat() if r.certified_until else None,
-                    }
-                    for r in rows
-                ]
-            )
-            return
-        table = Table("user", "roles", "effective", "active", "locked until", "TOTP", "certified until")
-        for r in rows:
-            table.add_row(
-                r.username,
-                ", ".join(r.roles),
-                ", ".join(r.effective_roles),
-                "yes" if r.active else "no",
-                f"{r.locked_until:%Y-%m-%d %H:%M}" if r.locked_until else "",
-                "yes" if r.totp_enabled else "no",
-                f"{r.certified_until:%Y-%m-%d}" if r.certified_until else "",
-            )
-        console.print(table)
+        data = [
+            {
+                "username": r.username,
+                "agency": r.agency_code,
+                "roles": list(r.roles),
+                "effective_roles": list(r.effective_roles),
+                "active": r.active,
+                "locked_until": r.locked_until.isoformat() if r.locked_until else None,
+                "totp": r.totp_enabled,
+                "certified_until": r.certified_until.isoformat() if r.certified_until else None,
+            }
+            for r in rows
+        ]
+
+        def table() -> Table:
+            t = Table("user", "roles", "effective", "active", "locked until", "TOTP", "certified until")
+            for r in rows:
+                t.add_row(
+                    r.username,
+                    ", ".join(r.roles),
+                    ", ".join(r.effective_roles),
+                    "yes" if r.active else "no",
+                    f"{r.locked_until:%Y-%m-%d %H:%M}" if r.locked_until else "",
+                    "yes" if r.totp_enabled else "no",
+                    f"{r.certified_until:%Y-%m-%d}" if r.certified_until else "",
+                )
+            return t
+
+        emit(data, json_out, table)
 
 
 @admin_app.command("role-grant")
@@ -376,14 +374,15 @@ def admin_approvals(
     with cli_errors():
         rows = approvals.list_approvals(session_factory(), current_actor(),
                                         status=None if status == "all" else status)  # fmt: skip
-    if json_out:
-        print_json([a.to_json() for a in rows])
-        return
-    table = Table("id", "agency", "change", "requested by", "requested", "expires", "status")
-    for a in rows:
-        table.add_row(str(a.id), a.agency_code, a.description, a.requested_by, f"{a.requested_at:%Y-%m-%d %H:%M}",
+
+    def table() -> Table:
+        t = Table("id", "agency", "change", "requested by", "requested", "expires", "status")
+        for a in rows:
+            t.add_row(str(a.id), a.agency_code, a.description, a.requested_by, f"{a.requested_at:%Y-%m-%d %H:%M}",
                       f"{a.expires_at:%Y-%m-%d %H:%M}", a.status + (f" by {a.decided_by}" if a.decided_by else ""))
-    console.print(table)
+        return t
+
+    emit([a.to_json() for a in rows], json_out, table)
 
 
 @admin_app.command("approve")
@@ -476,18 +475,20 @@ def _parse_anchor(text: str) -> tuple[int, str]:
 def _print_verdict(verdict: audit_integrity.Verdict, json_out: bool) -> None:
     """The verdict and its notes (what was checked, anchors refused)."""
     result = verdict.result
-    if json_out:
-        print_json(verdict.to_json())
-    elif result.ok:
-        console.print(
-            f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash} "
-            f"({verdict.anchors_checked} anchor(s) checked)",
-            soft_wrap=True,
-        )
-    else:
-        console.print(
-            f"[bold red]audit chain BROKEN at entry {result.first_bad_seq}:[/] {result.reason}", soft_wrap=True
-        )
+
+    def line() -> None:
+        if result.ok:
+            console.print(
+                f"audit chain intact: {result.entries} entries, head {result.head_seq}:{result.head_hash} "
+                f"({verdict.anchors_checked} anchor(s) checked)",
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                f"[bold red]audit chain BROKEN at entry {result.first_bad_seq}:[/] {result.reason}", soft_wrap=True
+            )
+
+    emit(verdict.to_json(), json_out, line)
     for note in verdict.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
@@ -593,24 +594,25 @@ def audit_stats(
             since=audit_log.parse_when(since, "--since"), until=audit_log.parse_when(until, "--until", end=True)
         )
         rows = audit_log.statistics(session_factory(), current_actor(), flt)
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("agency", "regime", "offence", "month", "searches", "leads", "verified", "excluded", "possible",
+
+    def table() -> Table:
+        t = Table("agency", "regime", "offence", "month", "searches", "leads", "verified", "excluded", "possible",
                   "inconclusive", "ratified", "refused")
-    for row in rows:
-        table.add_row(
-            row["agency"],
-            row["regime"],
-            row["offence"],
-            row["month"],
-            *(
-                str(row[k])
-                for k in ("searches", "leads", "verified_leads", "excluded", "possible_lead", "inconclusive",
-                          "ratified", "ratification_refused")
-            ),
-        )
-    console.print(table)
+        for row in rows:
+            t.add_row(
+                row["agency"],
+                row["regime"],
+                row["offence"],
+                row["month"],
+                *(
+                    str(row[k])
+                    for k in ("searches", "leads", "verified_leads", "excluded", "possible_lead", "inconclusive",
+                              "ratified", "ratification_refused")
+                ),
+            )
+        return t
+
+    emit(rows, json_out, table)
 
 
 @audit_app.command("partner-access")
@@ -631,16 +633,17 @@ def audit_partner_access(
             runtime(), current_actor(), since=audit_log.parse_when(since, "--since"),
             until=audit_log.parse_when(until, "--until", end=True), partner=partner, agency_code=agency, limit=limit,
         )  # fmt: skip
-    if json_out:
-        print_json(page.to_json())
-        return
-    table = Table("when (UTC)", "owner", "partner", "user", "access", "subject", "image", "case")
-    for a in page.accesses:
-        table.add_row(f"{a.at:%Y-%m-%d %H:%M:%S}", a.owner_agency, a.partner_agency, a.partner_user, a.action,
-                      a.subject_number or str(a.subject_id), str(a.image_id or ""), a.case or "")
-    console.print(table)
-    err_console.print(f"{page.total} access(es); by partner: "
-                      + (", ".join(f"{k} {v}" for k, v in page.by_partner.items()) or "none"))
+
+    def summary() -> None:
+        table = Table("when (UTC)", "owner", "partner", "user", "access", "subject", "image", "case")
+        for a in page.accesses:
+            table.add_row(f"{a.at:%Y-%m-%d %H:%M:%S}", a.owner_agency, a.partner_agency, a.partner_user, a.action,
+                          a.subject_number or str(a.subject_id), str(a.image_id or ""), a.case or "")
+        console.print(table)
+        err_console.print(f"{page.total} access(es); by partner: "
+                          + (", ".join(f"{k} {v}" for k, v in page.by_partner.items()) or "none"))
+
+    emit(page.to_json(), json_out, summary)
 
 
 def register(app: typer.Typer) -> None:

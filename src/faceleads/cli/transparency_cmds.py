@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import AgencyOpt, JsonOpt, cli_errors, emit, err_console
 from faceleads.cli.context import cli_actor, runtime
 from faceleads.cli.lawful_cmds import parse_day
 from faceleads.gallery.runtime import GalleryRuntime
@@ -33,13 +33,14 @@ def outcome_cmd(
     with cli_errors():
         rt = runtime()
         lead = outcomes.record_outcome(rt, cli_actor(rt, agency), lead_id, outcome.strip().lower(), notes)
-        if as_json:
-            print_json(lead.to_json())
-        else:
+
+        def line() -> None:
             assert lead.outcome is not None
             err_console.print(f"lead {lead.lead_id} ({lead.occurrence_number}): {lead.outcome.outcome}, signed off by "
                               f"{lead.outcome.signed_off_by} at {lead.outcome.signed_off_at:%Y-%m-%d %H:%M} UTC",
                               highlight=False)  # fmt: skip
+
+        emit(lead.to_json(), as_json, line)
 
 
 def outcomes_cmd(
@@ -53,18 +54,19 @@ def outcomes_cmd(
     with cli_errors():
         rt = runtime()
         leads = outcomes.released_leads(rt, cli_actor(rt, agency), awaiting_only=awaiting)
-        if as_json:
-            print_json([lead.to_json() for lead in leads])
-            return
-        table = Table(title="released leads")
-        for col in ("lead", "case", "offence", "released", "outcome", "signed off"):
-            table.add_column(col)
-        for lead in leads:
-            o = lead.outcome
-            signed = f"{o.signed_off_by} {o.signed_off_at:%Y-%m-%d}" if o else ""
-            table.add_row(str(lead.lead_id), lead.occurrence_number, lead.offence, str(lead.released_at)[:16],
+
+        def table() -> Table:
+            t = Table(title="released leads")
+            for col in ("lead", "case", "offence", "released", "outcome", "signed off"):
+                t.add_column(col)
+            for lead in leads:
+                o = lead.outcome
+                signed = f"{o.signed_off_by} {o.signed_off_at:%Y-%m-%d}" if o else ""
+                t.add_row(str(lead.lead_id), lead.occurrence_number, lead.offence, str(lead.released_at)[:16],
                           o.outcome if o else "awaiting", signed)  # fmt: skip
-        console.print(table)
+            return t
+
+        emit([lead.to_json() for lead in leads], as_json, table)
 
 
 def _signed_in(rt: GalleryRuntime) -> bool:
@@ -105,10 +107,12 @@ def transparency_cmd(
         if pdf_out is not None and output.pdf is not None:
             pdf_out.write_bytes(output.pdf)
             err_console.print(f"wrote {pdf_out}", highlight=False)
-        if as_json:
-            print_json(output.to_json())
-        elif csv_out is None and pdf_out is None and output.csv is not None:
-            typer.echo(output.csv, nl=False)
+
+        def csv_on_stdout() -> None:
+            if csv_out is None and pdf_out is None and output.csv is not None:
+                typer.echo(output.csv, nl=False)
+
+        emit(output.to_json(), as_json, csv_on_stdout)
 
 
 def register(app: typer.Typer) -> None:

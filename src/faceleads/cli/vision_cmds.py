@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from faceleads import __version__
-from faceleads.cli.common import JsonOpt, cli_errors, console, err_console, print_json
+from faceleads.cli.common import JsonOpt, cli_errors, console, emit, err_console
 from faceleads.config import get_settings
 from faceleads.datadir import check_data_dir
 from faceleads.errors import NoFaceError
@@ -61,13 +61,14 @@ def faces_cmd(
         faces = engine.detect(loaded.pixels)
         if annotate_to is not None:
             annotate_to.write_bytes(encode_png(annotate(loaded.pixels, faces)))
-        if as_json:
-            print_json([face.to_json() for face in faces])
-            return
-        console.print(f"{image}  {loaded.width}x{loaded.height} {loaded.format}  sha256 {loaded.sha256}")
-        console.print(_faces_table(faces))
-        if annotate_to is not None:
-            console.print(f"annotated picture: {annotate_to}")
+
+        def summary() -> None:
+            console.print(f"{image}  {loaded.width}x{loaded.height} {loaded.format}  sha256 {loaded.sha256}")
+            console.print(_faces_table(faces))
+            if annotate_to is not None:
+                console.print(f"annotated picture: {annotate_to}")
+
+        emit([face.to_json() for face in faces], as_json, summary)
 
 
 def compare_cmd(image_a: ImageArg, image_b: ImageArg, as_json: JsonOpt = False) -> None:
@@ -84,12 +85,13 @@ def compare_cmd(image_a: ImageArg, image_b: ImageArg, as_json: JsonOpt = False) 
         score = engine.compare(best[0], best[1])
         threshold = settings.similarity_threshold
         result = {"score": round(score, 6), "threshold": threshold, "same": score >= threshold}
-        if as_json:
-            print_json(result)
-            return
-        verdict = "[green]same person (at this threshold)[/]" if result["same"] else "[yellow]different people[/]"
-        console.print(f"score {score:.4f}  threshold {threshold:.4f}  → {verdict}")
-        console.print("A 1:1 score is a lead for a trained examiner, never an identification.", style="dim")
+
+        def lines() -> None:
+            verdict = "[green]same person (at this threshold)[/]" if result["same"] else "[yellow]different people[/]"
+            console.print(f"score {score:.4f}  threshold {threshold:.4f}  → {verdict}")
+            console.print("A 1:1 score is a lead for a trained examiner, never an identification.", style="dim")
+
+        emit(result, as_json, lines)
 
 
 def selfcheck_cmd() -> None:

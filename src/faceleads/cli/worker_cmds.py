@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from faceleads.cli.common import JsonOpt, cli_errors, err_console, print_json
+from faceleads.cli.common import JsonOpt, cli_errors, emit, err_console
 from faceleads.config import get_settings
 
 
@@ -71,10 +71,8 @@ def migrate(as_json: JsonOpt = False) -> None:
             revision = MigrationContext.configure(conn).get_current_revision()
         url = engine.url.render_as_string(hide_password=True)
         engine.dispose()
-    if as_json:
-        print_json({"database": url, "revision": revision})
-    else:
-        err_console.print(f"{url}: schema at revision {revision}", highlight=False)
+    emit({"database": url, "revision": revision}, as_json,
+         lambda: err_console.print(f"{url}: schema at revision {revision}", highlight=False))
 
 
 def register(app: typer.Typer) -> None:
