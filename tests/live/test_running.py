@@ -250,18 +250,32 @@ def _counters() -> Any:
 
 
 def test_alerts_are_visible_through_a_second_runtime(live_env: LiveEnv) -> None:
-    """Alerts live in the database: another process's runtime (a second app server) lists them."""
+    """Alerts live in the database: an alert one runtime stores, another (a second app server) polls and lists."""
     from faceleads.gallery.runtime import GalleryRuntime
 
-    other = GalleryRuntime(live_env.settings, face_engine=live_env.rt.face_engine, create=False)
+    env = live_env
+    info = authorised(env)
+    deployments.start_deployment(env.rt, env.actors["analyst"], info.id)
+    other = GalleryRuntime(env.settings, face_engine=env.rt.face_engine, create=False)
     try:
-        with other.session_factory() as session:
-            deps = session.scalars(select(Deployment.id).order_by(Deployment.id)).all()
-        assert deps
-        seen = alerts.latest_alert_id(other, deps[0])
-        assert seen >= 0
+        with env.rt.session_factory() as session:
+            camera_id = session.scalars(select(DeploymentCamera.id)
+                                        .where(DeploymentCamera.deployment_id == info.id)).one()  # fmt: skip
+            entry = session.scalars(select(FrozenEntry).where(FrozenEntry.deployment_id == info.id)
+                                    .order_by(FrozenEntry.id)).first()  # fmt: skip
+            assert entry is not None
+            entry_id = entry.id
+        assert alerts.latest_alert_id(other, info.id) == 0
+        event = AlertEvent(3, _match(entry_id), 2.5, 60, np.zeros((40, 40, 3), np.uint8), 0.8)
+        stored = camera_control.record_alert(env.rt, camera_id, event)
+        assert stored is not None
+        assert alerts.latest_alert_id(other, info.id) == stored
+        listed = alerts.list_alerts(other, env.actors["officer"], info.id)
+        assert [(a.id, a.track_number) for a in listed] == [(stored, 3)]
+        assert alerts.list_alerts(other, env.actors["officer"], info.id, after_id=stored) == []
     finally:
         other.close()
+        deployments.stop_deployment(env.rt, env.actors["analyst"], info.id)
 
 
 def test_cameras_of_a_running_deployment_restart_only_when_silent(live_env: LiveEnv) -> None:
