@@ -4,6 +4,8 @@ other processes, and the compliance report. Real photos, real models, real datab
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from faceleads.cli.context import cli_actor
 from faceleads.config import Settings
 from faceleads.core.actor import Role
 from faceleads.core.audit import AuditEntry, verify_chain
+from faceleads.core.uow import transaction
+from faceleads.db import Agency
 from faceleads.errors import NotFound, PermissionDenied, ValidationError
 from faceleads.gallery import authorities
 from faceleads.gallery.bulk import enrol_manifest
@@ -21,6 +25,7 @@ from faceleads.gallery.enrolment import RecordInput, enrol_record
 from faceleads.gallery.models import Encounter, Image, LegalAuthority, Subject
 from faceleads.gallery.nist import enrol_nist
 from faceleads.gallery.runtime import GalleryRuntime
+from tests import dbs
 from tests.conftest import LFW_DIR, lfw_identities
 from tests.gallery.conftest import record, write_manifest
 from tests.gallery.test_nist import make_transaction
@@ -33,7 +38,8 @@ SCRAPED = "scraped from public social media profiles"
 def _denials(rt: GalleryRuntime, action: str = "enrol") -> list[AuditEntry]:
     with rt.session_factory() as session:
         return list(session.scalars(select(AuditEntry).where(AuditEntry.action == action,
-                                                             AuditEntry.outcome == "denied")))  # fmt: skip
+                                                             AuditEntry.outcome == "denied")
+                                    .order_by(AuditEntry.seq)))  # fmt: skip
 
 
 def _count(rt: GalleryRuntime, model: type) -> int:
@@ -77,6 +83,42 @@ def test_the_list_is_administered_and_audited(rt: GalleryRuntime) -> None:
         actions = [e.action for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
         assert verify_chain(session).ok
     assert "authority_add" in actions and "authority_withdraw" in actions
+
+
+@pytest.mark.skipif(not dbs.ON_POSTGRES, reason="concurrent writers need PostgreSQL (SQLite has one writer at a time)")
+def test_two_administrators_adding_the_same_authority_at_once_get_one_entry(rt: GalleryRuntime) -> None:
+    """The duplicate checks compare normalised text, which no constraint holds: concurrent adds must take turns."""
+    admin, _ = _fresh_agency(rt)
+    racer: dict[str, object] = {}
+
+    def add_upper() -> None:
+        try:
+            racer["added"] = authorities.add_authority(rt, admin, "PACE", "Police and Criminal Evidence Act 1984")
+        except Exception as exc:  # handed to the test thread
+            racer["error"] = exc
+
+    with transaction(rt.session_factory) as session:  # another administrator's add of "pace", not yet committed
+        session.scalars(select(Agency.id).where(Agency.id == admin.agency_id).with_for_update()).one()
+        session.add(LegalAuthority(agency_id=admin.agency_id, code="pace", title="PACE 1984", active=True,
+                                   added_by="other-admin"))  # fmt: skip
+        session.flush()
+        thread = threading.Thread(target=add_upper)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while thread.is_alive() and time.monotonic() < deadline:
+            waiting = session.connection().exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            ).scalar()
+            if waiting:
+                break
+            time.sleep(0.05)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "added" not in racer, "the second add went through beside the first: two entries for one authority"
+    assert isinstance(racer.get("error"), ValidationError) and "already on the list" in str(racer["error"])
+    with rt.session_factory() as session:
+        codes = session.scalars(select(LegalAuthority.code).where(LegalAuthority.agency_id == admin.agency_id)).all()
+    assert list(codes) == ["pace"]
 
 
 def test_enrolment_under_an_unlisted_authority_is_refused_everywhere(rt: GalleryRuntime, tmp_path: Path) -> None:

@@ -164,6 +164,10 @@ def add_authority(rt: GalleryRuntime, actor: Actor, code: str, title: str, descr
     title = _text(title, "authority title (the authority as cited)", 500, 3)
     description = _text(description, "description", 2000, 0) if description else ""
     with transaction(rt.session_factory) as session:
+        # The checks below compare normalised codes and titles, which no constraint can express: two administrators
+        # adding "PACE" and "pace" at once would both pass them. Adds to one agency's list take turns on its row
+        # (PostgreSQL; SQLite has one writer at a time and refuses a write from a stale read).
+        session.scalars(select(Agency.id).where(Agency.id == actor.agency_id).with_for_update()).one_or_none()
         entries = session.scalars(select(LegalAuthority).where(LegalAuthority.agency_id == actor.agency_id)).all()
         for other in entries:
             if lawful.normalise(other.code) == lawful.normalise(code):
