@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,12 @@ from tests.lawful import list_authorities
 env = casework.env  # the casework environment (users, lists, a small real gallery), built once for this module
 
 OBTAINED = datetime(2026, 1, 5, 22, 10, tzinfo=UTC)
-TODAY = datetime.now(UTC).date()
+
+
+def _today() -> date:
+    """Today in UTC, read when a test runs: a date fixed at import could be yesterday by the time a long suite
+    reaches the test (the report's period would then end before the events the test just recorded)."""
+    return datetime.now(UTC).date()
 
 
 # --------------------------------------------------------------------------------------------- suppression
@@ -88,7 +93,7 @@ def test_the_csv_neutralises_formula_cells() -> None:
 
     hostile = '=HYPERLINK("http://evil.example/","open")'
     rows = suppress([Row("gallery", "legal_authority", "X", hostile, "text"), Row("s", "m", "total", 7)], 5)
-    report = TransparencyReport("AGA", "A", TODAY, TODAY, datetime.now(UTC), 5, rows)
+    report = TransparencyReport("AGA", "A", _today(), _today(), datetime.now(UTC), 5, rows)
     parsed = list(csv.reader(io.StringIO(report.to_csv())))
     assert ["gallery", "legal_authority", "X", "'" + hostile] in parsed and ["s", "m", "total", "7"] in parsed
 
@@ -250,7 +255,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
 
     # --- the report, with every count published (threshold 1) to check the figures
     exact_rt = GalleryRuntime(rt.settings.model_copy(update={"transparency_min_count": 1}), face_engine=rt.face_engine)
-    exact = transparency_report(exact_rt, env.supervisor, TODAY - timedelta(days=1), TODAY)
+    exact = transparency_report(exact_rt, env.supervisor, _today() - timedelta(days=1), _today())
     assert exact.csv is not None and exact.pdf is not None
     got = _csv(exact.csv)
     expected = {
@@ -292,7 +297,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
     exact_rt.close()
 
     # --- as published: small counts suppressed; the PDF says the same
-    public = transparency_report(rt, _auditor(env), TODAY - timedelta(days=1), TODAY)
+    public = transparency_report(rt, _auditor(env), _today() - timedelta(days=1), _today())
     assert public.csv is not None and public.pdf is not None
     shown = _csv(public.csv)
     assert shown[("searches", "by_regime", "total")] == "5"
@@ -328,7 +333,7 @@ def test_outcomes_and_the_transparency_report(env: Env, tmp_path: Path, monkeypa
 
 
 def test_who_may_produce_the_report(env: Env) -> None:
-    period = (TODAY - timedelta(days=30), TODAY)
+    period = (_today() - timedelta(days=30), _today())
     for who in (env.analyst, env.investigator, env.records, env.admin):
         with pytest.raises(PermissionDenied, match="transparency report"):
             transparency_report(env.rt, who, *period, formats=("json",))
@@ -339,7 +344,7 @@ def test_who_may_produce_the_report(env: Env) -> None:
     with pytest.raises(NotFound, match="unknown agency 'NOPE'"):
         transparency_report(env.rt, env.supervisor, *period, agency_code="NOPE")
     with pytest.raises(ValidationError, match=r"ends .* before it starts"):
-        transparency_report(env.rt, env.supervisor, TODAY, TODAY - timedelta(days=1))
+        transparency_report(env.rt, env.supervisor, _today(), _today() - timedelta(days=1))
     with env.rt.session_factory() as session:
         denied = session.scalars(select(AuditEntry).where(AuditEntry.action == "transparency_report",
                                                           AuditEntry.outcome == "denied")).all()  # fmt: skip
@@ -394,7 +399,7 @@ def test_oversight_reports_on_any_agency_and_on_every_agency_at_once(env: Env) -
     summed; an auditor without an agency named gets their own agency's, never the aggregate."""
     rt = env.rt
     oversight = _auditor(env, "OVS", Role.OVERSIGHT)
-    period = (TODAY - timedelta(days=1), TODAY)
+    period = (_today() - timedelta(days=1), _today())
     met = transparency_report(rt, oversight, *period, agency_code="MET", formats=("json",)).report
     assert met.agency == "MET"
     every = transparency_report(rt, oversight, *period, formats=("csv", "pdf"))
@@ -429,7 +434,7 @@ def test_cli_writes_csv_and_pdf(env: Env, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(context, "_runtime", env.rt)
     out_csv, out_pdf = tmp_path / "t.csv", tmp_path / "t.pdf"
     result = CliRunner().invoke(app, ["report", "transparency", "--agency", "MET", "--from",
-                                      (TODAY - timedelta(days=7)).isoformat(), "--to", TODAY.isoformat(), "--csv",
+                                      (_today() - timedelta(days=7)).isoformat(), "--to", _today().isoformat(), "--csv",
                                       str(out_csv), "--pdf", str(out_pdf)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out_csv.read_text().startswith("section,measure,breakdown,value\nreport,agency,,MET\n")
