@@ -69,16 +69,41 @@ ADMIN_PASSWORD = "Correct-h0rse-battery"
 PLAYERS = default_model_dir() / "players.jpg"
 
 sync_api = pytest.importorskip("playwright.sync_api")
+# Playwright's defaults (5 s for an expect, 30 s for an action or navigation) are short for a loaded 2-core CI
+# machine rendering pages that run searches and draw images; a passing wait returns at once, so a generous bound
+# costs nothing and only turns a slow machine's pass into a pass rather than a flake.
+EXPECT_TIMEOUT_MS = 60_000
+ACTION_TIMEOUT_MS = 120_000
+sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make test does)")
 
 # Every HTML page checked by axe: route template -> an address checked.
 CHECKED: dict[str, str] = {}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to a free port, handed to uvicorn as is: asking for a free port, releasing it and
+    binding it again later would race with any other process (other test runs share the machine)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def serve_in_thread(app: Any) -> tuple[Any, threading.Thread, str]:
+    """Start uvicorn for ``app`` in a daemon thread on a socket of its own; (server, thread, base URL)."""
+    import uvicorn
+
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    return uv, thread, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -93,8 +118,6 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Server]:
     """The app with the demo users and gallery, served by uvicorn in a background thread."""
-    import uvicorn
-
     # A role no other step signs in with requires an authenticator app, so that its enrolment flow is walked.
     settings = settings_for(tmp_path_factory.mktemp("browser") / "data", totp_required_roles=["training_officer"],
                             sign_in_attempts_per_address=100_000)  # every role signs in from one address
@@ -103,18 +126,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> Iterator[Se
     report = load_demo(rt)
     list_authorities(rt, "DEV")  # the authorities the test records are held under (tests/lawful.py)
     passwords = {"admin": ADMIN_PASSWORD, **report.passwords}
-    port = free_port()
     app = create_app(settings, runtime=rt)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", rt, passwords, app)
+    uv, thread, url = serve_in_thread(app)
+    yield Server(url, rt, passwords, app)
     uv.should_exit = True
     thread.join(10)
     rt.close()
@@ -168,7 +182,7 @@ def check(page: Any, name: str | None = None, *, doc: bool = False) -> None:
         shot(page, name, doc=doc)
 
 
-def wait_images(page: Any, timeout: float = 30.0) -> None:
+def wait_images(page: Any, timeout: float = 90.0) -> None:
     """Wait until every image on the page has loaded (polling: the page's CSP forbids Playwright's eval-based
     wait_for_function, which is itself a check that the policy is in force)."""
     deadline = time.monotonic() + timeout
@@ -181,6 +195,7 @@ def wait_images(page: Any, timeout: float = 30.0) -> None:
 
 def new_page(browser: Any, width: int = 1280, height: int = 900) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.add_init_script(path=str(AXE))
     page = context.new_page()
     errors: list[str] = []
@@ -297,7 +312,7 @@ def test_roles_walk_the_case_through_blind_verification_and_a_dispute(browser: A
     ids["probe"] = int(probe_url.rsplit("/", 1)[1])
     wait_images(page)
     page.locator("#edit-form input[name=brightness]").fill("20")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "/preview?" not in (page.locator("#probe-img").get_attribute("src") or ""):
         assert time.monotonic() < deadline, "live preview did not start"
         time.sleep(0.1)
@@ -345,7 +360,7 @@ def test_roles_walk_the_case_through_blind_verification_and_a_dispute(browser: A
     page.locator("#cand-brightness").fill("150")
     assert "brightness(1.5)" in (page.locator("#cand-crop").get_attribute("style") or "")
     page.click("#toggle-originals")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90
     loaded = ("() => { const i = document.getElementById('cand-orig'); "
               "return i.complete && i.naturalWidth > 0 && !!i.style.width; }")
     while not page.evaluate(loaded):
