@@ -161,7 +161,7 @@ class _RowCounter:
             return 0
 
 
-def _live_members(pgid: int, wait: float = 10.0) -> list[int]:
+def _live_members(pgid: int, wait: float = 60.0) -> list[int]:
     """Processes of group ``pgid`` that are still running (zombies awaiting their reaper count as dead)."""
     deadline = time.monotonic() + wait
     while True:
